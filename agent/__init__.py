@@ -1,0 +1,1 @@
+"""The orchestrator, System-2 backends, coaching, recorder, API, store and CLI."""

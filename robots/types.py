@@ -1,0 +1,103 @@
+"""Data model shared by robots and everyone who reads them: observations and robot descriptions.
+
+Validation happens here, once, so every consumer (policy worker, recorder, API) can trust the shapes.
+Errors name the field and the expected shape because they surface to operators and integrators.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class CameraSpec(BaseModel):
+    """A camera a robot provides: its name and image size in pixels."""
+
+    name: str
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    wrist: bool = False
+
+
+class JointSpec(BaseModel):
+    """One state or action dimension with its unit and limits (limits may be infinite)."""
+
+    name: str
+    unit: str = ""
+    lower: float = -np.inf
+    upper: float = np.inf
+
+    @model_validator(mode="after")
+    def _ordered(self) -> JointSpec:
+        if self.lower > self.upper:
+            raise ValueError(f"joint {self.name!r}: lower limit {self.lower} > upper limit {self.upper}")
+        return self
+
+
+class RobotDescription(BaseModel):
+    """What a robot is: cameras, state and action spaces, control rate, and the tasks it knows."""
+
+    name: str
+    robot_type: str
+    cameras: list[CameraSpec]
+    state: list[JointSpec]
+    actions: list[JointSpec]
+    control_hz: float = Field(gt=0)
+    tasks: list[str] = Field(default_factory=list)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    @property
+    def state_names(self) -> list[str]:
+        return [s.name for s in self.state]
+
+    @property
+    def action_names(self) -> list[str]:
+        return [a.name for a in self.actions]
+
+
+class Observation(BaseModel):
+    """One snapshot of a robot: named uint8 HxWx3 camera images, a float state vector with names, a timestamp."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    state_names: list[str] = Field(default_factory=list)
+    timestamp: float = Field(default_factory=time.time)
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _check_images(cls, images: object) -> dict[str, np.ndarray]:
+        if not isinstance(images, dict):
+            raise ValueError(f"images must be a mapping of camera name to (H, W, 3) uint8 arrays, got {type(images).__name__}")
+        for name, image in images.items():
+            if not isinstance(image, np.ndarray):
+                raise ValueError(f"images[{name!r}] must be a numpy array of shape (H, W, 3) uint8, got {type(image).__name__}")
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"images[{name!r}] must have shape (H, W, 3), got {image.shape}")
+            if image.dtype != np.uint8:
+                raise ValueError(f"images[{name!r}] must be uint8 (H, W, 3), got dtype {image.dtype}")
+        return images
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _check_state(cls, state: object) -> np.ndarray:
+        array = np.asarray(state)
+        if array.ndim != 1:
+            raise ValueError(f"state must be a 1-D vector of shape (n,), got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"state must be numeric of shape (n,), got dtype {array.dtype}")
+        return array.astype(np.float32)
+
+    @model_validator(mode="after")
+    def _names_match(self) -> Observation:
+        if self.state_names and len(self.state_names) != self.state.shape[0]:
+            raise ValueError(
+                f"state_names has {len(self.state_names)} names but state has shape {self.state.shape}; expected equal length"
+            )
+        return self

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates/updates .venv with everything hearth needs. Idempotent; used by `make demo` and `make test`.
+# Order matters: torch first from the local CPU wheel (otherwise pip resolves a multi-GB CUDA build), then the
+# packages whose metadata pins numpy<2 or opencv-python go in with --no-deps, then hearth itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+.venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" "torch==2.13.0"
+"${pip[@]}" --no-deps "robosuite==1.5.2" "mink==0.0.5" "openpi-client==0.1.2"
+if [ -n "$extras" ]; then "${pip[@]}" -e ".[$extras]"; else "${pip[@]}" -e .; fi

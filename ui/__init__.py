@@ -1,0 +1,1 @@
+"""The Streamlit operator console. Talks to the API over HTTP/WebSocket only."""

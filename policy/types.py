@@ -58,3 +58,10 @@ class ActionChunk(BaseModel):
     @property
     def action_dim(self) -> int:
         return int(self.actions.shape[1])
+
+
+class PolicyInputError(ValueError):
+    """Bad input to a policy (missing camera, wrong shape, NaN state, prompt too long), phrased for the caller.
+
+    The worker turns it into an error frame for that client only; it never becomes a silent zero chunk.
+    """

@@ -101,3 +101,12 @@ class Observation(BaseModel):
                 f"state_names has {len(self.state_names)} names but state has shape {self.state.shape}; expected equal length"
             )
         return self
+
+
+class SafetyEvent(BaseModel):
+    """An intervention of the safety layer (clamp, NaN rejection, e-stop, watchdog), reported upward as an event."""
+
+    kind: str
+    message: str
+    timestamp: float = Field(default_factory=time.time)
+    details: dict[str, object] = Field(default_factory=dict)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 ENV_PREFIX = "HEARTH_"
@@ -53,14 +53,23 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def env_overrides(environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX) -> dict[str, Any]:
-    """`HEARTH_API__PORT=9000` -> {"api": {"port": 9000}}. Variables without `__` are not config keys."""
+def env_overrides(
+    environ: Mapping[str, str] | None = None, prefix: str = ENV_PREFIX, top_level_keys: Iterable[str] = ()
+) -> dict[str, Any]:
+    """`HEARTH_API__PORT=9000` -> {"api": {"port": 9000}}.
+
+    A variable without `__` (`HEARTH_EPISODES_DIR`) is a config key only when it names one of `top_level_keys`;
+    other `HEARTH_*` variables belong to other tools (e.g. an API key for one process) and are left alone.
+    """
     environ = os.environ if environ is None else environ
+    top_level = set(top_level_keys)
     tree: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(prefix) or "__" not in key:
+        if not key.startswith(prefix):
             continue
         dotted = key[len(prefix) :].lower().replace("__", ".")
+        if "__" not in key[len(prefix) :] and dotted not in top_level:
+            continue
         _set_dotted(tree, dotted, _parse_scalar(value))
     return tree
 
@@ -124,7 +133,7 @@ def load_config(
     if path is not None:
         data = read_yaml(Path(path))
         source = str(path)
-    data = deep_merge(data, env_overrides(environ, env_prefix))
+    data = deep_merge(data, env_overrides(environ, env_prefix, model.model_fields))
     data = deep_merge(data, cli_overrides(overrides))
     try:
         return model.model_validate(data)
@@ -148,4 +157,4 @@ def resolve_config_path(kind: str, name_or_path: str) -> Path:
 
 class LoggingConfig(StrictModel):
     level: str = "INFO"
-    json_format: bool = Field(default=False, alias="json")
+    format: Literal["keyvalue", "json"] = "keyvalue"

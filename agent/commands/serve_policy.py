@@ -1,0 +1,90 @@
+"""`hearth serve-policy`: serve a π₀.₅ checkpoint (or a random-weight preset) over the openpi WebSocket protocol.
+
+Heavy imports (torch, the model) happen inside the command so `hearth --help` stays fast. The bound URL is
+printed once listening (port 0 picks a free port, and scripts read the line); SIGTERM and SIGINT stop the
+server cleanly: open connections are closed with 1001 and the inference thread is joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def command(
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A hearth checkpoint folder."),
+    random_preset: str | None = typer.Option(
+        None, "--random-preset", help="Serve random weights of this preset (tiny, sim-small, pi05) instead of a checkpoint."
+    ),
+    preset: str | None = typer.Option(None, "--preset", help="Preset name, used with --random."),
+    random: bool = typer.Option(False, "--random", help="With --preset: random weights (for tests and benchmarks)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the worker."),
+    port: int = typer.Option(8000, "--port", help="TCP port (openpi's default is 8000; 0 picks a free one)."),
+    api_key: list[str] = typer.Option([], "--api-key", envvar="HEARTH_POLICY_API_KEY", help="Accepted API key (repeatable)."),
+    mapping: str = typer.Option("hearth", "--mapping", help="Request keys: hearth, droid, libero or aloha."),
+    default_prompt: str | None = typer.Option(None, "--default-prompt", help="Prompt when a request has none (aloha)."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most requests per model call."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", min=0.0, help="Longest wait for a batch to fill."),
+    device: str | None = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
+    cameras: str | None = typer.Option(None, "--cameras", help="Random policy: comma-separated camera names."),
+    seed: int = typer.Option(0, "--seed", help="Random policy: weight seed."),
+) -> None:
+    """Serve System 1 (actions) and System 2 (subtasks) to robots and openpi clients."""
+    from policy.mappings import MAPPING_NAMES, mapping_defaults
+    from policy.server import PolicyServer
+
+    if mapping not in MAPPING_NAMES:
+        raise typer.BadParameter(f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping")
+    if random_preset is None and random:
+        if not preset:
+            raise typer.BadParameter("--random needs --preset NAME", param_hint="--random")
+        random_preset = preset
+    if (checkpoint is None) == (random_preset is None):
+        raise typer.BadParameter("give exactly one of --checkpoint DIR or --random-preset NAME", param_hint="--checkpoint")
+
+    from policy.inference import Pi05Policy
+
+    if checkpoint is not None:
+        if not checkpoint.is_dir():
+            raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
+        policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
+    else:
+        default_cameras, state_dim, action_dim = mapping_defaults(mapping)
+        camera_names = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else default_cameras
+        policy = Pi05Policy.build_random(
+            random_preset,
+            camera_names=camera_names,
+            state_names=[f"state_{i}" for i in range(state_dim)],
+            action_names=[f"action_{i}" for i in range(action_dim)],
+            seed=seed,
+        )
+
+    server = PolicyServer(
+        policy,
+        host=host,
+        port=port,
+        api_keys=list(api_key),
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        mapping=mapping,
+        default_prompt=default_prompt,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
+
+        def announce(url: str) -> None:
+            typer.echo(f"policy worker listening on {url} (mapping={mapping}, auth={'on' if api_key else 'off'})")
+
+        await server.serve(on_ready=announce)
+
+    asyncio.run(main())
+    typer.echo("policy worker stopped")

@@ -1,0 +1,447 @@
+"""The policy worker: an openpi-compatible WebSocket server for System 1 (actions) and System 2 (subtasks).
+
+Wire (reference/openpi.md §3.9): on open the server sends one binary msgpack frame with metadata; then each
+binary request `msgpack(obs)` gets one binary reply with `actions`, `server_timing` and `policy_timing`. Errors
+are a text frame (the message, or a traceback for internal failures) followed by close 1011 — exactly what the
+unmodified `openpi_client.WebsocketClientPolicy` expects. `GET /healthz` answers "OK\n"; `GET /metrics` answers
+Prometheus text.
+
+Why the shape of this module:
+- Inference runs on one dedicated thread (`InferenceBatcher`), never on the event loop, so health checks,
+  metrics and keepalive pings answer while the model works (openpi's server blocks its loop; issue #717).
+- Requests that arrive together from several robots are batched through `Pi05Policy.act_batch`: the batcher
+  waits at most `batch_wait_ms` after the first request and takes at most `max_batch`. One model call per batch
+  keeps a GPU busy; the bounds keep a lone robot's latency low.
+- One bad request never hurts anyone else: decoding and validation happen per connection; if a batched model
+  call fails, its members are retried one by one so only the culprit gets the error.
+- Extensions are additive keys (policy/mappings.py): `hearth/subtask`, `hearth/prev_chunk` + `hearth/delay`
+  (real-time chunking continuation), `hearth/episode_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from policy.mappings import DEFAULT_MAX_IMAGE_SIDE, EXTENSION_KEYS, PolicyRequest, PolicySpec, get_mapping
+from policy.metrics import CONTENT_TYPE, WorkerMetrics
+from policy.types import PolicyInputError
+from policy.wire import WireError, packb, unpackb
+
+if TYPE_CHECKING:
+    from policy.inference import Pi05Policy
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR_REASON = "Internal server error. Traceback included in previous frame."
+BAD_REQUEST_REASON = "Bad request. Details in previous frame."
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class InferenceResult:
+    """What the inference thread hands back for one request."""
+
+    actions: np.ndarray | None = None
+    subtask: str | None = None
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
+    batch_size: int = 1
+
+
+@dataclass
+class _Job:
+    request: PolicyRequest
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def _deliver(future: asyncio.Future, result: InferenceResult | None, error: BaseException | None) -> None:
+    if future.done():  # the connection went away and its handler was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class InferenceBatcher:
+    """One thread that owns the model: collects requests into bounded batches and runs them.
+
+    The model is not thread-safe (and a GPU serialises work anyway), so exactly one thread calls it.
+    """
+
+    def __init__(self, policy: Pi05Policy, max_batch: int, batch_wait_s: float, metrics: WorkerMetrics):
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        if batch_wait_s < 0:
+            raise ValueError("batch wait must be >= 0")
+        self.policy = policy
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
+        self.metrics = metrics
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="policy-inference", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, request: PolicyRequest) -> asyncio.Future:
+        """Queue a request; the returned future (on the running loop) gets an InferenceResult or an exception."""
+        loop = asyncio.get_running_loop()
+        job = _Job(request, loop, loop.create_future())
+        self._queue.put(job)
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return job.future
+
+    # ---- inference thread ---------------------------------------------------------------------------
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """The first job plus whatever arrives within the wait window (bounded); True when told to stop."""
+        batch = [first]
+        deadline = time.perf_counter() + self.batch_wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.perf_counter()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+        return batch, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stopping = self._collect(first)
+            self.metrics.queue_depth.set(self._queue.qsize())
+            live = [job for job in batch if not job.future.done()]
+            act_jobs = [job for job in live if job.request.kind == "act"]
+            subtask_jobs = [job for job in live if job.request.kind == "subtask"]
+            if act_jobs:
+                self._run_act(act_jobs)
+            for job in subtask_jobs:
+                self._run_subtask(job)
+        # Anything still queued at shutdown gets a clear error instead of waiting forever.
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._finish(job, None, RuntimeError("policy worker is shutting down"))
+
+    def _finish(self, job: _Job, result: InferenceResult | None, error: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting any more
+            job.loop.call_soon_threadsafe(_deliver, job.future, result, error)
+
+    def _act_call(self, jobs: Sequence[_Job]) -> list[Any]:
+        requests = [job.request for job in jobs]
+        observations = [r.observation for r in requests]
+        prompts = [r.prompt for r in requests]
+        if any(r.prev_chunk is not None for r in requests):
+            return self.policy.act_batch(
+                observations, prompts, prev_chunks=[r.prev_chunk for r in requests], delays=[r.delay for r in requests]
+            )
+        return self.policy.act_batch(observations, prompts)
+
+    def _run_act(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            chunks = self._act_call(jobs)
+            if len(chunks) != len(jobs):
+                raise RuntimeError(f"act_batch returned {len(chunks)} chunks for {len(jobs)} requests")
+        except Exception as exc:
+            if len(jobs) > 1:
+                # Find the culprit: one bad observation must not cost the other robots their chunk.
+                logger.warning("batched inference failed (%s); retrying %d requests one by one", exc, len(jobs))
+                for job in jobs:
+                    self._run_act([job])
+                return
+            self._finish(jobs[0], None, exc)
+            return
+        model_s = time.perf_counter() - started
+        self.metrics.inference_latency.observe(model_s, kind="act")
+        self.metrics.batch_size.observe(len(jobs), kind="act")
+        for job, chunk in zip(jobs, chunks, strict=True):
+            actions = np.asarray(getattr(chunk, "actions", chunk), dtype=np.float32)
+            queue_s = started - job.enqueued
+            self.metrics.queue_latency.observe(queue_s)
+            self._finish(job, InferenceResult(actions=actions, queue_ms=queue_s * 1e3, model_ms=model_s * 1e3,
+                                              batch_size=len(jobs)), None)
+
+    def _run_subtask(self, job: _Job) -> None:
+        started = time.perf_counter()
+        try:
+            text = self.policy.subtask(job.request.observation, job.request.prompt)
+        except Exception as exc:
+            self._finish(job, None, exc)
+            return
+        model_s = time.perf_counter() - started
+        self.metrics.inference_latency.observe(model_s, kind="subtask")
+        self.metrics.batch_size.observe(1, kind="subtask")
+        queue_s = started - job.enqueued
+        self.metrics.queue_latency.observe(queue_s)
+        self._finish(job, InferenceResult(subtask=str(text), queue_ms=queue_s * 1e3, model_ms=model_s * 1e3), None)
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as msgpack-native values (tuples -> lists, numpy -> python)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class PolicyServer:
+    """Serve one Pi05Policy to any number of robots over the openpi WebSocket protocol."""
+
+    def __init__(
+        self,
+        policy: Pi05Policy,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        api_keys: list[str] | None = None,
+        max_batch: int = 8,
+        batch_wait_ms: float = 5.0,
+        mapping: str = "hearth",
+        *,
+        default_prompt: str | None = None,
+        max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
+        max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    ):
+        self.policy = policy
+        self.host = host
+        self.port = port
+        self.api_keys = [k for k in (api_keys or []) if k]
+        self.max_image_side = max_image_side
+        self.max_message_bytes = max_message_bytes
+        self.spec = PolicySpec.from_metadata(policy.metadata)
+        self.mapping = get_mapping(mapping, self.spec, default_prompt=default_prompt)
+        self.metrics = WorkerMetrics()
+        self.batcher = InferenceBatcher(policy, max_batch, batch_wait_ms / 1e3, self.metrics)
+        self.metadata: dict[str, Any] = _plain(
+            {
+                **dict(policy.metadata),
+                **self.mapping.metadata,
+                "mapping": self.mapping.name,
+                "request_keys": self.mapping.expected_keys(),
+                "extensions": list(EXTENSION_KEYS),
+            }
+        )
+        self._metadata_frame = packb(self.metadata)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._bound_port: int | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def bound_port(self) -> int:
+        if self._bound_port is None:
+            raise RuntimeError("the server is not listening yet")
+        return self._bound_port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.bound_port}"
+
+    async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Listen until stop() is called (or the task is cancelled); inference thread started and stopped here.
+
+        `on_ready(url)` is called once the socket is bound (with port 0, that is when the real port is known).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self.batcher.start()
+        try:
+            async with serve(
+                self._handle,
+                self.host,
+                self.port,
+                compression=None,
+                max_size=self.max_message_bytes,
+                process_request=self._process_request,
+                ping_interval=20,
+                ping_timeout=20,
+                logger=logging.getLogger("policy.server.websockets"),
+            ) as server:
+                self._bound_port = int(next(iter(server.sockets)).getsockname()[1])
+                logger.info("policy worker listening on %s (mapping=%s)", self.url, self.mapping.name,
+                            extra={"url": self.url})
+                self._ready.set()
+                if on_ready is not None:
+                    on_ready(self.url)
+                await self._stop_event.wait()
+                logger.info("policy worker shutting down")
+        finally:
+            self.batcher.stop()
+            self._ready.clear()
+
+    def stop(self) -> None:
+        """Ask serve() to return; safe from any thread and from signal handlers."""
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    @contextlib.contextmanager
+    def run_in_thread(self, timeout_s: float = 60.0) -> Iterator[int]:
+        """Serve on a background thread; yields the bound port (port=0 picks a free one). For tests and the demo."""
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(self.serve())
+            except BaseException as exc:
+                failure.append(exc)
+                logger.exception("policy server thread failed")
+
+        thread = threading.Thread(target=target, name="policy-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.05):
+            if failure or not thread.is_alive():
+                raise RuntimeError(f"policy server failed to start: {failure[0] if failure else 'thread exited'}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"policy server did not start within {timeout_s}s")
+        try:
+            yield self.bound_port
+        finally:
+            self.stop()
+            thread.join(timeout_s)
+
+    # ---- HTTP side: health, metrics, auth -----------------------------------------------------------
+    def _authorized(self, header: str | None) -> bool:
+        if not self.api_keys:
+            return True
+        if not header or not header.startswith("Api-Key "):
+            return False
+        offered = header[len("Api-Key "):].strip().encode()
+        # Compare against every key so the time taken does not reveal which key nearly matched.
+        matches = [hmac.compare_digest(offered, key.encode()) for key in self.api_keys]
+        return any(matches)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "OK\n")
+        if not self._authorized(request.headers.get("Authorization")):
+            self.metrics.errors.inc(reason="auth")
+            logger.warning("refused connection with a missing or wrong API key", extra={"peer": str(connection.remote_address)})
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n")
+        if path == "/metrics":
+            response = connection.respond(HTTPStatus.OK, self.metrics.render())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = CONTENT_TYPE
+            return response
+        return None  # proceed with the WebSocket handshake
+
+    # ---- WebSocket side -----------------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.metrics.connections_total.inc()
+        self.metrics.connections_open.inc()
+        peer = str(ws.remote_address)
+        episode_id: str | None = None
+        prev_total_ms: float | None = None
+        try:
+            await ws.send(self._metadata_frame)
+            async for message in ws:
+                received = time.perf_counter()
+                kind = "unknown"
+                try:
+                    if isinstance(message, str):
+                        raise PolicyInputError("expected a binary msgpack frame, got a text frame")
+                    request = self.mapping.parse(unpackb(message), self.spec, self.max_image_side)
+                    kind = request.kind
+                    if request.episode_id and request.episode_id != episode_id:
+                        episode_id = request.episode_id
+                        logger.info("connection %s now serves episode %s", peer, episode_id, extra={"episode_id": episode_id})
+                    decoded = time.perf_counter()
+                    result: InferenceResult = await self.batcher.submit(request)
+                    done = time.perf_counter()
+                    reply = self._reply(request, result, (decoded - received) * 1e3, (done - decoded) * 1e3, prev_total_ms)
+                    await ws.send(packb(reply))
+                except (WireError, PolicyInputError) as exc:
+                    self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
+                    self.metrics.requests.inc(kind=kind, outcome="error")
+                    logger.warning("bad request from %s: %s", peer, exc, extra={"episode_id": episode_id or ""})
+                    await self._send_error(ws, f"bad request: {exc}", BAD_REQUEST_REASON)
+                    return
+                except ConnectionClosed:
+                    raise
+                except Exception:
+                    self.metrics.errors.inc(reason="internal")
+                    self.metrics.requests.inc(kind=kind, outcome="error")
+                    logger.exception("inference failed for %s", peer, extra={"episode_id": episode_id or ""})
+                    await self._send_error(ws, traceback.format_exc(), INTERNAL_ERROR_REASON)
+                    return
+                total_s = time.perf_counter() - received
+                prev_total_ms = total_s * 1e3
+                self.metrics.requests.inc(kind=kind, outcome="ok")
+                self.metrics.request_latency.observe(total_s, kind=kind)
+        except ConnectionClosed as exc:
+            if exc.rcvd is None or exc.rcvd.code not in (1000, 1001):
+                self.metrics.errors.inc(reason="disconnect")
+                logger.info("connection %s dropped: %s", peer, exc, extra={"episode_id": episode_id or ""})
+        finally:
+            self.metrics.connections_open.dec()
+
+    def _reply(
+        self, request: PolicyRequest, result: InferenceResult, decode_ms: float, infer_ms: float, prev_total_ms: float | None
+    ) -> dict[str, Any]:
+        if request.kind == "subtask":
+            reply: dict[str, Any] = {"hearth/subtask": result.subtask or ""}
+        else:
+            assert result.actions is not None
+            reply = self.mapping.reply(result.actions)
+        server_timing: dict[str, float] = {
+            "infer_ms": infer_ms,
+            "decode_ms": decode_ms,
+            "queue_ms": result.queue_ms,
+            "batch_size": float(result.batch_size),
+        }
+        if prev_total_ms is not None:
+            server_timing["prev_total_ms"] = prev_total_ms
+        reply["server_timing"] = server_timing
+        reply["policy_timing"] = {"infer_ms": result.model_ms}
+        return reply
+
+    async def _send_error(self, ws: ServerConnection, text: str, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(text)
+            await ws.close(1011, reason)

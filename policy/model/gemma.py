@@ -1,0 +1,274 @@
+"""Gemma decoder blocks and the joint two-expert layer that makes π₀.₅ one transformer with two weight sets.
+
+Each expert (the PaliGemma VLM and the action expert) has its own norms, Q/K/V/O projections and GeGLU
+MLP; per layer the Q/K/V of all experts' tokens are concatenated along the sequence, rotated with shared
+positions and attended in one softmax, then split back so each expert applies its own output projection
+(reference/openpi.md §1.4). The action expert's norms are adaptive (AdaRMSNorm: scale, shift and a
+residual gate computed from the flow-time embedding). Submodule names follow the Hugging Face layout
+(`self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, ...) so checkpoint keys map by prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from policy.model.config import GemmaConfig
+
+# openpi masks attention logits with this value rather than -inf so fully masked rows stay finite.
+MASK_VALUE = -2.3819763e38
+
+KVCache = list[tuple[Tensor, Tensor]]  # per layer: (keys [B, L, KV, Dh] after RoPE, values [B, L, KV, Dh])
+
+
+class RMSNorm(nn.Module):
+    """Gemma RMSNorm: x / rms(x) * (1 + w), computed in float32, w initialised to zero."""
+
+    def __init__(self, width: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if cond is not None:
+            raise ValueError("plain RMSNorm takes no conditioning")
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (normed * (1.0 + self.weight.float())).to(x.dtype), None
+
+
+class AdaRMSNorm(nn.Module):
+    """Adaptive RMSNorm of the action expert: y = norm(x)·(1+scale)+shift, plus a gate for the residual.
+
+    `dense` is zero-initialised, so an untrained expert starts as plain normalization with a closed gate.
+    """
+
+    def __init__(self, width: int, cond_width: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.dense = nn.Linear(cond_width, 3 * width)
+        nn.init.zeros_(self.dense.weight)
+        nn.init.zeros_(self.dense.bias)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if cond is None:
+            raise ValueError("AdaRMSNorm needs the time conditioning vector")
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        modulation = self.dense(cond.to(self.dense.weight.dtype)).float()
+        if modulation.dim() == 2:  # one condition per sequence -> broadcast over tokens
+            modulation = modulation[:, None, :]
+        scale, shift, gate = modulation.chunk(3, dim=-1)
+        return (normed * (1.0 + scale) + shift).to(x.dtype), gate.to(x.dtype)
+
+
+class GemmaAttentionProjections(nn.Module):
+    """Q/K/V/O projections of one expert (multi-query: few KV heads shared by all query heads)."""
+
+    def __init__(self, config: GemmaConfig):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.num_kv_heads = config.num_kv_heads
+        self.head_dim = config.head_dim
+        self.q_proj = nn.Linear(config.width, config.num_heads * config.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.width, config.num_kv_heads * config.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.width, config.num_kv_heads * config.head_dim, bias=False)
+        self.o_proj = nn.Linear(config.num_heads * config.head_dim, config.width, bias=False)
+
+    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        batch, length, _ = x.shape
+        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
+        k = self.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+        v = self.v_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+        return q, k, v
+
+
+class GemmaMLP(nn.Module):
+    """GeGLU feed-forward: down(gelu_tanh(gate(x)) * up(x))."""
+
+    def __init__(self, config: GemmaConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.width, config.mlp_dim, bias=False)
+        self.up_proj = nn.Linear(config.width, config.mlp_dim, bias=False)
+        self.down_proj = nn.Linear(config.mlp_dim, config.width, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+
+
+class GemmaLayer(nn.Module):
+    def __init__(self, config: GemmaConfig, adaptive: bool, cond_width: int, eps: float):
+        super().__init__()
+        if adaptive:
+            self.input_layernorm: nn.Module = AdaRMSNorm(config.width, cond_width, eps)
+            self.post_attention_layernorm: nn.Module = AdaRMSNorm(config.width, cond_width, eps)
+        else:
+            self.input_layernorm = RMSNorm(config.width, eps)
+            self.post_attention_layernorm = RMSNorm(config.width, eps)
+        self.self_attn = GemmaAttentionProjections(config)
+        self.mlp = GemmaMLP(config)
+
+
+class GemmaStack(nn.Module):
+    """The weights of one expert: optional token embedding, `depth` layers, final norm.
+
+    Forward passes go through `joint_forward`, which can run one expert alone or several together.
+    """
+
+    def __init__(self, config: GemmaConfig, vocab_size: int | None = None, adaptive: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.config = config
+        self.adaptive = adaptive
+        self.embed_tokens = nn.Embedding(vocab_size, config.width) if vocab_size else None
+        self.layers = nn.ModuleList(GemmaLayer(config, adaptive, config.width, eps) for _ in range(config.depth))
+        self.norm: nn.Module = AdaRMSNorm(config.width, config.width, eps) if adaptive else RMSNorm(config.width, eps)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Token embeddings scaled by sqrt(width), as Gemma (and π₀.₅'s prefix) uses them."""
+        if self.embed_tokens is None:
+            raise RuntimeError("this expert has no token embedding")
+        weight = self.embed_tokens.weight
+        return F.embedding(tokens, weight) * torch.tensor(self.config.width**0.5, dtype=weight.dtype)
+
+
+def rope_tables(positions: Tensor, head_dim: int, max_wavelength: float) -> tuple[Tensor, Tensor]:
+    """sin/cos tables [B, L, 1, Dh/2] for `rope`; computed once per forward and shared by all layers."""
+    half = head_dim // 2
+    freq_exponents = torch.arange(half, dtype=torch.float32, device=positions.device) * (2.0 / head_dim)
+    inv_timescale = max_wavelength ** (-freq_exponents)
+    angles = positions.to(torch.float32)[..., None] * inv_timescale  # [B, L, half]
+    return torch.sin(angles)[:, :, None, :], torch.cos(angles)[:, :, None, :]
+
+
+def rope(x: Tensor, tables: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotary embedding on [B, L, heads, Dh] with the first/second half split (openpi `_apply_rope`)."""
+    sin, cos = tables
+    half = x.shape[-1] // 2
+    x32 = x.float()
+    first, second = x32[..., :half], x32[..., half:]
+    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1).to(x.dtype)
+
+
+def make_attn_mask(pad_mask: Tensor, ar_mask: Tensor) -> Tensor:
+    """big_vision/openpi block mask: token i sees valid token j iff block(j) <= block(i).
+
+    `ar_mask` True starts a new block; [L] or [B, L]. Returns bool [B, L, L].
+    """
+    if ar_mask.dim() == 1:
+        ar_mask = ar_mask[None].expand_as(pad_mask)
+    blocks = torch.cumsum(ar_mask.long(), dim=1)
+    attn = blocks[:, None, :] <= blocks[:, :, None]
+    valid = pad_mask[:, None, :] & pad_mask[:, :, None]
+    return attn & valid
+
+
+def mask_bias(mask: Tensor) -> Tensor:
+    """bool [B, Lq, Lk] -> additive float32 bias [B, 1, 1, Lq, Lk] (0 or MASK_VALUE) for `attend`."""
+    zero = torch.zeros((), dtype=torch.float32, device=mask.device)
+    return torch.where(mask, zero, torch.tensor(MASK_VALUE, device=mask.device))[:, None, None]
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """Grouped-query attention. q [B, Lq, H, Dh], k/v [B, Lk, KV, Dh], bias from `mask_bias`.
+
+    Query heads are grouped over the KV heads by reshaping (no K/V copies); logits and softmax run in
+    float32; masked logits get MASK_VALUE, never -inf, so fully masked padding rows stay finite.
+    Returns [B, Lq, H*Dh].
+    """
+    batch, q_len, heads, head_dim = q.shape
+    kv_heads = k.shape[2]
+    groups = heads // kv_heads
+    q5 = q.float().permute(0, 2, 1, 3).reshape(batch, kv_heads, groups, q_len, head_dim)
+    k5 = k.float().permute(0, 2, 1, 3)[:, :, None]  # [B, KV, 1, Lk, Dh]
+    v5 = v.permute(0, 2, 1, 3)[:, :, None]
+    logits = torch.matmul(q5 * head_dim**-0.5, k5.transpose(-1, -2)) + bias
+    probs = torch.softmax(logits, dim=-1).to(v5.dtype)
+    out = torch.matmul(probs, v5)  # [B, KV, G, Lq, Dh]
+    return out.reshape(batch, heads, q_len, head_dim).transpose(1, 2).reshape(batch, q_len, heads * head_dim)
+
+
+def joint_forward(
+    stacks: Sequence[GemmaStack],
+    hidden: Sequence[Tensor | None],
+    conds: Sequence[Tensor | None],
+    mask: Tensor,
+    positions: Tensor,
+    *,
+    rope_max_wavelength: float = 10_000.0,
+    past_kv: KVCache | None = None,
+    return_kv: bool = False,
+    insulate: bool = False,
+    final_norm: bool = True,
+) -> tuple[list[Tensor | None], KVCache | None]:
+    """Run the experts whose `hidden` is not None as one transformer over their concatenated tokens.
+
+    mask: bool [B, Lq, Lpast + Lq] (Lq = sum of active experts' lengths, in `stacks` order);
+    positions: [B, Lq]. `past_kv` (read-only) is prepended to every layer's keys/values; `return_kv`
+    returns this call's own keys/values per layer. With `insulate`, queries of experts after the first
+    see the first expert's keys/values detached (knowledge insulation: no gradient into the VLM).
+    """
+    active = [i for i, x in enumerate(hidden) if x is not None]
+    if not active:
+        raise ValueError("joint_forward needs at least one expert input")
+    xs: dict[int, Tensor] = {i: hidden[i] for i in active}  # type: ignore[misc]
+    lengths = [xs[i].shape[1] for i in active]
+    total = sum(lengths)
+    if positions.shape[1] != total:
+        raise ValueError(f"positions cover {positions.shape[1]} tokens but inputs have {total}")
+    past_len = past_kv[0][0].shape[1] if past_kv else 0
+    if mask.shape[1:] != (total, past_len + total):
+        raise ValueError(f"mask shape {tuple(mask.shape)} != [B, {total}, {past_len + total}]")
+    depth = stacks[active[0]].config.depth
+    tables = rope_tables(positions, stacks[active[0]].config.head_dim, rope_max_wavelength)
+    bias = mask_bias(mask)
+    new_kv: KVCache = []
+    for layer_index in range(depth):
+        qs, ks, vs, gates = [], [], [], {}
+        for i in active:
+            layer = stacks[i].layers[layer_index]
+            normed, gates[i] = layer.input_layernorm(xs[i], conds[i])
+            q, k, v = layer.self_attn.qkv(normed)
+            qs.append(q)
+            ks.append(k)
+            vs.append(v)
+        q = rope(torch.cat(qs, dim=1) if len(qs) > 1 else qs[0], tables)
+        k = rope(torch.cat(ks, dim=1) if len(ks) > 1 else ks[0], tables)
+        v = torch.cat(vs, dim=1) if len(vs) > 1 else vs[0]
+        if return_kv:
+            new_kv.append((k, v))
+        if past_kv:
+            past_k, past_v = past_kv[layer_index]
+            k = torch.cat([past_k.to(k.dtype), k], dim=1)
+            v = torch.cat([past_v.to(v.dtype), v], dim=1)
+        if insulate and len(active) > 1:
+            outs = []
+            first_end = past_len + lengths[0]
+            start = 0
+            for n, length in enumerate(lengths):
+                rows = slice(start, start + length)
+                if n == 0:
+                    k_used, v_used = k, v
+                else:
+                    k_used = torch.cat([k[:, :first_end].detach(), k[:, first_end:]], dim=1)
+                    v_used = torch.cat([v[:, :first_end].detach(), v[:, first_end:]], dim=1)
+                outs.append(attend(q[:, rows], k_used, v_used, bias[..., rows, :]))
+                start += length
+            attn_out = torch.cat(outs, dim=1)
+        else:
+            attn_out = attend(q, k, v, bias)
+        start = 0
+        for i, length in zip(active, lengths, strict=True):
+            layer = stacks[i].layers[layer_index]
+            out = layer.self_attn.o_proj(attn_out[:, start : start + length].to(xs[i].dtype))
+            start += length
+            x = xs[i] + (out * gates[i] if gates[i] is not None else out)
+            normed, gate = layer.post_attention_layernorm(x, conds[i])
+            out = layer.mlp(normed)
+            xs[i] = x + (out * gate if gate is not None else out)
+    outputs: list[Tensor | None] = [None] * len(hidden)
+    for i in active:
+        outputs[i] = stacks[i].norm(xs[i], conds[i])[0] if final_norm else xs[i]
+    return outputs, (new_kv if return_kv else None)

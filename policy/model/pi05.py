@@ -1,0 +1,460 @@
+"""π₀.₅: SigLIP + PaliGemma VLM (prefix) jointly attending with a flow-matching action expert (suffix).
+
+Conventions follow openpi exactly (reference/openpi.md §1.5-1.8): t = 1 is noise, t = 0 is data;
+x_t = t·noise + (1-t)·actions, the expert predicts u = noise - actions; the prefix (images + prompt) is
+bidirectional and never sees the suffix; the 50 action tokens form one block that sees the valid prefix
+and itself; positions are cumsum(valid) - 1. Beyond openpi we add what the paper's hierarchy needs:
+cross-entropy on text targets through the tied LM head (System-2 subtasks, FAST tokens), knowledge
+insulation, greedy subtask decoding with a KV cache, and real-time-chunking guidance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from policy.model.config import Pi05Config
+from policy.model.gemma import GemmaStack, KVCache, joint_forward, make_attn_mask
+from policy.model.siglip import SiglipVisionTower
+
+
+@dataclass
+class Pi05Batch:
+    """Model inputs, already normalized, tokenized and padded.
+
+    images [B, n_cam, 3, S, S] float in [-1, 1]; image_masks [B, n_cam] bool (False = absent camera);
+    tokens [B, L] int64 right-padded; token_mask [B, L] bool.
+    Training extras: token_ar_mask [B, L] bool (True on causal target tokens, which start new blocks),
+    token_loss_mask [B, L] bool (tokens predicted by the CE loss), actions [B, H, A] normalized and padded,
+    action_mask [B, A] bool (real action dims), action_is_pad [B, H] bool (steps past an episode's end),
+    has_actions [B] bool (samples that contribute to the flow loss, e.g. False for System-2-only samples).
+    """
+
+    images: Tensor
+    image_masks: Tensor
+    tokens: Tensor
+    token_mask: Tensor
+    token_ar_mask: Tensor | None = None
+    token_loss_mask: Tensor | None = None
+    actions: Tensor | None = None
+    action_mask: Tensor | None = None
+    action_is_pad: Tensor | None = None
+    has_actions: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def to(self, device: torch.device | str) -> Pi05Batch:
+        moved = {
+            f.name: (getattr(self, f.name).to(device) if getattr(self, f.name) is not None else None)
+            for f in dataclasses.fields(self)
+        }
+        return Pi05Batch(**moved)
+
+
+def posemb_sincos(t: Tensor, dim: int, min_period: float, max_period: float) -> Tensor:
+    """[B] times -> [B, dim] = [sin, cos] over geometric periods (openpi `posemb_sincos`)."""
+    if dim % 2:
+        raise ValueError("time embedding width must be even")
+    fraction = torch.linspace(0.0, 1.0, dim // 2, dtype=torch.float64, device=t.device)
+    period = min_period * (max_period / min_period) ** fraction
+    angles = t.to(torch.float64)[:, None] * (2.0 * math.pi / period)[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).to(torch.float32)
+
+
+def rtc_prefix_weights(prev_len: Tensor, delay: Tensor, horizon: int) -> Tensor:
+    """Soft inpainting mask of real-time chunking (RTC paper eq. 5), [B, H].
+
+    1 for the first `delay` steps (they will run from the previous chunk anyway), then an exponential
+    decay c·(e^c − 1)/(e − 1) with c = (k − i)/(k − d + 1) over the rest of the previous chunk's
+    unexecuted k actions, and 0 beyond them.
+    """
+    i = torch.arange(horizon, device=prev_len.device, dtype=torch.float32)[None, :]
+    k = prev_len.to(torch.float32)[:, None]
+    d = delay.to(torch.float32)[:, None]
+    c = ((k - i) / (k - d + 1.0)).clamp(min=0.0, max=1.0)
+    ramp = c * torch.expm1(c) / (math.e - 1.0)
+    weights = torch.where(i < d, torch.ones_like(ramp), ramp)
+    return torch.where(i < k, weights, torch.zeros_like(weights))
+
+
+class Pi05Model(nn.Module):
+    """The network. Inputs/outputs are normalized tensors; see policy.inference for robot units."""
+
+    def __init__(self, config: Pi05Config):
+        super().__init__()
+        self.config = config
+        vision, vlm, expert = config.vision, config.vlm, config.expert
+        self.vision = SiglipVisionTower(vision)
+        self.projector = nn.Linear(vision.width, vlm.width)
+        self.vlm = GemmaStack(vlm, vocab_size=config.vocab_size, adaptive=False, eps=config.rms_norm_eps)
+        self.expert = GemmaStack(expert, vocab_size=None, adaptive=True, eps=config.rms_norm_eps)
+        self.expert_lm_head = nn.Linear(expert.width, config.vocab_size, bias=False) if config.expert_lm_head else None
+        self.action_in_proj = nn.Linear(config.max_action_dim, expert.width)
+        self.action_out_proj = nn.Linear(expert.width, config.max_action_dim)
+        self.time_mlp_in = nn.Linear(expert.width, expert.width)
+        self.time_mlp_out = nn.Linear(expert.width, expert.width)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Gemma-style small normal init for embeddings (they are multiplied by sqrt(width) on use);
+        # AdaRMS dense layers stay zero-initialised (set in AdaRMSNorm).
+        if self.vlm.embed_tokens is not None and self.vlm.embed_tokens.weight.device.type != "meta":
+            nn.init.normal_(self.vlm.embed_tokens.weight, std=0.02)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.action_in_proj.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.action_in_proj.weight.device
+
+    def num_image_tokens(self, num_cameras: int) -> int:
+        return num_cameras * self.config.vision.num_patches
+
+    def lm_logits(self, hidden: Tensor) -> Tensor:
+        """Tied LM head: normalized VLM hidden states @ token embedding^T (float32 logits)."""
+        return torch.matmul(hidden.float(), self.vlm.embed_tokens.weight.float().t())
+
+    def _check_batch(self, batch: Pi05Batch) -> None:
+        if batch.images.dim() != 5:
+            raise ValueError(f"images must be [B, n_cam, 3, S, S], got {tuple(batch.images.shape)}")
+        if batch.image_masks.shape != batch.images.shape[:2]:
+            raise ValueError("image_masks must be [B, n_cam]")
+        if batch.tokens.shape != batch.token_mask.shape:
+            raise ValueError("tokens and token_mask must have the same shape [B, L]")
+
+    # ---- embeddings ------------------------------------------------------------------------------
+    def embed_prefix(self, batch: Pi05Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Image tokens of every camera, then scaled text embeddings. Returns (embs, pad_mask, ar_mask)."""
+        self._check_batch(batch)
+        b, n_cam = batch.images.shape[:2]
+        features = self.vision(batch.images.flatten(0, 1).to(self.dtype))  # [B*n_cam, N, Wv]
+        image_tokens = self.projector(features).reshape(b, n_cam * features.shape[1], -1)
+        image_pad = batch.image_masks.bool()[:, :, None].expand(b, n_cam, features.shape[1]).reshape(b, -1)
+        text = self.vlm.embed(batch.tokens)
+        embs = torch.cat([image_tokens, text.to(image_tokens.dtype)], dim=1)
+        pad = torch.cat([image_pad, batch.token_mask.bool()], dim=1)
+        text_ar = batch.token_ar_mask.bool() if batch.token_ar_mask is not None else torch.zeros_like(batch.token_mask)
+        ar = torch.cat([torch.zeros_like(image_pad), text_ar.bool()], dim=1)
+        return embs, pad, ar
+
+    def time_condition(self, t: Tensor) -> Tensor:
+        """Flow time [B] -> AdaRMS condition [B, W_expert]: swish(out(swish(in(posemb(t)))))."""
+        emb = posemb_sincos(t, self.config.expert.width, self.config.time_min_period, self.config.time_max_period)
+        emb = F.silu(self.time_mlp_in(emb.to(self.dtype)))
+        return F.silu(self.time_mlp_out(emb))
+
+    def embed_suffix(self, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        return self.action_in_proj(x_t.to(self.dtype)), self.time_condition(t)
+
+    def _suffix_masks(self, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        horizon = self.config.action_horizon
+        pad = torch.ones(batch_size, horizon, dtype=torch.bool, device=device)
+        ar = torch.zeros(horizon, dtype=torch.bool, device=device)
+        ar[0] = True
+        return pad, ar[None].expand(batch_size, horizon)
+
+    def _suffix_visible_prefix(self, batch: Pi05Batch, prefix_pad: Tensor) -> Tensor:
+        """Prefix tokens the action tokens may see: valid ones, minus CE targets (e.g. FAST action tokens)."""
+        visible = prefix_pad.clone()
+        if batch.token_loss_mask is not None:
+            offset = prefix_pad.shape[1] - batch.tokens.shape[1]
+            visible[:, offset:] &= ~batch.token_loss_mask.bool()
+        return visible
+
+    # ---- full (uncached) joint forward ----------------------------------------------------------
+    def forward_joint(self, batch: Pi05Batch, x_t: Tensor | None, t: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """One pass over prefix (+ suffix when x_t is given), both experts in the same attention.
+
+        Returns (prefix hidden after the VLM final norm, suffix hidden after the expert final norm or None).
+        """
+        prefix, prefix_pad, prefix_ar = self.embed_prefix(batch)
+        prefix_mask = make_attn_mask(prefix_pad, prefix_ar)
+        prefix_pos = torch.cumsum(prefix_pad.long(), dim=1) - 1
+        if x_t is None:
+            outs, _ = joint_forward(
+                [self.vlm, self.expert],
+                [prefix, None],
+                [None, None],
+                prefix_mask,
+                prefix_pos,
+                rope_max_wavelength=self.config.rope_max_wavelength,
+            )
+            return outs[0], None
+        suffix, cond = self.embed_suffix(x_t, t)
+        b, lp, ls = prefix.shape[0], prefix.shape[1], suffix.shape[1]
+        suffix_pad, suffix_ar = self._suffix_masks(b, prefix.device)
+        visible = self._suffix_visible_prefix(batch, prefix_pad)
+        mask = torch.zeros(b, lp + ls, lp + ls, dtype=torch.bool, device=prefix.device)
+        mask[:, :lp, :lp] = prefix_mask
+        mask[:, lp:, :lp] = visible[:, None, :]
+        mask[:, lp:, lp:] = make_attn_mask(suffix_pad, suffix_ar)
+        suffix_pos = visible.sum(-1, keepdim=True) + torch.cumsum(suffix_pad.long(), dim=1) - 1
+        positions = torch.cat([prefix_pos, suffix_pos], dim=1)
+        outs, _ = joint_forward(
+            [self.vlm, self.expert],
+            [prefix, suffix],
+            [None, cond],
+            mask,
+            positions,
+            rope_max_wavelength=self.config.rope_max_wavelength,
+            insulate=self.config.knowledge_insulation,
+        )
+        return outs[0], outs[1]
+
+    def velocity(self, batch: Pi05Batch, x_t: Tensor, t: Tensor) -> Tensor:
+        """Uncached velocity v(x_t, t) from one joint pass (training path; reference for the cached path)."""
+        _, suffix_out = self.forward_joint(batch, x_t, t)
+        return self.action_out_proj(suffix_out).float()
+
+    # ---- training --------------------------------------------------------------------------------
+    def sample_time(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """t ~ Beta(1.5, 1)·0.999 + 0.001 (biased toward noisy times)."""
+        u = torch.rand(batch_size, device=device, generator=generator, dtype=torch.float32)
+        return u ** (1.0 / 1.5) * 0.999 + 0.001  # inverse CDF of Beta(1.5, 1) is u^(1/1.5)
+
+    def compute_loss(
+        self, batch: Pi05Batch, noise: Tensor | None = None, time: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """{"loss", "flow_loss", "ce_loss"}: flow matching on actions + CE on text targets (tied LM head)."""
+        device = batch.tokens.device
+        has_flow = batch.actions is not None
+        if has_flow and batch.has_actions is not None and not bool(batch.has_actions.any()):
+            has_flow = False
+        x_t = t = u = None
+        if has_flow:
+            actions = batch.actions.float()
+            if actions.shape[1:] != (self.config.action_horizon, self.config.max_action_dim):
+                raise ValueError(
+                    f"actions must be [B, {self.config.action_horizon}, {self.config.max_action_dim}], "
+                    f"got {tuple(actions.shape)}"
+                )
+            noise = torch.randn_like(actions) if noise is None else noise.float()
+            t = self.sample_time(actions.shape[0], device) if time is None else time.float()
+            t_b = t[:, None, None]
+            x_t = t_b * noise + (1.0 - t_b) * actions
+            u = noise - actions
+        prefix_out, suffix_out = self.forward_joint(batch, x_t, t)
+
+        zero = prefix_out.sum() * 0.0
+        flow_loss = zero
+        if has_flow:
+            v = self.action_out_proj(suffix_out).float()
+            weight = torch.ones_like(v)
+            if batch.action_mask is not None:
+                weight = weight * batch.action_mask.float()[:, None, :]
+            if batch.action_is_pad is not None:
+                weight = weight * (~batch.action_is_pad.bool()).float()[:, :, None]
+            if batch.has_actions is not None:
+                weight = weight * batch.has_actions.float()[:, None, None]
+            flow_loss = ((v - u) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+
+        ce_loss = zero
+        if batch.token_loss_mask is not None and bool(batch.token_loss_mask[:, 1:].any()):
+            targets_mask = batch.token_loss_mask[:, 1:].bool() & batch.token_mask[:, 1:].bool()
+            offset = prefix_out.shape[1] - batch.tokens.shape[1]
+            hidden = prefix_out[:, offset : offset + batch.tokens.shape[1] - 1]  # position i predicts token i+1
+            logits = self.lm_logits(hidden[targets_mask])
+            ce_loss = F.cross_entropy(logits, batch.tokens[:, 1:][targets_mask])
+        loss = flow_loss + self.config.ce_loss_weight * ce_loss
+        return {"loss": loss, "flow_loss": flow_loss, "ce_loss": ce_loss}
+
+    # ---- inference: actions ---------------------------------------------------------------------
+    @torch.no_grad()
+    def prefix_cache(self, batch: Pi05Batch) -> tuple[KVCache, Tensor]:
+        """Run the VLM once over images + prompt; returns per-layer keys/values and the prefix valid mask."""
+        prefix, prefix_pad, prefix_ar = self.embed_prefix(batch)
+        mask = make_attn_mask(prefix_pad, prefix_ar)
+        positions = torch.cumsum(prefix_pad.long(), dim=1) - 1
+        _, kv = joint_forward(
+            [self.vlm, self.expert],
+            [prefix, None],
+            [None, None],
+            mask,
+            positions,
+            rope_max_wavelength=self.config.rope_max_wavelength,
+            return_kv=True,
+            final_norm=False,
+        )
+        return kv, prefix_pad
+
+    def denoise_step(self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Velocity from the expert alone, attending to the cached prefix (read-only)."""
+        b, lp = prefix_pad.shape
+        suffix, cond = self.embed_suffix(x_t, t)
+        suffix_pad, suffix_ar = self._suffix_masks(b, suffix.device)
+        horizon = suffix.shape[1]
+        mask = torch.cat([prefix_pad[:, None, :].expand(b, horizon, lp), make_attn_mask(suffix_pad, suffix_ar)], dim=2)
+        positions = prefix_pad.sum(-1, keepdim=True) + torch.cumsum(suffix_pad.long(), dim=1) - 1
+        outs, _ = joint_forward(
+            [self.vlm, self.expert],
+            [None, suffix],
+            [None, cond],
+            mask,
+            positions,
+            rope_max_wavelength=self.config.rope_max_wavelength,
+            past_kv=kv,
+        )
+        return self.action_out_proj(outs[1]).float()
+
+    @torch.no_grad()
+    def sample_actions(
+        self,
+        batch: Pi05Batch,
+        noise: Tensor | None = None,
+        num_steps: int = 10,
+        prev_actions: Tensor | None = None,
+        delay: int | Tensor = 0,
+        *,
+        prev_lengths: Tensor | None = None,
+        max_guidance_weight: float = 5.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Euler-integrate the flow from t=1 (noise) to t=0; returns normalized [B, H, max_action_dim].
+
+        With `prev_actions` ([B, k, A], the previous chunk's unexecuted actions, normalized and padded) the
+        integration is guided toward them (real-time chunking): the first `delay` actions are held to the
+        previous chunk and the rest of the overlap is softly inpainted, guidance weight capped.
+        """
+        if num_steps < 1:
+            raise ValueError("num_steps must be >= 1")
+        b = batch.batch_size
+        shape = (b, self.config.action_horizon, self.config.max_action_dim)
+        device = batch.tokens.device
+        if noise is None:
+            noise = torch.randn(shape, device=device, generator=generator, dtype=torch.float32)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
+        kv, prefix_pad = self.prefix_cache(batch)
+        guide = None
+        if prev_actions is not None:
+            guide = self._rtc_targets(prev_actions, delay, prev_lengths, shape, device)
+        x = noise.float()
+        dt = -1.0 / num_steps
+        for step in range(num_steps):
+            t_value = 1.0 + step * dt
+            t = torch.full((b,), t_value, device=device, dtype=torch.float32)
+            if guide is None:
+                v = self.denoise_step(kv, prefix_pad, x, t)
+            else:
+                v = self._guided_velocity(kv, prefix_pad, x, t, t_value, guide, max_guidance_weight)
+            x = x + dt * v
+        return x
+
+    def _rtc_targets(
+        self, prev_actions: Tensor, delay: int | Tensor, prev_lengths: Tensor | None, shape: tuple, device
+    ) -> tuple[Tensor, Tensor]:
+        b, horizon, dim = shape
+        prev = prev_actions.float().to(device)
+        if prev.dim() != 3 or prev.shape[0] != b or prev.shape[1] > horizon or prev.shape[2] != dim:
+            raise ValueError(f"prev_actions must be [B, k<= {horizon}, {dim}], got {tuple(prev.shape)}")
+        target = torch.zeros(shape, device=device)
+        target[:, : prev.shape[1]] = prev
+        if prev_lengths is None:
+            prev_lengths = torch.full((b,), prev.shape[1], device=device)
+        delay_t = (
+            torch.as_tensor(delay, device=device).expand(b)
+            if not torch.is_tensor(delay) or delay.dim() == 0
+            else delay.to(device)
+        )
+        if bool((delay_t < 0).any()) or bool((delay_t > prev_lengths.to(device)).any()):
+            raise ValueError("delay must be between 0 and the number of previous actions")
+        weights = rtc_prefix_weights(prev_lengths.to(device), delay_t, horizon)
+        return target, weights
+
+    def _guided_velocity(
+        self,
+        kv: KVCache,
+        prefix_pad: Tensor,
+        x: Tensor,
+        t: Tensor,
+        t_value: float,
+        guide: tuple[Tensor, Tensor],
+        max_guidance_weight: float,
+    ) -> Tensor:
+        """ΠGDM-style guidance (RTC): pull the predicted clean chunk toward the previous chunk's overlap."""
+        target, weights = guide
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            v = self.denoise_step(kv, prefix_pad, x_in, t)
+            predicted = x_in - t[:, None, None] * v  # estimate of the clean chunk (t=0)
+            error = (target - predicted) * weights[:, :, None]
+            (grad,) = torch.autograd.grad(predicted, x_in, grad_outputs=error)
+        tau = 1.0 - t_value  # RTC's time: 0 = noise, 1 = data
+        if tau <= 0.0:
+            guidance = max_guidance_weight
+        else:
+            r2 = (1.0 - tau) ** 2 / (tau**2 + (1.0 - tau) ** 2)
+            guidance = min(max_guidance_weight, (1.0 - tau) / (tau * r2)) if r2 > 0 else max_guidance_weight
+        # x moves by dt·v with dt < 0, so subtracting the guidance gradient from v moves x toward the target.
+        return v.detach() - guidance * grad
+
+    # ---- inference: text (System 2) -------------------------------------------------------------
+    @torch.no_grad()
+    def generate_subtask(
+        self, batch: Pi05Batch, max_new_tokens: int = 24, eos_id: int | None = None
+    ) -> list[list[int]]:
+        """Greedy decoding through the tied LM head with a KV cache; stops at EOS or `max_new_tokens`.
+
+        The prompt is right-padded; each generated token takes the next position after that sample's valid
+        tokens and attends to the whole valid prefix and the tokens generated before it. EOS is not returned.
+        """
+        eos = self.config.eos_token_id if eos_id is None else eos_id
+        b = batch.batch_size
+        prefix, pad, ar = self.embed_prefix(batch)
+        mask = make_attn_mask(pad, ar)
+        positions = torch.cumsum(pad.long(), dim=1) - 1
+        outs, kv = joint_forward(
+            [self.vlm, self.expert],
+            [prefix, None],
+            [None, None],
+            mask,
+            positions,
+            rope_max_wavelength=self.config.rope_max_wavelength,
+            return_kv=True,
+        )
+        lengths = pad.long().sum(-1)
+        if bool((lengths == 0).any()):
+            raise ValueError("every sample needs at least one valid prefix token")
+        last_index = pad.shape[1] - 1 - torch.argmax(pad.flip(1).long(), dim=1)  # last valid prefix position
+        hidden = outs[0][torch.arange(b, device=pad.device), last_index]
+        next_token = self.lm_logits(hidden).argmax(-1)
+        generated: list[list[int]] = [[] for _ in range(b)]
+        done = torch.zeros(b, dtype=torch.bool, device=pad.device)
+        cache_mask = pad
+        next_pos = lengths
+        for step in range(max_new_tokens):
+            for i in range(b):
+                if not done[i] and int(next_token[i]) != eos:
+                    generated[i].append(int(next_token[i]))
+            done |= next_token == eos
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            emb = self.vlm.embed(next_token[:, None])
+            cache_mask = torch.cat([cache_mask, torch.ones(b, 1, dtype=torch.bool, device=pad.device)], dim=1)
+            outs, new_kv = joint_forward(
+                [self.vlm, self.expert],
+                [emb, None],
+                [None, None],
+                cache_mask[:, None, :],
+                next_pos[:, None],
+                rope_max_wavelength=self.config.rope_max_wavelength,
+                past_kv=kv,
+                return_kv=True,
+            )
+            kv = [
+                (torch.cat([pk, nk], dim=1), torch.cat([pv, nv], dim=1))
+                for (pk, pv), (nk, nv) in zip(kv, new_kv, strict=True)
+            ]
+            next_token = self.lm_logits(outs[0][:, -1]).argmax(-1)
+            next_pos = next_pos + 1
+        return generated

@@ -37,12 +37,26 @@ class System2Config(StrictModel):
     every_k_chunks: int = Field(default=4, ge=1)
 
 
+class WebhookConfig(StrictModel):
+    """A home-automation endpoint told about task state changes; bodies are signed with HMAC-SHA256(secret)."""
+
+    url: str
+    secret: str = Field(min_length=16)
+    events: list[str] = Field(default_factory=lambda: ["task_state"])
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+
+
 class ApiConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     database_url: str = "sqlite:///runs/hearth.db"
     cors_origins: list[str] = Field(default_factory=list)
     task_rate_limit_per_minute: int = Field(default=30, ge=1)
+    max_task_text_chars: int = Field(default=500, ge=1)
+    idempotency_ttl_s: float = Field(default=86400.0, gt=0)
+    live_max_fps: float = Field(default=15.0, gt=0)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
 class DeploymentConfig(StrictModel):

@@ -1,0 +1,33 @@
+"""Everything a request handler needs, built once per app and reached through `request.app.state.ctx`."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from agent.api.ratelimit import RateLimiter
+from agent.api.registry import RuntimeRegistry
+from agent.api.webhooks import WebhookDispatcher
+from agent.settings import ApiConfig
+from agent.store import Store
+
+
+@dataclass
+class ApiContext:
+    config: ApiConfig
+    store: Store
+    registry: RuntimeRegistry
+    webhooks: WebhookDispatcher
+    task_limiter: RateLimiter
+    bus: Any = None
+    bridge: Any = None
+    hub: Any = None
+    # Held while checking-then-recording an idempotency key so two identical requests create one task.
+    idempotency_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def get_ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx

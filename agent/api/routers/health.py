@@ -1,0 +1,44 @@
+"""Liveness and readiness, without a token: load balancers and Home Assistant poll it."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from agent.api.context import ApiContext, get_ctx
+from agent.api.schemas import Health
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, summary="Is the API up, is the database reachable, are robots running")
+def health(ctx: ApiContext = Depends(get_ctx)) -> JSONResponse:
+    database = "ok"
+    try:
+        with ctx.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        logger.warning("database health check failed", exc_info=True)
+        database = f"error: {type(exc).__name__}"
+    robots = {}
+    for robot_id, runtime in ctx.registry.items():
+        try:
+            status = runtime.status()
+            robots[robot_id] = {
+                "ok": True,
+                "estopped": bool(status.get("estopped", False)),
+                "running": status.get("running", status.get("alive")),
+            }
+        except Exception as exc:
+            robots[robot_id] = {"ok": False, "error": type(exc).__name__}
+    body = Health(
+        status="ok" if database == "ok" else "degraded",
+        database=database,
+        robots=robots,
+        webhooks=ctx.webhooks.stats(),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)

@@ -1,0 +1,188 @@
+"""Tasks: create (idempotent, rate-limited), list, get, events, pause, resume, abort.
+
+The runtime's record is the freshest truth while the robot process knows the task; the store is the truth after
+that (and across restarts). Reads merge the two so a client never sees a state older than the robot's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from agent.api.auth import Permission, require
+from agent.api.context import ApiContext, get_ctx
+from agent.api.errors import ERROR_RESPONSES, ApiError, not_found
+from agent.api.ratelimit import retry_after_header
+from agent.api.registry import runtime_error
+from agent.api.schemas import EventList, TaskCreate, TaskList, TaskOut
+from agent.store import NotFound, StoredTask, TokenInfo
+from agent.types import TaskState
+
+router = APIRouter(tags=["tasks"])
+_read = require(Permission.TASKS_READ)
+_write = require(Permission.TASKS_WRITE)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def stored_task(ctx: ApiContext, task_id: str) -> StoredTask:
+    """The task merged from store and runtime (runtime wins on live fields); 404 when neither knows it."""
+    try:
+        stored = ctx.store.get_task(task_id)
+    except NotFound:
+        stored = None
+    live = None
+    if stored is None or stored.robot_id in ctx.registry:
+        runtime = ctx.registry.get(stored.robot_id) if stored is not None else None
+        try:
+            live = runtime.task(task_id) if runtime is not None else ctx.registry.find_live_task(task_id)
+        except KeyError:
+            live = None
+    if live is None:
+        if stored is None:
+            raise not_found("task", task_id)
+        return stored
+    data = live.model_dump(mode="json")
+    data["created_by"] = stored.created_by if stored else None
+    data["updated_at"] = stored.updated_at if stored else data.get("created_at")
+    return StoredTask.model_validate(data)
+
+
+def refresh(ctx: ApiContext, robot_id: str, task_id: str, created_by: str | None = None) -> TaskOut:
+    """Persist the runtime's current record and return it."""
+    record = ctx.registry.get(robot_id).task(task_id)
+    return TaskOut.model_validate(ctx.store.save_task(record, created_by=created_by).model_dump())
+
+
+def _request_hash(body: TaskCreate, text: str) -> str:
+    canonical = json.dumps({"robot_id": body.robot_id, "text": text}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "/tasks",
+    response_model=TaskOut,
+    status_code=201,
+    responses={200: {"model": TaskOut, "description": "Replay of an earlier request with the same Idempotency-Key"}},
+    summary="Start a task on a robot (queued when the robot is busy)",
+)
+def create_task(
+    body: TaskCreate,
+    response: Response,
+    idempotency_key: str | None = Header(
+        default=None,
+        description="Retry-safe creation: the same key with the same body returns the first task, not a new one.",
+    ),
+    ctx: ApiContext = Depends(get_ctx),
+    token: TokenInfo = Depends(_write),
+) -> TaskOut:
+    text = " ".join(body.text.split())
+    if not text:
+        raise ApiError(422, "task_text_empty", "task text must contain words")
+    if len(text) > ctx.config.max_task_text_chars:
+        raise ApiError(
+            422,
+            "task_text_too_long",
+            f"task text has {len(text)} characters; the limit is {ctx.config.max_task_text_chars}",
+        )
+    runtime = ctx.registry.get(body.robot_id)
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
+        raise ApiError(422, "invalid_idempotency_key", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
+    request_hash = _request_hash(body, text)
+
+    def submit() -> TaskOut:
+        wait_s = ctx.task_limiter.try_acquire(token.id)
+        if wait_s > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many tasks created; limit is {ctx.config.task_rate_limit_per_minute} per minute",
+                retry_after_header(wait_s),
+            )
+        try:
+            record = runtime.submit(text)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise runtime_error(exc) from exc
+        saved = ctx.store.save_task(record, created_by=token.id)
+        response.headers["Location"] = f"/api/v1/tasks/{saved.id}"
+        return TaskOut.model_validate(saved.model_dump())
+
+    if idempotency_key is None:
+        return submit()
+    with ctx.idempotency_lock:
+        previous = ctx.store.find_idempotent(token.id, idempotency_key)
+        if previous is not None:
+            previous_hash, task_id = previous
+            if previous_hash != request_hash:
+                raise ApiError(
+                    409, "idempotency_key_reused", "this Idempotency-Key was already used with a different request"
+                )
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
+        created = submit()
+        ctx.store.remember_idempotent(token.id, idempotency_key, request_hash, created.id)
+        return created
+
+
+@router.get("/tasks", response_model=TaskList, summary="List tasks, newest first (filter by robot and state)")
+def list_tasks(
+    robot_id: str | None = Query(default=None, max_length=128),
+    state: list[TaskState] = Query(default=[], description="Repeat to match several states, e.g. state=queued"),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
+    ctx: ApiContext = Depends(get_ctx),
+    _token=Depends(_read),
+) -> TaskList:
+    items = ctx.store.list_tasks(robot_id=robot_id, states=state, limit=limit, offset=offset)
+    merged = []
+    for item in items:
+        if item.robot_id in ctx.registry and not item.state.terminal:
+            item = stored_task(ctx, item.id)
+        merged.append(TaskOut.model_validate(item.model_dump()))
+    return TaskList(items=merged, limit=limit, offset=offset)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses=ERROR_RESPONSES, summary="One task")
+def get_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_read)) -> TaskOut:
+    return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
+
+
+@router.get("/tasks/{task_id}/events", response_model=EventList, summary="A task's recorded events, oldest first")
+def task_events(
+    task_id: str,
+    limit: int = Query(default=1000, ge=1, le=10_000),
+    ctx: ApiContext = Depends(get_ctx),
+    _token=Depends(_read),
+) -> EventList:
+    stored_task(ctx, task_id)  # 404 for unknown tasks rather than an empty list
+    return EventList(items=ctx.store.task_events(task_id, limit=limit))
+
+
+def _control(ctx: ApiContext, task_id: str, action: str) -> TaskOut:
+    task = stored_task(ctx, task_id)
+    if task.robot_id not in ctx.registry:
+        raise ApiError(409, "task_finished", f"task {task_id!r} is {task.state.value} and no robot runs it now")
+    runtime = ctx.registry.get(task.robot_id)
+    try:
+        getattr(runtime, action)(task_id)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise runtime_error(exc) from exc
+    return refresh(ctx, task.robot_id, task_id)
+
+
+@router.post("/tasks/{task_id}/pause", response_model=TaskOut, summary="Pause a running task (robot holds still)")
+def pause_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+    return _control(ctx, task_id, "pause")
+
+
+@router.post("/tasks/{task_id}/resume", response_model=TaskOut, summary="Resume a paused task")
+def resume_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+    return _control(ctx, task_id, "resume")
+
+
+@router.post("/tasks/{task_id}/abort", response_model=TaskOut, summary="Abort a queued, running or paused task")
+def abort_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+    return _control(ctx, task_id, "abort")

@@ -1,0 +1,33 @@
+"""API tokens (admin only): create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from agent.api.auth import Permission, require
+from agent.api.context import ApiContext, get_ctx
+from agent.api.errors import not_found
+from agent.api.schemas import TokenCreate, TokenCreated, TokenList
+from agent.store import NotFound, TokenInfo
+
+router = APIRouter(tags=["tokens"])
+_admin = require(Permission.TOKENS)
+
+
+@router.get("/tokens", response_model=TokenList, summary="List tokens (never their secrets)")
+def list_tokens(ctx: ApiContext = Depends(get_ctx), _token=Depends(_admin)) -> TokenList:
+    return TokenList(items=ctx.store.list_tokens())
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201, summary="Create a token")
+def create_token(body: TokenCreate, ctx: ApiContext = Depends(get_ctx), _token=Depends(_admin)) -> TokenCreated:
+    info, secret = ctx.store.create_token(body.name, body.role.value)
+    return TokenCreated(**info.model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenInfo, summary="Revoke a token (takes effect at once)")
+def revoke_token(token_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_admin)) -> TokenInfo:
+    try:
+        return ctx.store.revoke_token(token_id)
+    except NotFound:
+        raise not_found("token", token_id) from None

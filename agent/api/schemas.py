@@ -1,0 +1,79 @@
+"""Request and response bodies of the REST API (responses reuse the store's records where they match)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.api.auth import Role
+from agent.store import StoredEvent, StoredTask, TokenInfo
+
+
+class TaskCreate(BaseModel):
+    robot_id: str = Field(min_length=1, max_length=128, description="Which robot runs the task.")
+    text: str = Field(min_length=1, description="The household task, e.g. 'put the cup in the sink'.")
+
+
+class TaskOut(StoredTask):
+    """A task: lifecycle state (with the reason), subtask trace with sources, episode, timestamps."""
+
+
+class TaskList(BaseModel):
+    items: list[TaskOut]
+    limit: int
+    offset: int
+
+
+class EventList(BaseModel):
+    items: list[StoredEvent]
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(default="operator", max_length=500)
+
+
+class CoachIn(BaseModel):
+    utterance: str = Field(min_length=1, max_length=500, description="What the coach says, e.g. 'pick up the cup'.")
+
+
+class CoachOut(BaseModel):
+    task_id: str
+    utterance: str
+    result: Any = None
+
+
+class RobotOut(BaseModel):
+    id: str
+    status: dict[str, Any]
+    description: dict[str, Any] | None = None
+
+
+class RobotList(BaseModel):
+    items: list[RobotOut]
+
+
+class EstopOut(BaseModel):
+    robot_ids: list[str]
+    estopped: bool
+    reason: str | None = None
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class TokenCreated(TokenInfo):
+    token: str = Field(description="The secret. Shown once: only its hash is stored.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenInfo]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    robots: dict[str, dict[str, Any]]
+    webhooks: list[dict[str, Any]] = Field(default_factory=list)

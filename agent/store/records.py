@@ -1,0 +1,69 @@
+"""What the store hands back: small pydantic records, also used as API response bodies (one shape end to end)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.types import Subtask, TaskState
+
+
+class TokenInfo(BaseModel):
+    """An API token as shown to admins: never the secret, only a prefix to recognise it by."""
+
+    id: str
+    name: str
+    role: str
+    prefix: str = Field(description="First characters of the secret, to tell tokens apart.")
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class StoredTask(BaseModel):
+    """A task as persisted: the orchestrator's TaskRecord fields plus who created it and when it last changed."""
+
+    id: str
+    robot_id: str
+    text: str
+    state: TaskState
+    reason: str | None = None
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    updated_at: float
+    episode_index: int | None = None
+    outcome: str | None = None
+    success: bool | None = None
+    episode_path: str | None = None
+    subtasks: list[Subtask] = Field(default_factory=list)
+    created_by: str | None = Field(default=None, description="Id of the token that created the task.")
+
+
+class StoredEvent(BaseModel):
+    id: int
+    robot_id: str
+    task_id: str | None = None
+    kind: str
+    ts: float
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredEpisode(BaseModel):
+    """One recorded episode in the index; the frames and videos stay in the LeRobot dataset at `root`."""
+
+    robot_id: str
+    episode_index: int
+    root: str
+    task: str | None = None
+    task_id: str | None = None
+    length: int | None = None
+    outcome: str | None = None
+    success: bool | None = None
+    recorded_at: float
+    deleted_at: float | None = None

@@ -1,0 +1,72 @@
+"""Helpers for API tests: the real app served by uvicorn on loopback, and clients with role tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+
+from agent.store import Store
+from tests.support import free_port, wait_until
+
+ROLES = ("viewer", "operator", "automation", "admin")
+
+
+class ServedApp:
+    """uvicorn serving an app on 127.0.0.1 in a thread (lifespan included), stopped on exit."""
+
+    def __init__(self, app, port: int | None = None):
+        self.app = app
+        self.port = port or free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout=30, what="uvicorn to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@dataclass
+class Clients:
+    """One httpx client per role (plus an anonymous one), all pointed at the served app."""
+
+    base_url: str
+    tokens: dict[str, str]
+
+    def client(self, role: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+def make_tokens(store: Store) -> dict[str, str]:
+    return {role: store.create_token(f"test-{role}", role)[1] for role in ROLES}
+
+
+@contextlib.contextmanager
+def role_clients(base_url: str, tokens: dict[str, str]) -> Iterator[dict[str | None, httpx.Client]]:
+    clients = Clients(base_url, tokens)
+    opened = {role: clients.client(role) for role in (*ROLES, None)}
+    try:
+        yield opened
+    finally:
+        for client in opened.values():
+            client.close()

@@ -10,6 +10,7 @@ the same ids whichever backend is loaded.
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import shutil
 from collections.abc import Sequence
@@ -236,8 +237,12 @@ class TextTokenizer:
         )
 
 
+@functools.cache
 def household_tokenizer() -> TextTokenizer:
-    """The small household BPE shipped with hearth (trained by ``policy.tokenizers.household``)."""
+    """The small household BPE shipped with hearth (trained by ``policy.tokenizers.household``).
+
+    Cached: the tokenizer has no mutating methods, and policies, datasets and tests all ask for it.
+    """
     if not HOUSEHOLD_ASSET.is_file():
         raise TokenizerLoadError(
             f"{HOUSEHOLD_ASSET} is missing; rebuild it with `python -m policy.tokenizers.household`"

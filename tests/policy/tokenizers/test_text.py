@@ -198,3 +198,42 @@ def test_shipped_asset_is_reproducible_from_vocabulary(tmp_path):
     assert retrained["model"]["vocab"] == shipped["model"]["vocab"]
     assert retrained["model"]["merges"] == shipped["model"]["merges"]
     assert retrained["added_tokens"] == shipped["added_tokens"]
+
+
+def test_post_processor_bos_is_not_doubled(tmp_path):
+    """PaliGemma's tokenizer.json adds <bos> in its post-processor; we add BOS ourselves, exactly once."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "go": 4, "▁to": 5}
+    hf = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.Metaspace()
+    hf.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
+    hf.save(str(tmp_path / "tokenizer.json"))
+    assert hf.encode("go").ids[0] == 2  # the file's own behaviour
+    tok = TextTokenizer.load(tmp_path)
+    assert tok.encode("go", add_bos=True).count(tok.bos_id) == 1
+    assert tok.encode("go")[0] != tok.bos_id
+
+
+def test_tokenizers_pickle_for_dataloader_workers(tmp_path, tok, sentencepiece_model):
+    import pickle
+
+    (tmp_path / "tokenizer.model").write_bytes(sentencepiece_model)
+    for original in (tok, TextTokenizer.load(tmp_path / "tokenizer.model")):
+        clone = pickle.loads(pickle.dumps(original))
+        text = "Task: put the cup in the sink, State: 1 2 255;\nAction: "
+        assert clone.encode(text, add_bos=True) == original.encode(text, add_bos=True)
+        assert (clone.bos_id, clone.eos_id, clone.pad_id, clone.vocab_size) == (
+            original.bos_id,
+            original.eos_id,
+            original.pad_id,
+            original.vocab_size,
+        )
+
+
+def test_retrain_command_writes_a_loadable_tokenizer(tmp_path):
+    out = tmp_path / "hh.json"
+    household.main(["--out", str(out), "--bpe-vocab-size", "600", "--reserved-action-tokens", "16"])
+    small = TextTokenizer.load(out)
+    assert len(small.reserved_action_ids) == 16 and small.vocab_size <= 600 + 16
+    assert small.decode(small.encode("put the fruit in the bowl")) == "put the fruit in the bowl"

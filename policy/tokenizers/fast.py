@@ -213,7 +213,11 @@ class FastTokenizer:
             )
 
     def to_text_ids(self, fast_ids: Iterable[int], text_vocab_size: int) -> list[int]:
-        """FAST id ``k`` → text id ``text_vocab_size - 1 - k`` (the vocabulary's last ids, counting backwards)."""
+        """FAST id ``k`` → text id ``text_vocab_size - 1 - k`` (the vocabulary's last ids, counting backwards).
+
+        With the household BPE that is its reserved ``<act_…>`` block. With PaliGemma (257152 ids) pass
+        ``257152 - 128`` to land where openpi's π₀-FAST puts them (``257023 - k``, skipping the ``<seg>`` tokens).
+        """
         self._check_text_vocab(text_vocab_size)
         out = []
         for k in fast_ids:

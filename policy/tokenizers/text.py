@@ -26,6 +26,7 @@ HOUSEHOLD_ASSET = Path(__file__).parent / "assets" / "household_bpe.json"
 _BOS_NAMES = ("<bos>", "<s>", "[BOS]")
 _EOS_NAMES = ("<eos>", "</s>", "[EOS]")
 _PAD_NAMES = ("<pad>", "[PAD]")
+_IMAGE_PLACEHOLDERS = ("<image>",)
 # Household tokenizer: the trailing ids reserved for FAST action tokens carry this prefix.
 ACTION_TOKEN_PREFIX = "<act_"
 
@@ -69,6 +70,11 @@ class _HFBackend(_Backend):
         self._path = path
         vocab = self._tok.get_vocab(with_added_tokens=True)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        # PaliGemma's tokenizer.json appends <image> (id 257152) after the 257152 text ids; image features replace
+        # it before the LM, which has no row for it. Counting it would make the vocabulary one larger than the
+        # model's LM head (and than tokenizer.model), and put FAST id 0 on the image placeholder.
+        if any(vocab.get(name) == self.vocab_size - 1 for name in _IMAGE_PLACEHOLDERS):
+            self.vocab_size -= 1
         self.bos_id = _find_special(vocab, _BOS_NAMES, "BOS", path)
         self.eos_id = _find_special(vocab, _EOS_NAMES, "EOS", path)
         try:

@@ -237,3 +237,18 @@ def test_retrain_command_writes_a_loadable_tokenizer(tmp_path):
     small = TextTokenizer.load(out)
     assert len(small.reserved_action_ids) == 16 and small.vocab_size <= 600 + 16
     assert small.decode(small.encode("put the fruit in the bowl")) == "put the fruit in the bowl"
+
+
+def test_paligemma_image_placeholder_is_not_a_text_id(tmp_path):
+    """PaliGemma's tokenizer.json ends with <image> = 257152, one past the LM head; it must not count."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "go": 4, "▁to": 5}
+    hf = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.Metaspace()
+    hf.add_special_tokens(["<image>"])
+    hf.save(str(tmp_path / "tokenizer.json"))
+    tok = TextTokenizer.load(tmp_path)
+    assert hf.token_to_id("<image>") == 6 and tok.vocab_size == 6
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.decode([6])

@@ -23,7 +23,7 @@ class ServedApp:
         self.app = app
         self.port = port or free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets-sansio")
         )
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 

@@ -27,9 +27,10 @@ EVENT_KINDS: frozenset[str] = frozenset(
 EVENT_PAYLOADS: dict[str, tuple[str, ...]] = {
     "task_state": ("state", "previous", "reason", "text"),
     "subtask": ("text", "source", "previous", "tick"),
-    "coaching": ("utterance", "predicted", "coached", "relabel", "action", "tick"),
+    "coaching": ("utterance", "predicted", "coached", "relabel", "action", "tick", "reason"),
     "safety": ("kind", "message", "details"),
-    "chunk": ("chunk_id", "subtask", "horizon", "action_dim", "action_names", "delay_ticks", "latency_ms", "actions"),
+    "chunk": ("chunk_id", "subtask", "horizon", "action_dim", "action_names", "delay_ticks", "latency_ms",
+              "request_tick", "rtc_delay", "timing", "actions"),
     "state": ("tick", "state", "state_names", "action", "control_hz", "empty_ticks", "queue"),
     "worker": ("status", "reason"),
     "error": ("source", "message"),

@@ -124,6 +124,8 @@ class RtcExecutor:
         self.epoch = 0  # bumped by reset(): replies from an older epoch are thrown away
         self.version = 0  # bumped when the subtask changes: the current chunk becomes stale
         self.empty_ticks = 0
+        self.starved_ticks = 0  # empty ticks after motion had started (since the last reset): RTC failures
+        self._moving = False
         self.executed = 0
         self.chunks_used = 0
         self.chunks_discarded = 0
@@ -155,6 +157,7 @@ class RtcExecutor:
         """Drop the current chunk and ignore anything still in flight (pause, e-stop, task change, reconnect)."""
         self._active = None
         self._in_flight = None
+        self._moving = False
         self.epoch += 1
         self.delays.reset()
 
@@ -205,10 +208,13 @@ class RtcExecutor:
             index = tick - active.start_tick
             if 0 <= index < len(active.actions):
                 self.executed += 1
+                self._moving = True
                 return ScheduledAction(active.actions[index], active.chunk_id, index)
             if index >= len(active.actions):
                 self._active = None
         self.empty_ticks += 1
+        if self._moving:
+            self.starved_ticks += 1
         return None
 
     def want_request(self, tick: int) -> bool:

@@ -46,6 +46,7 @@ def test_no_empty_ticks_after_the_first_chunk_and_actions_stay_on_schedule(delay
     first_tick = executed[0][0]
     assert first_tick == delay  # the very first chunk cannot come sooner
     assert executor.empty_ticks == delay  # only the cold start was empty
+    assert executor.starved_ticks == 0
     assert all(value == tick for tick, value in executed)  # stale actions skipped, none replayed
     assert len(executed) == 200 - delay
     # every continuation request carries what the robot will do meanwhile, and the expected delay
@@ -59,6 +60,7 @@ def test_late_worker_leaves_empty_ticks_instead_of_replaying_old_actions() -> No
     executor = RtcExecutor(margin_ticks=0)
     executed, _ = drive(executor, 25, 120)  # delay longer than the horizon: nothing usable ever arrives
     assert executed == []
+    assert executor.starved_ticks == 0  # never moved, so never starved
     assert executor.chunks_discarded > 0
     assert executor.empty_ticks == 120
 

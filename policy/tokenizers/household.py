@@ -6,7 +6,7 @@ that only ever reads household prompts would dwarf ``sim-small``). The household
 scaffolding and the state bins ``0``…``255`` are single tokens, which keeps prompts short on a CPU.
 
 Layout (Gemma's special ids, so prompt code is backend-agnostic): ``<pad>``=0, ``<eos>``=1, ``<bos>``=2, then the
-BPE vocabulary, then ``RESERVED_ACTION_TOKENS`` placeholders ``<act_…>`` at the very end: FAST action ids map onto
+BPE vocabulary topped up with ``<unused_…>`` to ``BPE_VOCAB_SIZE`` ids, then ``RESERVED_ACTION_TOKENS`` placeholders ``<act_…>`` at the very end: FAST action ids map onto
 those last ids (``FastTokenizer.to_text_ids``), so the LM head can predict actions without clobbering words.
 
 Rebuild after editing ``vocabulary/*.txt``::
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 VOCABULARY_DIR = Path(__file__).parent / "vocabulary"
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>")
-BPE_VOCAB_SIZE = 2048  # specials + 256 byte symbols + merges
+BPE_VOCAB_SIZE = 2048  # specials + 256 byte symbols + merges, topped up with <unused_…> to exactly this many
 RESERVED_ACTION_TOKENS = 1024  # FastTokenizer's default vocabulary size
 STATE_BINS = 256
 # The exact scaffolding of the π₀.₅ prompts (prompt.py) and of the paper's coaching record.
@@ -114,6 +114,10 @@ def train_household_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(household_corpus(seed=seed), trainer=trainer)
+    # The corpus runs out of repeated pairs before the cap; unused slots keep the id layout fixed, so editing the
+    # vocabulary never moves the reserved action block or changes the model's embedding size.
+    trained = tok.get_vocab_size()
+    tok.add_special_tokens([f"<unused_{i}>" for i in range(bpe_vocab_size - trained)])
     tok.add_special_tokens([f"{ACTION_TOKEN_PREFIX}{i}>" for i in range(reserved_action_tokens)])
     for expected_id, name in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(name) != expected_id:

@@ -62,7 +62,22 @@ def test_household_layout(tok):
     reserved = tok.reserved_action_ids
     assert len(reserved) == household.RESERVED_ACTION_TOKENS and reserved.stop == tok.vocab_size
     assert tok.id_to_piece(reserved.start - 1) != "<act_1023>"  # the block is exactly at the end
+    assert tok.vocab_size == household.BPE_VOCAB_SIZE + household.RESERVED_ACTION_TOKENS  # fixed layout
     assert HOUSEHOLD_ASSET.stat().st_size < 300_000
+
+
+def test_sim_suite_texts_are_one_token_per_word(tok):
+    """Every sim-kitchen task and subtask is in the household vocabulary (short prompts, learnable labels)."""
+    from robots.sim.tasks import TASK_SPECS
+
+    texts = [spec.text for spec in TASK_SPECS] + [s for spec in TASK_SPECS for s in spec.subtasks]
+    for text in texts:
+        ids = tok.encode(text)
+        assert tok.decode(ids) == text
+        assert len(ids) == len(text.split()), (
+            f"{text!r} -> {[tok.id_to_piece(i) for i in ids]}: add its words to "
+            "policy/tokenizers/vocabulary/*.txt and run `python -m policy.tokenizers.household`"
+        )
 
 
 def test_every_state_bin_is_one_token_and_round_trips(tok):

@@ -25,6 +25,7 @@ _read = require(Permission.TASKS_READ)
 _write = require(Permission.TASKS_WRITE)
 
 MAX_IDEMPOTENCY_KEY = 255
+_PAST = {"pause": "paused", "resume": "resumed", "abort": "aborted"}
 
 
 def stored_task(ctx: ApiContext, task_id: str) -> StoredTask:
@@ -163,8 +164,8 @@ def task_events(
 
 def _control(ctx: ApiContext, task_id: str, action: str) -> TaskOut:
     task = stored_task(ctx, task_id)
-    if task.robot_id not in ctx.registry:
-        raise ApiError(409, "task_finished", f"task {task_id!r} is {task.state.value} and no robot runs it now")
+    if task.state.terminal or task.robot_id not in ctx.registry:
+        raise ApiError(409, "task_finished", f"task {task_id!r} is {task.state.value}; it cannot be {_PAST[action]}")
     runtime = ctx.registry.get(task.robot_id)
     try:
         getattr(runtime, action)(task_id)

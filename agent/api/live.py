@@ -135,6 +135,20 @@ class LiveHub:
         with self._lock:
             return len(self._outboxes.get(robot_id, ()))
 
+    def stats(self, robot_id: str) -> list[dict[str, int]]:
+        """Per connected viewer: what waits to be sent and what was dropped (bounded by design)."""
+        with self._lock:
+            outboxes = list(self._outboxes.get(robot_id, ()))
+        return [
+            {
+                "queued_events": len(o.events),
+                "pending_frames": len(o.frames),
+                "dropped_events": o.dropped_events,
+                "dropped_frames": o.dropped_frames,
+            }
+            for o in outboxes
+        ]
+
     def _run(self) -> None:
         assert self._subscription is not None
         while not self._stop.is_set():

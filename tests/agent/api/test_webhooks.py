@@ -3,50 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from agent.api.ratelimit import RateLimiter
 from agent.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify
 from agent.settings import WebhookConfig
+from tests.agent.api.support import Receiver
 from tests.support import wait_until
 
 SECRET = "a-long-shared-secret-for-tests"
-
-
-class Receiver:
-    """A tiny webhook receiver that fails the first `fail_first` requests with 500."""
-
-    def __init__(self, fail_first: int = 0):
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail_first = fail_first
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((dict(self.headers), body))
-                status = 500 if len(outer.requests) <= outer.fail_first else 204
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_signed_delivery_verifies_and_tampering_fails():

@@ -597,6 +597,8 @@ class RobotRuntime:
         active = self._active
         if active is None or active.s2_in_flight or not getattr(self.system2, "autonomous", True):
             return
+        if CAUSE_WORKER in self._causes or CAUSE_OPERATOR in self._causes:
+            return  # nothing moves; ask again once the robot runs
         due = (
             active.subtask is None
             or active.chunks_since_s2 >= self.config.every_k_chunks

@@ -86,8 +86,8 @@ def _require_array(value: Any, key: str) -> np.ndarray:
 
 def _as_float_vector(value: Any, key: str, length: int | None = None) -> np.ndarray:
     array = _require_array(value, key)
-    if array.dtype.kind not in "fiub":
-        raise PolicyInputError(f"{key!r} must be a numeric array, got dtype {array.dtype}")
+    if array.dtype.kind not in "fiu":
+        raise PolicyInputError(f"{key!r} must be a numeric (float or int) array, got dtype {array.dtype}")
     array = np.atleast_1d(array)
     if array.ndim != 1:
         raise PolicyInputError(f"{key!r} must be a 1-D vector, got shape {list(array.shape)}")

@@ -87,7 +87,14 @@ class InferenceBatcher:
     The model is not thread-safe (and a GPU serialises work anyway), so exactly one thread calls it.
     """
 
-    def __init__(self, policy: Pi05Policy, max_batch: int, batch_wait_s: float, metrics: WorkerMetrics):
+    def __init__(
+        self,
+        policy: Pi05Policy,
+        max_batch: int,
+        batch_wait_s: float,
+        metrics: WorkerMetrics,
+        peers: Callable[[], int] | None = None,
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if batch_wait_s < 0:
@@ -96,6 +103,8 @@ class InferenceBatcher:
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self.metrics = metrics
+        # How many connections could still add to a batch; waiting longer than that is pure latency.
+        self.peers = peers
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -124,6 +133,8 @@ class InferenceBatcher:
         batch = [first]
         deadline = time.perf_counter() + self.batch_wait_s
         while len(batch) < self.max_batch:
+            if self.peers is not None and self._queue.empty() and len(batch) >= self.peers():
+                break  # every open connection is already in this batch: nobody else can join it
             remaining = deadline - time.perf_counter()
             try:
                 job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
@@ -147,8 +158,8 @@ class InferenceBatcher:
             subtask_jobs = [job for job in live if job.request.kind == "subtask"]
             if act_jobs:
                 self._run_act(act_jobs)
-            for job in subtask_jobs:
-                self._run_subtask(job)
+            if subtask_jobs:
+                self._run_subtasks(subtask_jobs)
         # Anything still queued at shutdown gets a clear error instead of waiting forever.
         while True:
             try:
@@ -197,19 +208,31 @@ class InferenceBatcher:
             self._finish(job, InferenceResult(actions=actions, queue_ms=queue_s * 1e3, model_ms=model_s * 1e3,
                                               batch_size=len(jobs)), None)
 
-    def _run_subtask(self, job: _Job) -> None:
+    def _run_subtasks(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         try:
-            text = self.policy.subtask(job.request.observation, job.request.prompt)
+            if len(jobs) > 1 and hasattr(self.policy, "subtask_batch"):
+                texts = self.policy.subtask_batch([j.request.observation for j in jobs], [j.request.prompt for j in jobs])
+            else:
+                texts = [self.policy.subtask(jobs[0].request.observation, jobs[0].request.prompt)]
+            if len(texts) != len(jobs):
+                raise RuntimeError(f"subtask_batch returned {len(texts)} texts for {len(jobs)} requests")
         except Exception as exc:
-            self._finish(job, None, exc)
+            if len(jobs) > 1:
+                logger.warning("batched subtask decoding failed (%s); retrying %d requests one by one", exc, len(jobs))
+                for job in jobs:
+                    self._run_subtasks([job])
+                return
+            self._finish(jobs[0], None, exc)
             return
         model_s = time.perf_counter() - started
         self.metrics.inference_latency.observe(model_s, kind="subtask")
-        self.metrics.batch_size.observe(1, kind="subtask")
-        queue_s = started - job.enqueued
-        self.metrics.queue_latency.observe(queue_s)
-        self._finish(job, InferenceResult(subtask=str(text), queue_ms=queue_s * 1e3, model_ms=model_s * 1e3), None)
+        self.metrics.batch_size.observe(len(jobs), kind="subtask")
+        for job, text in zip(jobs, texts, strict=True):
+            queue_s = started - job.enqueued
+            self.metrics.queue_latency.observe(queue_s)
+            result = InferenceResult(subtask=str(text), queue_ms=queue_s * 1e3, model_ms=model_s * 1e3, batch_size=len(jobs))
+            self._finish(job, result, None)
 
 
 def _plain(value: Any) -> Any:
@@ -253,7 +276,9 @@ class PolicyServer:
         self.spec = PolicySpec.from_metadata(policy.metadata)
         self.mapping = get_mapping(mapping, self.spec, default_prompt=default_prompt)
         self.metrics = WorkerMetrics()
-        self.batcher = InferenceBatcher(policy, max_batch, batch_wait_ms / 1e3, self.metrics)
+        self.batcher = InferenceBatcher(
+            policy, max_batch, batch_wait_ms / 1e3, self.metrics, peers=lambda: int(self.metrics.connections_open.value())
+        )
         self.metadata: dict[str, Any] = _plain(
             {
                 **dict(policy.metadata),

@@ -1,0 +1,159 @@
+"""The simulated household: determinism, rendering (also from another thread), tasks, expert, success checks."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+from robots.registry import UnknownRobotError, available_robots, make_robot
+from robots.sim.expert import ScriptedExpert
+from robots.sim.kitchen import ACTION_NAMES, STATE_NAMES, SimKitchen
+from robots.sim.tasks import TASK_SPECS, TASKS
+
+
+@pytest.fixture(scope="module")
+def blind() -> SimKitchen:
+    """A robot without rendering: the expert only needs simulator state, and this keeps the suite fast."""
+    robot = SimKitchen(task=TASKS[0], render=False, seed=0)
+    yield robot
+    robot.close()
+
+
+@pytest.fixture(scope="module")
+def seeing() -> SimKitchen:
+    robot = make_robot("sim-kitchen", task=TASKS[0], camera_size=64, cameras=("head", "wrist", "third"), seed=0)
+    yield robot
+    robot.close()
+
+
+def run_expert(robot: SimKitchen, seed: int, noise: float = 0.0, max_ticks: int = 900):
+    robot.reset(seed)
+    expert = ScriptedExpert(robot, noise=noise, seed=seed)
+    labels, progress, perturbed = [], [], 0
+    for _ in range(max_ticks):
+        action, label = expert.act()
+        perturbed += int(not np.allclose(action, expert.last_clean_action))
+        robot.act(action)
+        labels.append(label)
+        progress.append(robot.task_progress())
+        if expert.done:
+            break
+    return expert, labels, progress, perturbed
+
+
+def test_registry_knows_sim_kitchen_and_rejects_unknown_names() -> None:
+    assert "sim-kitchen" in available_robots()
+    with pytest.raises(UnknownRobotError, match="sim-kitchen"):
+        make_robot("no-such-robot")
+
+
+def test_describe_matches_observation_and_action_space(seeing: SimKitchen) -> None:
+    desc = seeing.describe()
+    assert desc.action_names == ACTION_NAMES and len(desc.actions) == 12
+    assert desc.state_names == STATE_NAMES
+    assert desc.camera_names == ["head", "wrist", "third"]
+    assert desc.control_hz == 20.0
+    assert desc.tasks == TASKS and len(TASKS) >= 4
+    obs = seeing.observe()
+    assert set(obs.images) == {"head", "wrist", "third"}
+    for image in obs.images.values():
+        assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+        assert image.std() > 5.0  # a real rendered scene, not a blank frame
+    assert obs.state.shape == (len(desc.state),)
+    for value, spec in zip(obs.state, desc.state, strict=True):
+        assert spec.lower - 1e-6 <= value <= spec.upper + 1e-6, spec.name
+
+
+def test_reset_is_deterministic_per_seed(seeing: SimKitchen) -> None:
+    first = seeing.reset(7)
+    objects_first = {n: seeing.object_position(n) for n in seeing.object_names}
+    second = seeing.reset(7)
+    objects_second = {n: seeing.object_position(n) for n in seeing.object_names}
+    np.testing.assert_array_equal(first.state, second.state)
+    for name in objects_first:
+        np.testing.assert_array_equal(objects_first[name], objects_second[name])
+    for cam in first.images:
+        np.testing.assert_array_equal(first.images[cam], second.images[cam])
+    other = seeing.reset(8)
+    assert not np.allclose(other.state, first.state)
+
+
+def test_observe_renders_from_another_thread(seeing: SimKitchen) -> None:
+    seeing.reset(1)
+    here = seeing.observe()
+    result: dict[str, object] = {}
+
+    def control_thread() -> None:
+        try:
+            result["obs"] = seeing.observe()
+        except Exception as exc:  # surfaced below with its message
+            result["error"] = exc
+
+    thread = threading.Thread(target=control_thread)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "error" not in result, result.get("error")
+    there = result["obs"]
+    for cam in here.images:
+        np.testing.assert_array_equal(here.images[cam], there.images[cam])  # type: ignore[attr-defined]
+
+
+def test_act_rejects_bad_actions_before_mujoco(blind: SimKitchen) -> None:
+    blind.reset(0)
+    before = blind.data.qpos.copy()
+    bad = blind.hold_action()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        blind.act(bad)
+    with pytest.raises(ValueError, match=r"shape \(12,\)"):
+        blind.act(np.zeros(5))
+    np.testing.assert_array_equal(blind.data.qpos, before)
+
+
+def test_unknown_task_is_a_clear_error(blind: SimKitchen) -> None:
+    with pytest.raises(ValueError, match="known tasks"):
+        blind.set_task("juggle the plates")
+
+
+def test_base_velocity_is_in_the_robot_frame(blind: SimKitchen) -> None:
+    blind.reset(2)
+    x0, y0, yaw = blind.base_pose()
+    action = blind.hold_action()
+    action[9] = 0.4  # forward
+    for _ in range(20):
+        blind.act(action)
+    x1, y1, yaw1 = blind.base_pose()
+    moved = np.array([x1 - x0, y1 - y0])
+    heading = np.array([np.cos(yaw), np.sin(yaw)])
+    assert moved @ heading > 0.3  # about 0.4 m in one second, along the heading
+    assert abs(moved @ np.array([-heading[1], heading[0]])) < 0.03
+    assert abs(yaw1 - yaw) < 0.02
+
+
+@pytest.mark.parametrize("spec", TASK_SPECS, ids=[s.text for s in TASK_SPECS])
+def test_expert_solves_each_task_with_paper_style_labels(blind: SimKitchen, spec) -> None:
+    blind.set_task(spec.text)
+    for seed in (0, 1):
+        blind.reset(seed)
+        assert blind.task_success() is False
+        assert blind.task_progress() == 0.0
+        expert, labels, progress, _ = run_expert(blind, seed)
+        assert expert.done and not expert.failed
+        assert blind.task_success() is True
+        assert blind.task_progress() == 1.0
+        assert labels[-1] == "done"
+        distinct = [label for i, label in enumerate(labels) if i == 0 or labels[i - 1] != label]
+        assert distinct == [*spec.subtasks, "done"]
+        assert all(b >= a for a, b in itertools.pairwise(progress))  # progress never goes back
+        assert len(labels) < 700
+
+
+def test_expert_recovers_from_noise(blind: SimKitchen) -> None:
+    blind.set_task("put the fruit in the bowl")
+    _expert, labels, _, perturbed = run_expert(blind, seed=3, noise=1.0)
+    assert perturbed > 0
+    assert blind.task_success() is True and labels[-1] == "done"

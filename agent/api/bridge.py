@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.api.episodes_index import index_episode
+from agent.api.episodes_index import index_episode, open_reader
 from agent.api.registry import RuntimeRegistry
 from agent.api.webhooks import WebhookDispatcher
 from agent.store import Store
@@ -97,11 +97,18 @@ class EventBridge:
                 task_text = self.store.get_task(event.task_id).text
             except LookupError:
                 task_text = None
-        info = {
+        info: Any = {
             "index": index,
             "task": task_text,
             "outcome": data.get("outcome"),
             "success": data.get("success"),
             "length": data.get("length"),
         }
+        try:  # the recorder has flushed by now: prefer the dataset's own metadata (length, task, outcome)
+            for candidate in open_reader(Path(root)).episodes:
+                if int(getattr(candidate, "index", -1)) == int(index):
+                    info = candidate
+                    break
+        except Exception:
+            logger.debug("episode metadata not readable yet; indexing from the event", exc_info=True)
         index_episode(self.store, event.robot_id, Path(root), info, task_id=event.task_id)

@@ -136,3 +136,10 @@ def test_cli_token_created_works_against_the_api(served):
     wrong_role = runner.invoke(cli_app, ["tokens", "create", "--role", "root", "--database-url", f"sqlite:///{db}"])
     assert wrong_role.exit_code == 2
     viewer.close()
+
+
+def test_oversized_body_is_413_before_parsing(served):
+    _server, clients, _store, _db = served
+    body = b'{"robot_id": "r1", "text": "' + b"x" * 100_000 + b'"}'
+    response = clients["operator"].post("/api/v1/tasks", content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 413, "payload_too_large")

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from policy.model.config import Pi05Config, preset
 from policy.model.pi05 import Pi05Model
+from policy.normalize import FeatureStats, NormStats
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,11 @@ def from_lerobot_state_dict(
     ours = {from_lerobot_key(k): v for k, v in stripped.items()}
     if model.expert_lm_head is None:
         ours.pop("expert_lm_head.weight", None)  # unused by action generation; not part of small presets
+    elif "expert_lm_head.weight" not in ours:
+        # openpi conversions may drop the expert's (never used) LM head with tied-weight dedup; it only
+        # exists so that lerobot/pi05_base loads strictly, so zeros are an exact stand-in.
+        logger.warning("%s: no action-expert lm_head; filling it with zeros (it is never used)", source)
+        ours["expert_lm_head.weight"] = torch.zeros(tuple(model.expert_lm_head.weight.shape))
     return ours
 
 
@@ -263,3 +269,169 @@ def lerobot_config(folder: str | Path) -> Pi05Config:
         max_token_len=int(data.get("tokenizer_max_length", 200)),
         num_steps=int(data.get("num_inference_steps", 10)),
     )
+
+
+def lerobot_key_shapes(model: Pi05Model) -> dict[str, tuple[int, ...]]:
+    """LeRobot names and shapes of our parameters (works on the meta device; the embedding as lm_head)."""
+    out = {}
+    for key, value in model.state_dict().items():
+        name = to_lerobot_key(key)
+        out[LM_HEAD_KEY if name == EMBED_KEY else name] = tuple(value.shape)
+    return out
+
+
+def read_lerobot_norm_stats(folder: str | Path) -> NormStats | None:
+    """Stats from LeRobot's processor files (`policy_preprocessor_step_*_normalizer_processor.safetensors`).
+
+    Keys are `<feature>.<stat>`; `observation.state` becomes "state" and `action` becomes "actions".
+    Returns None when the checkpoint carries no stats (as `lerobot/pi05_base` does not).
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("policy_preprocessor_step_*_normalizer_processor.safetensors"))
+    if not files:
+        return None
+    flat = load_file(str(files[0]))
+    features = {}
+    for theirs, ours in (("observation.state", "state"), ("action", "actions")):
+        stats = {stat: flat.get(f"{theirs}.{stat}") for stat in ("mean", "std", "q01", "q99")}
+        if all(v is not None for v in stats.values()):
+            features[ours] = FeatureStats(**{k: v.float().numpy() for k, v in stats.items()})
+    return NormStats(features) if features else None
+
+
+def openpi_config(folder: str | Path) -> Pi05Config:
+    """Pi05Config from openpi's conversion `config.json` (action_dim, action_horizon, variants, precision)."""
+    path = Path(folder) / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read openpi config: {exc}") from None
+    if (
+        data.get("paligemma_variant", "gemma_2b") != "gemma_2b"
+        or data.get("action_expert_variant", "gemma_300m") != "gemma_300m"
+    ):
+        raise CheckpointError(f"{path}: only gemma_2b + gemma_300m checkpoints are supported")
+    return preset(
+        "pi05",
+        action_horizon=int(data.get("action_horizon", 50)),
+        max_action_dim=int(data.get("action_dim", 32)),
+        max_state_dim=int(data.get("action_dim", 32)),
+    )
+
+
+def read_openpi_norm_stats(folder: str | Path) -> NormStats | None:
+    """`assets/<asset_id>/norm_stats.json` next to an openpi-converted checkpoint (if exactly one exists)."""
+    found = sorted(Path(folder).glob("assets/**/norm_stats.json"))
+    if len(found) > 1:
+        raise CheckpointError(f"{folder}: several norm_stats.json under assets/ ({[str(p) for p in found]}); pick one")
+    return NormStats.load(found[0]) if found else None
+
+
+def detect_layout(folder: str | Path) -> str:
+    """ "hearth", "lerobot" or "openpi" for a checkpoint folder (by its config.json)."""
+    folder = Path(folder)
+    if is_hearth_checkpoint(folder):
+        return "hearth"
+    path = folder / CONFIG_FILE
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{folder}: no {WEIGHTS_FILE}")
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    if data.get("type") == "pi05" or (folder / "policy_preprocessor.json").is_file():
+        return "lerobot"
+    if "paligemma_variant" in data or "action_horizon" in data:
+        return "openpi"
+    raise CheckpointError(f"{folder}: cannot tell the checkpoint layout from {CONFIG_FILE}")
+
+
+def load_pretrained(folder: str | Path, config: Pi05Config | None = None) -> tuple[Pi05Model, NormStats | None]:
+    """Any supported layout -> (model in float32 on CPU, norm stats if the checkpoint has them).
+
+    `config` overrides what the folder says (e.g. a tiny model stored in LeRobot layout).
+    """
+    layout = detect_layout(folder)
+    if layout == "hearth":
+        model, _ = load_hearth_model(folder)
+        stats_path = Path(folder) / NORM_STATS_FILE
+        return model, NormStats.load(stats_path) if stats_path.is_file() else None
+    if layout == "lerobot":
+        model = Pi05Model(config or lerobot_config(folder))
+        load_lerobot_weights(model, folder)
+        return model.eval(), read_lerobot_norm_stats(folder)
+    model = Pi05Model(config or openpi_config(folder))
+    load_lerobot_weights(model, folder)
+    return model.eval(), read_openpi_norm_stats(folder)
+
+
+# ---- Hugging Face PaliGemma export (System 2 served by vLLM) -------------------------------------
+def export_paligemma(model: Pi05Model, folder: str | Path, num_image_tokens: int | None = None) -> Path:
+    """Write the VLM half (SigLIP + projector + Gemma + tied LM head) as a `PaliGemmaForConditionalGeneration`.
+
+    The image placeholder id is the first id past the text vocabulary (as in lerobot/pi05_base, 257152);
+    the tokenizer must be copied alongside by the caller (policy.tokenizers). Returns the weights file.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    vision, vlm = config.vision, config.vlm
+    state: dict[str, Tensor] = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("vision."):
+            name = "model.vision_tower.vision_model." + key[len("vision.") :]
+        elif key.startswith("projector."):
+            name = "model.multi_modal_projector.linear." + key[len("projector.") :]
+        elif key.startswith("vlm."):
+            name = "model.language_model." + key[len("vlm.") :]
+        else:
+            continue
+        state[name] = value.detach().to(torch.float32).contiguous().cpu()
+    path = folder / WEIGHTS_FILE
+    save_file(state, str(path), metadata={"format": "pt"})
+    hf_config = {
+        "architectures": ["PaliGemmaForConditionalGeneration"],
+        "model_type": "paligemma",
+        "image_token_index": config.vocab_size,
+        "vocab_size": config.vocab_size,
+        "projection_dim": vlm.width,
+        "hidden_size": vlm.width,
+        "pad_token_id": config.pad_token_id,
+        "eos_token_id": config.eos_token_id,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "text_config": {
+            "model_type": "gemma",
+            "vocab_size": config.vocab_size,
+            "hidden_size": vlm.width,
+            "intermediate_size": vlm.mlp_dim,
+            "num_hidden_layers": vlm.depth,
+            "num_attention_heads": vlm.num_heads,
+            "num_key_value_heads": vlm.num_kv_heads,
+            "head_dim": vlm.head_dim,
+            "hidden_act": "gelu_pytorch_tanh",
+            "hidden_activation": "gelu_pytorch_tanh",
+            "rms_norm_eps": config.rms_norm_eps,
+            "rope_theta": config.rope_max_wavelength,
+            "max_position_embeddings": 8192,
+            "pad_token_id": config.pad_token_id,
+            "eos_token_id": config.eos_token_id,
+            "tie_word_embeddings": True,
+        },
+        "vision_config": {
+            "model_type": "siglip_vision_model",
+            "hidden_size": vision.width,
+            "intermediate_size": vision.mlp_dim,
+            "num_hidden_layers": vision.depth,
+            "num_attention_heads": vision.num_heads,
+            "image_size": vision.image_size,
+            "patch_size": vision.patch_size,
+            "projection_dim": vlm.width,
+            "num_image_tokens": num_image_tokens or vision.num_patches,
+            "layer_norm_eps": vision.layer_norm_eps,
+            "hidden_act": "gelu_pytorch_tanh",
+            "vision_use_head": False,
+        },
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2))
+    return path

@@ -25,6 +25,7 @@ from policy.checkpoints import (
     NORM_STATS_FILE,
     CheckpointError,
     is_hearth_checkpoint,
+    load_pretrained,
     load_weights,
     read_config,
     save_weights,
@@ -222,6 +223,39 @@ class Pi05Policy:
             device=device,
             fast_tokenizer_path=fast if fast.is_file() else None,
         )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        tokenizer: TextTokenizer | str | Path,
+        camera_names: Sequence[str],
+        state_names: Sequence[str],
+        action_names: Sequence[str],
+        control_hz: float = 20.0,
+        norm_stats: NormStats | None = None,
+        config: Pi05Config | None = None,
+        device: str | None = None,
+    ) -> Pi05Policy:
+        """Wrap LeRobot-layout or openpi-converted weights (or a hearth folder) with robot metadata.
+
+        Foreign checkpoints know nothing about our robot, so the caller names cameras (in image-slot order),
+        state and action dims, and supplies the tokenizer (PaliGemma's `tokenizer.model` for released
+        weights) and norm stats when the checkpoint has none. `policy.save(dst)` then converts it.
+        """
+        model, found_stats = load_pretrained(path, config=config)
+        stats = norm_stats or found_stats
+        if stats is None:
+            raise CheckpointError(f"{path} carries no norm stats; pass norm_stats= (quantiles of your robot's data)")
+        if not isinstance(tokenizer, TextTokenizer):
+            tokenizer = TextTokenizer.load(tokenizer)
+        metadata = {
+            "camera_names": list(camera_names),
+            "state_names": list(state_names),
+            "action_names": list(action_names),
+            "control_hz": control_hz,
+        }
+        return cls(model, tokenizer, stats, metadata, device=device)
 
     def save(self, folder: str | Path) -> None:
         """Write a complete checkpoint folder that `from_checkpoint` (and the policy worker) can load."""

@@ -68,7 +68,13 @@ class Stack:
 
 @contextlib.contextmanager
 def api_stack(
-    sim_robot, worker_url: str, tmp_path: Path, start: bool = True, api: dict | None = None, **orchestrator: Any
+    sim_robot,
+    worker_url: str,
+    tmp_path: Path,
+    start: bool = True,
+    record: bool = True,
+    api: dict | None = None,
+    **orchestrator: Any,
 ) -> Iterator[Stack]:
     """A RobotRuntime on the sim kitchen (started unless start=False) behind the app served on loopback."""
     from agent.api.app import create_app
@@ -78,12 +84,13 @@ def api_stack(
     from agent.system2 import LocalSystem2
     from policy.client import PolicyClient
 
-    EpisodeRecorder = importlib.import_module("agent.recorder").EpisodeRecorder
 
     policy = PolicyClient(worker_url, timeout_s=10.0)
     s2_client = PolicyClient(worker_url, timeout_s=10.0)
     episodes_root = tmp_path / "episodes" / ROBOT_ID
-    recorder = EpisodeRecorder(episodes_root, sim_robot.describe())
+    recorder = None
+    if record:
+        recorder = importlib.import_module("agent.recorder").EpisodeRecorder(episodes_root, sim_robot.describe())
     bus = EventBus()
     orchestrator.setdefault("max_task_s", 60.0)
     orchestrator.setdefault("idle_observe_hz", 2.0)
@@ -104,6 +111,7 @@ def api_stack(
             yield Stack(server, runtime, bus, store, tokens, clients, episodes_root, app)
     finally:
         runtime.stop()
-        recorder.close()
+        if recorder is not None:
+            recorder.close()
         policy.close()
         s2_client.close()

@@ -139,10 +139,10 @@ def stuck_client(stack, **params) -> socket.socket:
 
 
 def lateness_window(runtime, ticks: int) -> list[float]:
-    """Tick lateness (s) of the next `ticks` control ticks, from the runtime's own measurements."""
-    start = len(runtime._lateness)
-    wait_until(lambda: len(runtime._lateness) >= start + ticks, timeout=120, what=f"{ticks} control ticks")
-    return list(runtime._lateness[start : start + ticks])
+    """Tick lateness (s) of the next `ticks` control ticks, from the runtime's own timing samples."""
+    runtime.reset_timing()
+    wait_until(lambda: len(runtime.lateness_samples()) >= ticks, timeout=120, what=f"{ticks} control ticks")
+    return runtime.lateness_samples()[:ticks]
 
 
 def test_a_client_that_never_reads_does_not_slow_the_control_loop(stack):

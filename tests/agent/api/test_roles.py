@@ -49,7 +49,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, Permission | None]] = [
 @pytest.fixture(scope="module")
 def stack(sim_robot, worker_url, tmp_path_factory):
     with api_stack(
-        sim_robot, worker_url, tmp_path_factory.mktemp("roles"), start=False, api={"task_rate_limit_per_minute": 5}
+        sim_robot, worker_url, tmp_path_factory.mktemp("roles"), start=False, record=False, api={"task_rate_limit_per_minute": 5}
     ) as stack:
         yield stack
 

@@ -2,7 +2,7 @@
 
 Roles and what they may do (checked per route through `require(Permission.X)`):
 - viewer:     read robots, tasks, episodes, the live stream.
-- operator:   viewer + create/pause/resume/abort tasks, coaching, e-stop and e-stop reset.
+- operator:   viewer + create/pause/resume/abort tasks, coaching, e-stop and e-stop reset, episode outcome labels.
 - automation: robots and tasks (read + create/pause/resume/abort) and e-stop; nothing else (home automation).
 - admin:      everything, including tokens and deleting episodes.
 E-stop is granted to every role except viewer: whoever can make the robot move can make it stop.
@@ -38,6 +38,7 @@ class Permission(StrEnum):
     ESTOP_RESET = "estop:reset"
     EPISODES_READ = "episodes:read"
     EPISODES_DELETE = "episodes:delete"
+    EPISODES_LABEL = "episodes:label"
     LIVE = "live"
     TOKENS = "tokens"
 
@@ -55,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ESTOP,
             Permission.ESTOP_RESET,
             Permission.EPISODES_READ,
+            Permission.EPISODES_LABEL,
             Permission.LIVE,
         }
     ),

@@ -55,8 +55,11 @@ def index_episode(
         task=_field(info, "task"),
         task_id=task_id or (existing.task_id if existing else None) or _task_id_for(store, robot_id, index),
         length=_field(info, "length"),
-        outcome=_field(info, "outcome"),
-        success=None if success is None else bool(success),
+        # Once indexed, the store's outcome wins: an operator may have corrected it (POST .../label).
+        outcome=existing.outcome if existing is not None and existing.outcome is not None else _field(info, "outcome"),
+        success=existing.success if existing is not None and existing.outcome is not None else (
+            None if success is None else bool(success)
+        ),
         recorded_at=existing.recorded_at if existing else float(_field(info, "recorded_at", default=time.time())),
     )
     return store.save_episode(episode)

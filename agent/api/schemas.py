@@ -68,6 +68,33 @@ class TokenCreated(TokenInfo):
     token: str = Field(description="The secret. Shown once: only its hash is stored.")
 
 
+class WhoAmI(BaseModel):
+    id: str
+    name: str
+    role: str
+    permissions: list[str] = Field(description="What this token may do, e.g. 'tasks:write', 'estop'.")
+
+
+class EpisodeLabel(BaseModel):
+    outcome: str = Field(min_length=1, max_length=64, description="e.g. succeeded, failed, aborted.")
+    success: bool | None = Field(default=None, description="Whether the task was achieved (None: unknown).")
+
+
+class EpisodeData(BaseModel):
+    """Per-frame numbers of an episode for plots (rows decimated evenly to at most max_points)."""
+
+    robot_id: str
+    episode_index: int
+    fps: float | None = None
+    length: int
+    frame_index: list[int]
+    timestamp: list[float]
+    state_names: list[str]
+    action_names: list[str]
+    state: list[list[float]]
+    action: list[list[float]]
+
+
 class TokenList(BaseModel):
     items: list[TokenInfo]
 

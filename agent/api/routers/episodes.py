@@ -1,4 +1,5 @@
-"""Recorded episodes: list with filters, metadata, subtask/coaching timeline, a camera's video, delete."""
+"""Recorded episodes: list with filters, metadata, subtask/coaching timeline, a camera's video, per-frame data
+for plots, an operator's outcome label, delete."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pydantic import BaseModel
 
 from agent.api.auth import Permission, require
 from agent.api.context import ApiContext, get_ctx
+from agent.api.episode_data import EpisodeDataUnavailable, read_episode_data
 from agent.api.episodes_index import open_reader
 from agent.api.errors import ApiError, not_found
+from agent.api.schemas import EpisodeData, EpisodeLabel
 from agent.store import NotFound, StoredEpisode
 from agent.store.store import to_jsonable
 
@@ -119,6 +122,49 @@ def get_video(
     if not path.is_file():
         raise not_found("camera", camera)
     return FileResponse(path, media_type="video/mp4", filename=f"{robot_id}-episode{episode_index}-{camera}.mp4")
+
+
+@router.get(
+    "/episodes/{robot_id}/{episode_index}/data",
+    response_model=EpisodeData,
+    summary="Per-frame timestamps, state and executed actions of an episode (for plots), evenly decimated",
+)
+def get_data(
+    robot_id: str,
+    episode_index: EpisodeIndex,
+    max_points: int = Query(default=2000, ge=2, le=100_000),
+    ctx: ApiContext = Depends(get_ctx),
+    _token=Depends(_read),
+) -> EpisodeData:
+    episode = _episode(ctx, robot_id, episode_index)
+    try:
+        data = read_episode_data(Path(episode.root), episode_index, max_points)
+    except EpisodeDataUnavailable as exc:
+        raise ApiError(409, "episode_unreadable", str(exc)) from exc
+    return EpisodeData(robot_id=robot_id, episode_index=episode_index, **data)
+
+
+@router.post(
+    "/episodes/{robot_id}/{episode_index}/label",
+    response_model=StoredEpisode,
+    summary="Set or correct an episode's outcome label (operator review)",
+)
+def label_episode(
+    robot_id: str,
+    episode_index: EpisodeIndex,
+    body: EpisodeLabel,
+    ctx: ApiContext = Depends(get_ctx),
+    token=Depends(require(Permission.EPISODES_LABEL)),
+) -> StoredEpisode:
+    episode = _episode(ctx, robot_id, episode_index)
+    outcome = " ".join(body.outcome.split())
+    if not outcome:
+        raise ApiError(422, "outcome_empty", "outcome must contain words")
+    logger.info(
+        "episode relabeled",
+        extra={"robot_id": robot_id, "episode_index": episode_index, "outcome": outcome, "token": token.name},
+    )
+    return ctx.store.save_episode(episode.model_copy(update={"outcome": outcome, "success": body.success}))
 
 
 @router.delete("/episodes/{robot_id}/{episode_index}", response_model=StoredEpisode, summary="Delete an episode")

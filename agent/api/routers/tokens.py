@@ -1,17 +1,27 @@
-"""API tokens (admin only): create (the secret is shown once), list, revoke."""
+"""API tokens (admin only): create (the secret is shown once), list, revoke; plus `me` for any valid token."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from agent.api.auth import Permission, require
+from agent.api.auth import ROLE_PERMISSIONS, Permission, Role, require
 from agent.api.context import ApiContext, get_ctx
 from agent.api.errors import not_found
-from agent.api.schemas import TokenCreate, TokenCreated, TokenList
+from agent.api.schemas import TokenCreate, TokenCreated, TokenList, WhoAmI
 from agent.store import NotFound, TokenInfo
 
 router = APIRouter(tags=["tokens"])
 _admin = require(Permission.TOKENS)
+
+
+@router.get(
+    "/tokens/me",
+    response_model=WhoAmI,
+    summary="The calling token: its role and permissions (clients such as the console show controls by these)",
+)
+def whoami(token: TokenInfo = Depends(require(Permission.ROBOTS_READ))) -> WhoAmI:
+    permissions = sorted(p.value for p in ROLE_PERMISSIONS.get(Role(token.role), frozenset()))
+    return WhoAmI(id=token.id, name=token.name, role=token.role, permissions=permissions)
 
 
 @router.get("/tokens", response_model=TokenList, summary="List tokens (never their secrets)")

@@ -39,21 +39,26 @@ class OptimizerSettings(_Strict):
 
 
 class LossSettings(_Strict):
-    """The co-training objective: text CE (subtask + FAST action tokens) + alpha * flow matching.
+    """The co-training objective: alpha * flow matching + FAST-token CE + subtask CE.
 
-    `subtask_fraction` of each batch's examples are System-2 examples (subtask prompt -> subtask text);
-    all examples carry FAST tokens and the flow-matching target for their chunk.
+    Each step's batch is split in two forward passes: `subtask_fraction` of the examples are System-2
+    examples (subtask prompt -> subtask text + EOS, CE only) and the rest are System-1 examples (action prompt
+    -> FAST tokens + EOS as CE targets, and the chunk as the flow-matching target). Splitting keeps the two CE
+    terms separate, so the few subtask tokens are not drowned by the many FAST tokens in one mean.
     """
 
     flow_weight: float = Field(default=1.0, ge=0, description="alpha; the paper's post-training uses 10, KI allows 1")
+    fast_weight: float = Field(default=1.0, ge=0)
+    subtask_weight: float = Field(default=1.0, ge=0)
+    subtask_fraction: float = Field(default=0.25, ge=0, lt=1)
     subtask_ce: bool = True
     fast_ce: bool = True
     knowledge_insulation: bool = True
-    fast_vocab_size: int = Field(default=512, ge=16)
+    fast_vocab_size: int = Field(default=512, ge=16, le=1024)
     fast_scale: float = Field(default=10.0, gt=0)
-    max_fast_tokens: int = Field(default=64, ge=8)
-    max_prompt_tokens: int = Field(default=96, ge=16)
-    max_subtask_tokens: int = Field(default=16, ge=2)
+    fast_fit_chunks: int = Field(default=4000, ge=16, description="chunks used to fit the FAST tokenizer's BPE")
+    max_fast_tokens: int = Field(default=96, ge=8)
+    max_token_len: int | None = Field(default=None, ge=16, description="prompt+target length; default: the model's")
 
 
 class AugmentSettings(_Strict):

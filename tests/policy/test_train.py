@@ -113,3 +113,137 @@ def test_config_rejects_unknown_keys_and_all_losses_off(tmp_path) -> None:
         TrainConfig.from_yaml(path)
     with pytest.raises(ValueError, match="nothing to train"):
         TrainConfig.model_validate({"loss": {"subtask_ce": False, "fast_ce": False, "flow_weight": 0}})
+
+
+# ---- real training runs on the tiny model ---------------------------------------------------------
+
+SUBTASKS = ["go to the table", "pick up the can", "place the can in the sink"]
+
+
+def _synthetic_prepared(folder, config, frames: int = 24, horizon: int = 10):
+    """A small prepared dataset: images, states and chunks that depend on the subtask, so there is signal."""
+    import numpy as np
+
+    from policy.model.config import preset
+    from policy.normalize import NormStats
+    from policy.tokenizers.fast import FastTokenizer
+    from policy.tokenizers.text import household_tokenizer
+    from policy.train import PreparedData
+    from policy.training.batching import ExampleEncoder, TrainSample
+    from policy.training.data import TrainingArrays
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(frames):
+        phase = i * len(SUBTASKS) // frames
+        t = np.linspace(0, 1, horizon)[:, None]
+        actions = np.concatenate([np.sin(t * (phase + 1) * 3), np.cos(t * (phase + 1) * 2) * 0.5], axis=1)
+        image = np.full((40, 40, 3), 40 + 80 * phase, np.uint8)
+        image[rng.integers(0, 30) :, :10] = 255
+        samples.append(
+            (i // 8, TrainSample(
+                images={"head": image, "wrist": image[::-1].copy()},
+                state=np.array([phase, i / frames, 0.5], np.float32),
+                actions=actions.astype(np.float32),
+                action_is_pad=np.arange(horizon) >= horizon - (i % 3),
+                task="put the can in the sink",
+                subtask=SUBTASKS[phase],
+            ))
+        )
+    norm = NormStats.from_arrays({"state": np.stack([s.state for _, s in samples]),
+                                  "actions": np.concatenate([s.actions for _, s in samples])})
+    fast = FastTokenizer.fit(np.stack([norm.normalize("actions", s.actions) for _, s in samples]), vocab_size=512)
+    tokenizer = household_tokenizer()
+    model_config = preset(config.model.preset, **config.model.overrides)
+    encoder = ExampleEncoder(tokenizer, norm, config.loss.max_token_len or model_config.max_token_len,
+                             model_config.max_action_dim, config.loss, fast)
+    arrays = TrainingArrays.build(samples, encoder, ["head", "wrist"], model_config.vision.image_size)
+    meta = {"camera_names": ["head", "wrist"], "state_names": ["phase", "progress", "const"],
+            "action_names": ["a0", "a1"], "control_hz": 20.0, "tasks": ["put the can in the sink"]}
+    prepared = PreparedData(arrays, norm, tokenizer, fast, meta)
+    prepared.save(folder)
+    return prepared
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    from pathlib import Path
+
+    return TrainConfig.from_yaml(Path(__file__).resolve().parents[2] / "configs/training/tiny-test.yaml")
+
+
+@pytest.fixture(scope="module")
+def prepared_dir(tmp_path_factory, tiny_config):
+    folder = tmp_path_factory.mktemp("prepared")
+    _synthetic_prepared(folder, tiny_config)
+    return folder
+
+
+def test_prepared_data_encodes_both_example_kinds(prepared_dir, tiny_config) -> None:
+    from policy.tokenizers.text import household_tokenizer
+    from policy.train import PreparedData
+
+    prepared = PreparedData.load(prepared_dir)
+    arrays = prepared.arrays
+    assert arrays.images.shape == (24, 2, 32, 32, 3) and arrays.has_subtask.all()
+    tok = household_tokenizer()
+    s2 = arrays.s2_tokens[0][arrays.s2_mask[0]]
+    text = tok.decode(s2.tolist())
+    assert text.startswith("Task: put the can in the sink, State: ") and text.endswith("Subtask: go to the table")
+    assert tok.decode(arrays.s2_tokens[0][arrays.s2_loss[0]].tolist()) == "go to the table"
+    s1_targets = arrays.s1_tokens[0][arrays.s1_loss[0]]
+    assert s1_targets[-1] == tok.eos_id and (s1_targets[:-1] >= tok.vocab_size - prepared.fast.vocab_size).all()
+    assert "Action: " in tok.decode(arrays.s1_tokens[0][arrays.s1_mask[0] & ~arrays.s1_loss[0]].tolist())
+    batch = arrays.to_torch(torch.device("cpu")).batch(torch.tensor([0, 1, 2, 3]), torch.tensor([True, False, True, False]))
+    assert batch.has_actions.tolist() == [False, True, False, True]
+    assert torch.equal(batch.tokens[0], torch.from_numpy(arrays.s2_tokens[0]))
+    assert torch.equal(batch.tokens[1], torch.from_numpy(arrays.s1_tokens[1]))
+    assert batch.images.shape == (4, 2, 3, 32, 32) and batch.images.min() >= -1 and batch.images.max() <= 1
+
+
+def test_a_few_training_steps_decrease_the_loss_and_export_a_loadable_policy(prepared_dir, tiny_config, tmp_path) -> None:
+    from policy.inference import Pi05Policy
+    from policy.train import train
+
+    losses = []
+    result = train(tiny_config, prepared_dir, tmp_path / "run", progress=False,
+                   on_step=lambda step, values: losses.append(values))
+    assert result.steps == tiny_config.steps
+    first = sum(v["loss"] for v in losses[:5]) / 5
+    last = sum(v["loss"] for v in losses[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    for key in ("flow_loss", "fast_ce", "subtask_ce"):
+        assert losses[-1][key] > 0 and sum(v[key] for v in losses[-5:]) < sum(v[key] for v in losses[:5])
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 1 + tiny_config.steps // tiny_config.log_every
+    policy = Pi05Policy.from_checkpoint(result.checkpoint, device="cpu")
+    assert policy.metadata["camera_names"] == ["head", "wrist"] and policy.metadata["action_names"] == ["a0", "a1"]
+    assert (result.checkpoint / "fast_tokenizer.json").exists() and (result.checkpoint / "training.json").exists()
+
+
+def test_resume_restores_step_optimizer_and_ema_exactly(prepared_dir, tiny_config, tmp_path) -> None:
+    from policy.train import TrainingError, train
+    from policy.training.state import latest_state, load_state
+
+    config = tiny_config.model_copy(update={"steps": 8, "save_every": 4})
+    train(config, prepared_dir, tmp_path / "straight", progress=False)
+    train(config, prepared_dir, tmp_path / "split", progress=False, stop_after=4)
+    assert latest_state(tmp_path / "split").name == "step_0000004"
+    with pytest.raises(TrainingError, match="--resume"):
+        train(config, prepared_dir, tmp_path / "split", progress=False)
+    train(config, prepared_dir, tmp_path / "split", resume=True, progress=False)
+    straight, meta_a = load_state(latest_state(tmp_path / "straight"))
+    split, meta_b = load_state(latest_state(tmp_path / "split"))
+    assert meta_a["step"] == meta_b["step"] == 8
+    for key in ("model", "ema"):
+        assert straight[key].keys() == split[key].keys()
+        for name in straight[key]:
+            assert torch.equal(straight[key][name], split[key][name]), (key, name)
+    opt_a, opt_b = straight["optimizer"]["state"], split["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys()
+    for index in opt_a:
+        for field in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(opt_a[index][field], opt_b[index][field])
+    assert straight["scheduler"] == split["scheduler"]
+    rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["4", "5", "8"]  # the interrupted call logged its last step

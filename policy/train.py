@@ -1,0 +1,574 @@
+"""The π₀.₅ co-training loop: flow matching + CE on subtask text and FAST action tokens, knowledge insulation.
+
+One function, `train`, runs a whole run from a TrainConfig: it prepares the data (every frame decoded, resized
+and tokenized once, see policy/training/data.py), builds or loads the model, and steps AdamW with warmup +
+cosine, gradient clipping, EMA and image augmentation, saving exact-resume state every `save_every` steps and
+exporting a servable checkpoint (EMA weights, LoRA merged, norm stats, tokenizers) at the end.
+
+Determinism: every step draws its batch, its System-2/System-1 split, its augmentation and its flow-matching
+noise and time from a generator seeded by (seed, step, rank). A run resumed from step k therefore computes
+exactly the steps an uninterrupted run would have, which tests/policy/test_train.py checks bit for bit.
+
+Run folder layout (`--out`):
+  config.yaml          the resolved TrainConfig
+  data/                prepared training arrays + norm stats + tokenizers (reusable as `--data`)
+  metrics.csv          one row per `log_every` steps
+  train_state/         exact-resume states (weights, optimizer, scheduler, EMA, RNG)
+  checkpoint/          the exported policy (what `hearth eval` and `hearth serve-policy` load)
+
+DDP: run the same command under `torchrun --nproc-per-node N -m agent.cli train ...`; each rank takes its slice
+of every global batch, gradients are averaged by DistributedDataParallel, rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policy.training.augment import augment_images, wrist_flags
+from policy.training.config import TrainConfig
+from policy.training.data import TrainingArrays, batch_indices
+from policy.training.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, shutdown
+from policy.training.ema import ExponentialMovingAverage
+from policy.training.lora import apply_lora, merged_state_dict
+from policy.training.metrics import CsvMetrics
+from policy.training.optim import build_optimizer, build_scheduler
+from policy.training.state import latest_state, load_state, save_state
+
+logger = logging.getLogger(__name__)
+
+DATA_DIR = "data"
+ARRAYS_FILE = "arrays.npz"
+DATA_META_FILE = "dataset.json"
+EXPORT_DIR = "checkpoint"
+VISION_PATTERN = r"^vision\."
+
+
+class TrainingError(RuntimeError):
+    """A run cannot start or continue (bad data, existing run folder without --resume, ...)."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path | None
+    steps: int
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    samples_per_s: float = 0.0
+
+
+# ---- prepared data ------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedData:
+    """Everything the loop needs from the dataset, and what the exported checkpoint must carry with it."""
+
+    arrays: TrainingArrays
+    norm_stats: Any  # policy.normalize.NormStats
+    tokenizer: Any  # policy.tokenizers.text.TextTokenizer
+    fast: Any | None  # policy.tokenizers.fast.FastTokenizer
+    meta: dict[str, Any]  # camera_names, state_names, action_names, control_hz, tasks, episodes, frames, source
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.arrays.save(folder / ARRAYS_FILE)
+        self.norm_stats.save(folder / "norm_stats.json")
+        self.tokenizer.save(folder)
+        if self.fast is not None:
+            self.fast.save(folder / "fast_tokenizer.json")
+        (folder / DATA_META_FILE).write_text(json.dumps(self.meta, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> PreparedData:
+        from policy.normalize import NormStats
+        from policy.tokenizers.text import TextTokenizer
+
+        fast = None
+        if (folder / "fast_tokenizer.json").exists():
+            from policy.tokenizers.fast import FastTokenizer
+
+            fast = FastTokenizer.load(folder / "fast_tokenizer.json")
+        return cls(
+            arrays=TrainingArrays.load(folder / ARRAYS_FILE),
+            norm_stats=NormStats.load(folder / "norm_stats.json"),
+            tokenizer=TextTokenizer.load(folder),
+            fast=fast,
+            meta=json.loads((folder / DATA_META_FILE).read_text()),
+        )
+
+
+def is_prepared_data(path: Path) -> bool:
+    return (Path(path) / ARRAYS_FILE).exists() and (Path(path) / DATA_META_FILE).exists()
+
+
+def prepare_data(
+    data_dir: Path, config: TrainConfig, model_config, tokenizer, camera_names: list[str] | None = None,
+    progress: bool = False,
+) -> PreparedData:
+    """Read a LeRobotDataset, compute norm stats, fit FAST, and encode every frame (see module docstring)."""
+    from policy.data.reader import LeRobotDatasetReader
+    from policy.data.samples import ChunkSampleDataset
+    from policy.training.batching import ExampleEncoder, TrainSample
+
+    reader = LeRobotDatasetReader(data_dir)
+    episodes = reader.episodes[: config.data.max_episodes] if config.data.max_episodes else reader.episodes
+    if not episodes:
+        raise TrainingError(f"{data_dir}: the dataset has no episodes")
+    info = _dataset_info(reader)
+    cameras = list(camera_names or info["camera_names"])
+    norm_stats = reader.norm_stats()
+    horizon = model_config.action_horizon
+    dataset = ChunkSampleDataset(data_dir, action_horizon=horizon, episodes=[e.index for e in episodes])
+    samples: list[tuple[int, TrainSample]] = []
+    iterator = range(len(dataset))
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="decode frames", unit="frame")
+    for i in iterator:
+        raw = dataset[i]
+        samples.append((int(raw.get("episode_index", -1)), _train_sample(raw)))
+    fast = None
+    if config.loss.fast_ce:
+        fast = _fit_fast(samples, norm_stats, config)
+    encoder = ExampleEncoder(
+        tokenizer=tokenizer,
+        norm_stats=norm_stats,
+        max_len=config.loss.max_token_len or model_config.max_token_len,
+        max_action_dim=model_config.max_action_dim,
+        loss=config.loss,
+        fast=fast,
+    )
+    arrays = TrainingArrays.build(samples, encoder, cameras, model_config.vision.image_size)
+    meta = {
+        **info,
+        "camera_names": cameras,
+        "episodes": len(episodes),
+        "frames": len(arrays),
+        "tasks": sorted({s.task for _, s in samples}),
+        "subtasks": sorted({s.subtask for _, s in samples if s.subtask}),
+        "source": str(Path(data_dir).resolve()),
+        "image_size": model_config.vision.image_size,
+        "action_horizon": horizon,
+    }
+    return PreparedData(arrays, norm_stats, tokenizer, fast, meta)
+
+
+def _dataset_info(reader) -> dict[str, Any]:
+    info = reader.info if hasattr(reader, "info") else {}
+    features = info.get("features", {})
+    cameras = [k.split(".", 2)[2] for k in features if k.startswith("observation.images.")]
+    return {
+        "camera_names": cameras,
+        "state_names": list(features.get("observation.state", {}).get("names") or []),
+        "action_names": list(features.get("action", {}).get("names") or []),
+        "control_hz": float(info.get("fps", 20.0)),
+        "robot_type": info.get("robot_type", ""),
+    }
+
+
+def _train_sample(raw: dict[str, Any]):
+    from policy.training.batching import TrainSample
+
+    def array(x):
+        return x.numpy() if torch.is_tensor(x) else np.asarray(x)
+
+    images = {}
+    for name, image in raw["images"].items():
+        image = array(image)
+        if image.dtype != np.uint8:  # float [0, 1] CHW from some readers
+            image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        if image.shape[0] == 3 and image.shape[-1] != 3:
+            image = np.moveaxis(image, 0, -1)
+        images[name] = image
+    return TrainSample(
+        images=images,
+        state=array(raw["state"]).astype(np.float32),
+        actions=array(raw["actions"]).astype(np.float32),
+        action_is_pad=array(raw["action_is_pad"]).astype(bool),
+        task=str(raw.get("task", "")),
+        subtask=str(raw.get("subtask", "") or ""),
+    )
+
+
+def _fit_fast(samples, norm_stats, config: TrainConfig):
+    from policy.tokenizers.fast import FastTokenizer
+
+    rng = np.random.default_rng(config.seed)
+    count = min(len(samples), config.loss.fast_fit_chunks)
+    chosen = rng.choice(len(samples), size=count, replace=False)
+    chunks = np.stack([norm_stats.normalize("actions", samples[i][1].actions) for i in chosen])
+    return FastTokenizer.fit(chunks, vocab_size=config.loss.fast_vocab_size, scale=config.loss.fast_scale)
+
+
+# ---- model ----------------------------------------------------------------------------------------
+
+
+class _LossModule(nn.Module):
+    """Exposes compute_loss as forward, so DistributedDataParallel's gradient hooks see the call."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, noise, time):
+        return self.model.compute_loss(batch, noise=noise, time=time)
+
+
+def build_model(config: TrainConfig, init: Path | None):
+    """(model, model_config, tokenizer, init_metadata): fresh from a preset, or loaded from `--init`."""
+    from policy.model.config import preset
+    from policy.model.pi05 import Pi05Model
+
+    if init is not None:
+        from policy.inference import Pi05Policy
+
+        policy = Pi05Policy.from_checkpoint(init, device="cpu")
+        model = policy.model.float()
+        model.config.knowledge_insulation = config.loss.knowledge_insulation
+        return model, model.config, policy.tokenizer, dict(policy.metadata)
+    from policy.tokenizers.text import household_tokenizer
+
+    tokenizer = household_tokenizer()
+    overrides = {
+        "vocab_size": tokenizer.vocab_size,
+        "eos_token_id": tokenizer.eos_id,
+        "pad_token_id": tokenizer.pad_id,
+        **config.model.overrides,
+        "knowledge_insulation": config.loss.knowledge_insulation,
+    }
+    model_config = preset(config.model.preset, **overrides)
+    if tokenizer.vocab_size > model_config.vocab_size:
+        raise TrainingError(
+            f"tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {model_config.vocab_size}"
+        )
+    return Pi05Model(model_config), model_config, tokenizer, {}
+
+
+def apply_finetune_settings(model: nn.Module, config: TrainConfig) -> dict[str, int]:
+    """Freeze by pattern and/or add LoRA adapters; returns parameter counts for the log."""
+    ft = config.finetune
+    if ft.lora_rank > 0:
+        wrapped = apply_lora(model, ft.lora_patterns, ft.lora_rank, ft.lora_alpha)
+        logger.info("LoRA adapters added", extra={"modules": len(wrapped), "rank": ft.lora_rank})
+    patterns = list(ft.freeze_patterns) + ([VISION_PATTERN] if ft.freeze_vision else [])
+    compiled = [re.compile(p) for p in patterns]
+    frozen = 0
+    for name, param in model.named_parameters():
+        if any(p.search(name) for p in compiled):
+            param.requires_grad = False
+            frozen += 1
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if trainable == 0:
+        raise TrainingError("every parameter is frozen; nothing would train")
+    return {"params": total, "trainable": trainable, "frozen_tensors": frozen}
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+
+
+def _device(config: TrainConfig, info: DistInfo) -> torch.device:
+    kind = config.device
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError("device: cuda requested but torch sees no CUDA device")
+        return torch.device("cuda", info.local_rank)
+    return torch.device("cpu")
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63 - 1)
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    state = latest_state(run_dir)
+    if state is not None and not resume:
+        raise TrainingError(f"{run_dir} already holds a run (last state {state.name}); pass --resume or a new --out")
+    return state if resume else None
+
+
+def train(
+    config: TrainConfig,
+    data: Path,
+    out: Path,
+    resume: bool = False,
+    init: Path | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Run (or resume) a training run. `stop_after` ends early after that many steps of this call (tests)."""
+    info = init_distributed("cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+    try:
+        return _train(config, Path(data), Path(out), resume, init, progress and info.is_main, stop_after, on_step, info)
+    finally:
+        shutdown(info)
+
+
+def _train(config, data, out, resume, init, progress, stop_after, on_step, info: DistInfo) -> TrainResult:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.batch_size % info.world_size:
+        raise TrainingError(f"batch_size {config.batch_size} is not divisible by {info.world_size} processes")
+    device = _device(config, info)
+    out.mkdir(parents=True, exist_ok=True)
+    resume_from = _check_run_dir(out, resume)
+    torch.manual_seed(config.seed)
+
+    model, model_config, tokenizer, init_meta = build_model(config, init)
+    prepared = _prepared_data(config, data, out, model_config, tokenizer, info, progress)
+    arrays = prepared.arrays
+    counts = apply_finetune_settings(model, config)
+    model.to(device)
+    if info.is_main:
+        (out / "config.yaml").write_text(config.to_yaml())
+        logger.info("model ready", extra={**counts, "device": str(device), "frames": len(arrays)})
+
+    optimizer = build_optimizer(model, config.optimizer)
+    scheduler = build_scheduler(optimizer, config.optimizer, config.steps)
+    ema = ExponentialMovingAverage(model, config.ema_decay) if config.ema_decay > 0 else None
+    start_step = 0
+    if resume_from is not None:
+        payload, meta = load_state(resume_from, map_location=device)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(payload["ema"])
+        start_step = int(meta["step"])
+        logger.info("resumed", extra={"step": start_step, "state": str(resume_from)})
+    metrics = CsvMetrics(out / "metrics.csv") if info.is_main else None
+    if metrics is not None:
+        metrics.truncate_after(start_step)
+
+    wrapped: nn.Module = _LossModule(model)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    arrays_t = arrays.to_torch(device)
+    wrist = wrist_flags(arrays.camera_names, config.augment)
+    autocast = _autocast(device, config.precision)
+    per_rank = config.batch_size // info.world_size
+    has_subtasks = bool(arrays.has_subtask.any()) and config.loss.subtask_ce
+    n_s2 = round(per_rank * config.loss.subtask_fraction) if has_subtasks else 0
+    n_s2 = min(n_s2, per_rank - 1) if config.loss.flow_weight > 0 or config.loss.fast_ce else n_s2
+    horizon, action_width = arrays.actions.shape[1], arrays.actions.shape[2]
+
+    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=start_step, desc=f"train {config.name}", unit="step", mininterval=2.0)
+    window: dict[str, list[float]] = {}
+    window_start, window_samples = time.monotonic(), 0
+    run_start = time.monotonic()
+    last: dict[str, float] = {}
+    model.train()
+    for step in range(start_step, end_step):
+        generator = torch.Generator().manual_seed(_step_seed(config.seed, step, info.rank))
+        indices = batch_indices(len(arrays), config.batch_size, step, config.seed, info.rank, info.world_size)
+        kinds = torch.zeros(per_rank, dtype=torch.bool)
+        kinds[:n_s2] = True
+        noise = torch.randn((per_rank, horizon, action_width), generator=generator).to(device)
+        flow_time = model.sample_time(per_rank, torch.device("cpu"), generator=generator).to(device)
+        batch = arrays_t.batch(indices, kinds)
+        batch.images = augment_images(batch.images, wrist, config.augment, generator)
+        terms = _forward_split(wrapped, batch, noise, flow_time, n_s2, autocast)
+        loss = (
+            config.loss.flow_weight * terms["flow_loss"]
+            + config.loss.fast_weight * terms["fast_ce"]
+            + config.loss.subtask_weight * terms["subtask_ce"]
+        )
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss became {loss.item()} at step {step}; lower optimizer.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad], config.optimizer.grad_clip
+        )
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        done = step + 1
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        values["loss"] = float(loss.detach())
+        values["grad_norm"] = float(grad_norm)
+        for key, value in values.items():
+            window.setdefault(key, []).append(value)
+        window_samples += config.batch_size
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+        if done % config.log_every == 0 or done == end_step:
+            means = mean_across_ranks({k: float(np.mean(v)) for k, v in window.items()}, info, device)
+            elapsed = time.monotonic() - window_start
+            last = {**means, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": window_samples / max(elapsed, 1e-9)}
+            if metrics is not None:
+                metrics.log({"step": done, **{k: round(v, 6) for k, v in last.items()},
+                             "elapsed_s": round(time.monotonic() - run_start, 2)})
+            window, window_start, window_samples = {}, time.monotonic(), 0
+        if on_step is not None:
+            on_step(done, values)
+        if done % config.save_every == 0 or done == end_step:
+            _save(out, done, model, optimizer, scheduler, ema, config, info)
+    if bar is not None:
+        bar.close()
+    checkpoint = None
+    if end_step == config.steps and info.is_main:
+        checkpoint = export_checkpoint(out / EXPORT_DIR, model, ema, prepared, config, init_meta, end_step)
+    barrier(info)
+    return TrainResult(out, checkpoint, end_step, last, last.get("samples_per_s", 0.0))
+
+
+def _forward_split(wrapped, batch, noise, flow_time, n_s2: int, autocast) -> dict[str, torch.Tensor]:
+    """System-2 rows [:n_s2] and System-1 rows [n_s2:] in separate passes, so each CE is its own mean."""
+    zero = torch.zeros((), device=noise.device)
+    terms = {"flow_loss": zero, "fast_ce": zero, "subtask_ce": zero}
+    b = batch.tokens.shape[0]
+    if n_s2 > 0:
+        with autocast():
+            out = wrapped(_rows(batch, slice(0, n_s2)), noise[:n_s2], flow_time[:n_s2])
+        terms["subtask_ce"] = out["ce_loss"].float()
+        terms["flow_loss"] = out["flow_loss"].float() * 0.0 + terms["flow_loss"]
+    if n_s2 < b:
+        with autocast():
+            out = wrapped(_rows(batch, slice(n_s2, b)), noise[n_s2:], flow_time[n_s2:])
+        terms["fast_ce"] = out["ce_loss"].float()
+        terms["flow_loss"] = out["flow_loss"].float()
+    return terms
+
+
+def _rows(batch, rows: slice):
+    import dataclasses
+
+    return type(batch)(**{
+        f.name: (getattr(batch, f.name)[rows] if getattr(batch, f.name) is not None else None)
+        for f in dataclasses.fields(batch)
+    })
+
+
+def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info: DistInfo, progress) -> PreparedData:
+    """Use `data` directly when it is already prepared; else rank 0 prepares into out/data once."""
+    if is_prepared_data(data):
+        prepared = PreparedData.load(data)
+    else:
+        target = out / DATA_DIR
+        if info.is_main and not is_prepared_data(target):
+            prepare_data(data, config, model_config, tokenizer, progress=progress).save(target)
+        barrier(info)
+        prepared = PreparedData.load(target)
+    image_size = model_config.vision.image_size
+    if prepared.arrays.images.shape[2] != image_size:
+        raise TrainingError(
+            f"prepared data has {prepared.arrays.images.shape[2]} px images but the model expects {image_size} px"
+        )
+    if prepared.arrays.actions.shape[1] != model_config.action_horizon:
+        raise TrainingError(
+            f"prepared data has action horizon {prepared.arrays.actions.shape[1]}, the model {model_config.action_horizon}"
+        )
+    return prepared
+
+
+def _save(out: Path, step: int, model, optimizer, scheduler, ema, config: TrainConfig, info: DistInfo) -> None:
+    if info.is_main:
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+        }
+        save_state(out, step, payload, {"name": config.name}, config.keep_last)
+    barrier(info)
+
+
+# ---- export ---------------------------------------------------------------------------------------
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def export_checkpoint(
+    folder: Path, model: nn.Module, ema: ExponentialMovingAverage | None, prepared: PreparedData,
+    config: TrainConfig, init_meta: dict[str, Any], step: int,
+) -> Path:
+    """Write a servable checkpoint: EMA weights (LoRA merged) in `export_dtype`, norm stats, tokenizers."""
+    from policy.inference import Pi05Policy
+    from policy.model.pi05 import Pi05Model
+
+    state = ema.averaged_state(model) if ema is not None else model.state_dict()
+    state = merged_state_dict(model, state)
+    clean = Pi05Model(model.config)
+    clean.load_state_dict({k: v.detach().float().cpu() for k, v in state.items()})
+    meta = prepared.meta
+    metadata = {
+        "camera_names": meta["camera_names"],
+        "state_names": meta.get("state_names") or init_meta.get("state_names") or [],
+        "action_names": meta.get("action_names") or init_meta.get("action_names") or [],
+        "control_hz": meta.get("control_hz", 20.0),
+    }
+    fast_path = None
+    if prepared.fast is not None:
+        fast_path = prepared.fast.save(folder.parent / f".{folder.name}-fast_tokenizer.json")
+    policy = Pi05Policy(clean, prepared.tokenizer, prepared.norm_stats, metadata, device="cpu",
+                        fast_tokenizer_path=fast_path)
+    if folder.exists():
+        shutil.rmtree(folder)
+    policy.save(folder)
+    if fast_path is not None:
+        fast_path.unlink()
+    if config.export_dtype != "float32":
+        _rewrite_weights_dtype(folder, _DTYPES[config.export_dtype])
+    (folder / "training.json").write_text(json.dumps({
+        "steps": step, "config": config.model_dump(mode="json"), "data": {k: v for k, v in meta.items() if k != "subtasks"},
+    }, indent=2))
+    logger.info("exported checkpoint", extra={"path": str(folder), "step": step})
+    return folder
+
+
+def _rewrite_weights_dtype(folder: Path, dtype: torch.dtype) -> None:
+    """Policy.save writes float32; the bundled checkpoint is stored in bf16/fp16 to stay small."""
+    from safetensors.torch import load_file, save_file
+
+    from policy.checkpoints import FORMAT_NAME, WEIGHTS_FILE
+
+    path = folder / WEIGHTS_FILE
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in load_file(str(path)).items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT_NAME})
+    tmp.replace(path)
+
+
+def iterate_metrics(run_dir: Path) -> Iterator[dict[str, str]]:
+    yield from CsvMetrics(Path(run_dir) / "metrics.csv").rows()
+
+
+def is_finite(x: float) -> bool:
+    return math.isfinite(x)

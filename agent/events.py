@@ -156,8 +156,11 @@ class EventBus:
             if subscription.wants(event):
                 subscription._offer(event)
 
-    def emit(self, kind: str, robot_id: str, task_id: str | None = None, **data: Any) -> Event:
-        """Build and publish an event in one call (what the orchestrator uses)."""
+    def emit(self, kind: str, robot_id: str, task_id: str | None = None, /, **data: Any) -> Event:
+        """Build and publish an event in one call (what the orchestrator uses).
+
+        The first three are positional-only so a payload may itself carry a `kind` (safety events do).
+        """
         if kind not in EVENT_KINDS:
             logger.warning("publishing an event of unknown kind", extra={"kind": kind})
         event = Event(kind=kind, robot_id=robot_id, task_id=task_id, data=data)

@@ -173,3 +173,23 @@ def test_resize_with_pad_keeps_aspect_and_pads_black() -> None:
     assert out.shape == (3, 32, 32)
     assert torch.all(out[:, :8] == -1) and torch.all(out[:, 24:] == -1)  # 16 rows of content, centred
     assert torch.allclose(out[:, 8:24], torch.ones(3, 16, 32))
+
+
+def test_bfloat16_policy_runs_close_to_float32(policy: Pi05Policy) -> None:
+    """The CUDA default precision, checked on CPU: same chunk up to bf16 rounding."""
+    import torch
+
+    half = Pi05Policy(
+        policy.model.__class__(policy.config),
+        policy.tokenizer,
+        policy.norm_stats,
+        policy.metadata,
+        device="cpu",
+        dtype=torch.bfloat16,
+    )
+    half.model.load_state_dict({k: v.to(torch.bfloat16) for k, v in policy.model.state_dict().items()})
+    assert half.model.dtype == torch.bfloat16
+    a = policy.act(_obs(), "pick up the cup", noise=_noise(policy)).actions
+    b = half.act(_obs(), "pick up the cup", noise=_noise(policy)).actions
+    assert b.dtype == np.float32
+    assert np.abs(a - b).max() < 0.1 * max(1.0, np.abs(a).max())

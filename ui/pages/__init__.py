@@ -1,0 +1,1 @@
+"""The console's pages: live view per robot and episode review."""

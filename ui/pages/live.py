@@ -1,0 +1,151 @@
+"""Live page for one robot: the browser-side live view plus task controls and coaching.
+
+Video, events and plots come from the live WebSocket in the browser (ui/static/live_view.html); this script
+only draws controls and a once-per-second REST summary of the active task, so reruns never touch the video.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+from ui import session, voice
+from ui.api_client import ApiError, ApiUnreachable
+from ui.components import live_view_html
+from ui.settings import ConsoleSettings
+
+ACTIVE_STATES = ("running", "paused", "queued")
+LIVE_HEIGHT = 600
+
+
+def _call(label: str, fn, *args: Any) -> Any:
+    """Run one API call for a control; show what went wrong instead of raising."""
+    try:
+        return fn(*args)
+    except ApiUnreachable as exc:
+        st.error(f"{label}: API unreachable ({exc})")
+    except ApiError as exc:
+        st.error(f"{label}: {exc.message} ({exc.code})")
+    return None
+
+
+def start_task_form(robot: dict[str, Any]) -> None:
+    tasks = list((robot.get("description") or {}).get("tasks") or [])
+    with st.form("start_task", clear_on_submit=True, border=True):
+        st.markdown("**Start a task**")
+        suggestion = st.selectbox("Suggestions from this robot's task list", ["(type your own below)", *tasks],
+                                  key="task_suggestion")
+        text = st.text_input("Task", placeholder=tasks[0] if tasks else "put the cup in the sink", key="task_text")
+        submitted = st.form_submit_button("Start task", type="primary")
+    if submitted:
+        chosen = text.strip() or (suggestion if suggestion in tasks else "")
+        if not chosen:
+            st.warning("Type a task or pick a suggestion.")
+            return
+        created = _call("Start task", session.client().create_task, robot["id"], chosen, uuid.uuid4().hex)
+        if created:
+            state = created.get("state")
+            st.toast(f"Task {'queued' if state == 'queued' else 'started'}: {chosen}")
+
+
+def coaching_form(robot_id: str, settings: ConsoleSettings) -> None:
+    with st.form("coaching", clear_on_submit=True, border=True):
+        st.markdown("**Coach** (tell the robot what to do next; overrides System 2)")
+        utterance = st.text_input("Say", placeholder="pick up the cup", key="coach_text")
+        submitted = st.form_submit_button("Send coaching")
+    spoken = voice.push_to_talk(settings) if voice.available(settings) else None
+    utterance = spoken or utterance
+    if (submitted or spoken) and utterance.strip():
+        api = session.client()
+        status = _call("Coaching", api.robot_status, robot_id) or {}
+        task_id = status.get("task_id")
+        if not task_id:
+            st.warning("No task is running: coaching needs an active task.")
+            return
+        result = _call("Coaching", api.coach, task_id, utterance.strip())
+        if result:
+            st.toast(f"Coached: {utterance.strip()}")
+
+
+@st.fragment(run_every=1.0)
+def active_task_panel(robot_id: str) -> None:
+    api, who = session.client(), session.identity()
+    try:
+        status = api.robot_status(robot_id)
+    except (ApiUnreachable, ApiError) as exc:
+        st.error(f"Status unavailable: {exc}")
+        return
+    task_id = status.get("task_id")
+    if not task_id:
+        st.info(f"No active task. Queued: {status.get('queued', 0)}")
+        return
+    state = status.get("task_state")
+    st.markdown(f"**Active task** `{task_id}`: {status.get('task_text')}  \nstate **{state}**"
+                + (f" ({status['reason']})" if status.get("reason") else ""))
+    if who.can("tasks:write"):
+        pause_col, resume_col, abort_col = st.columns(3)
+        if pause_col.button("Pause", key="pause", disabled=state != "running", use_container_width=True):
+            _call("Pause", api.pause, task_id)
+            st.rerun(scope="fragment")
+        if resume_col.button("Resume", key="resume", disabled=state != "paused", use_container_width=True):
+            _call("Resume", api.resume, task_id)
+            st.rerun(scope="fragment")
+        if abort_col.button("Abort", key="abort", use_container_width=True):
+            _call("Abort", api.abort, task_id)
+            st.rerun(scope="fragment")
+    try:
+        task = api.task(task_id)
+        events = api.task_events(task_id, limit=500)
+    except (ApiUnreachable, ApiError):
+        return
+    st.markdown("**Subtask timeline**")
+    st.markdown(_timeline_markdown(task, events) or "_no subtask yet_")
+
+
+def _timeline_markdown(task: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    import datetime as dt
+
+    def clock(ts: float | None) -> str:
+        return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
+
+    lines = []
+    for subtask in task.get("subtasks", []):
+        lines.append((subtask.get("started_at") or 0.0, f"`{clock(subtask.get('started_at'))}` "
+                      f"**{subtask['text']}** ({subtask['source']})"))
+    for event in events:
+        data = event.get("data") or {}
+        if event.get("kind") == "coaching" and data.get("utterance"):
+            lines.append((event["ts"], f"`{clock(event['ts'])}` coach said “{data['utterance']}” → "
+                          f"{data.get('relabel') or data.get('coached')}"))
+        elif event.get("kind") == "safety":
+            lines.append((event["ts"], f"`{clock(event['ts'])}` safety: {data.get('kind')} {data.get('message', '')}"))
+    return "\n".join(f"- {text}" for _ts, text in sorted(lines, key=lambda item: item[0]))
+
+
+def render(robot: dict[str, Any] | None, settings: ConsoleSettings) -> None:
+    if robot is None:
+        st.info("No robot to show.")
+        return
+    who = session.identity()
+    description = robot.get("description") or {}
+    st.subheader(f"Live: {robot['id']}" + (f" ({description.get('name')})" if description.get("name") else ""))
+    if who.can("live"):
+        components.html(
+            live_view_html(settings.browser_api_url, robot["id"], session.token(), fps=settings.live_fps,
+                           estopped=bool((robot.get("status") or {}).get("estopped"))),
+            height=LIVE_HEIGHT,
+        )
+    else:
+        st.info(f"Role `{who.role}` may not watch the live stream; task controls below still work.")
+    start_col, active_col, coach_col = st.columns([1, 1.3, 1])
+    with start_col:
+        if who.can("tasks:write"):
+            start_task_form(robot)
+    with active_col:
+        active_task_panel(robot["id"])
+    with coach_col:
+        if who.can("coaching"):
+            coaching_form(robot["id"], settings)

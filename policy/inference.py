@@ -193,7 +193,9 @@ class Pi05Policy:
         overrides.setdefault("eos_token_id", tokenizer.eos_id)
         overrides.setdefault("pad_token_id", tokenizer.pad_id)
         config = _preset(preset, **overrides)
-        with torch.random.fork_rng(devices=[]):
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        with torch.random.fork_rng(devices=[]), torch.device(target):
+            # built where it will run: the pi05 preset is 14 GB in float32, too slow to initialise on a CPU
             torch.manual_seed(seed)
             model = Pi05Model(config)
             randomize_adaptive_norms(model, seed)
@@ -475,11 +477,11 @@ def randomize_adaptive_norms(model: Pi05Model, seed: int, std: float = 0.02) -> 
     A freshly initialised expert has closed residual gates, so actions would not depend on the images or
     the prompt at all; random policies used in tests and benchmarks should exercise the whole network.
     """
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator(device="cpu").manual_seed(seed + 1)
     with torch.no_grad():
         for name, param in model.expert.named_parameters():
             if ".dense." in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * std)
+                param.copy_(torch.randn(param.shape, generator=generator, device="cpu") * std)
 
 
 def _readme(metadata: Mapping[str, Any], config: Pi05Config) -> str:

@@ -91,24 +91,14 @@ class EventBridge:
         root = self.registry.episodes_root(event.robot_id) or (Path(data["path"]) if data.get("path") else None)
         if root is None:
             return
-        task_text = None
-        if event.task_id:
-            try:
-                task_text = self.store.get_task(event.task_id).text
-            except LookupError:
-                task_text = None
-        info: Any = {
-            "index": index,
-            "task": task_text,
-            "outcome": data.get("outcome"),
-            "success": data.get("success"),
-            "length": data.get("length"),
-        }
-        try:  # the recorder has flushed by now: prefer the dataset's own metadata (length, task, outcome)
-            for candidate in open_reader(Path(root)).episodes:
-                if int(getattr(candidate, "index", -1)) == int(index):
-                    info = candidate
-                    break
+        # The recorder has flushed when it announces the end: the dataset is the truth. An episode it did not
+        # keep (no frames recorded, discarded) is not indexed.
+        try:
+            info = next((e for e in open_reader(Path(root)).episodes if int(e.index) == int(index)), None)
         except Exception:
-            logger.debug("episode metadata not readable yet; indexing from the event", exc_info=True)
+            logger.warning("episode dataset not readable", extra={"root": str(root)}, exc_info=True)
+            info = None
+        if info is None:
+            logger.info("episode not in the dataset; not indexed", extra={"episode_index": index, "root": str(root)})
+            return
         index_episode(self.store, event.robot_id, Path(root), info, task_id=event.task_id)

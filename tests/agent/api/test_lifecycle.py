@@ -49,6 +49,11 @@ def test_task_lifecycle_end_to_end(stack, receiver):
         timeout=120, what="task running with a System-2 subtask",
     )
     assert running["subtasks"][0]["source"] == "policy"
+    # let the robot execute (and the recorder keep) some frames before the operator steps in
+    wait_until(
+        lambda: viewer.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["executed_actions"] >= 20,
+        timeout=120, what="actions executed",
+    )
 
     coached = operator.post(f"/api/v1/tasks/{task_id}/coaching", json={"utterance": "pick up the can"})
     assert coached.status_code == 200, coached.text

@@ -50,6 +50,10 @@ class Robot(abc.ABC):
         """Choose the household task for the next reset; robots without a task suite accept any text."""
         return None
 
+    def current_state(self) -> np.ndarray:
+        """The state vector alone; robots that can read it without grabbing camera frames should override this."""
+        return self.observe().state
+
     def hold_action(self) -> np.ndarray | None:
         """An action that keeps the robot where it is now (None when the robot has no such notion)."""
         return None

@@ -302,14 +302,18 @@ class SimKitchen(Robot):
         d.ctrl[self._finger_act] = (0.04, -0.04)
 
     def hold_action(self) -> np.ndarray:
-        """Hold the arm at its current joints, keep the gripper as it is, stop the base."""
+        """Stay where you are: arm and torso at their measured positions, base stopped, gripper unchanged."""
         with self._lock:
             d = self.data
             action = np.zeros(12, dtype=np.float64)
-            action[:7] = d.ctrl[self._arm_act]
+            action[:7] = d.qpos[self._arm_qpos]
             action[7] = 1.0 if self.held_object is not None or d.ctrl[self._finger_act[0]] < 0.02 else 0.0
-            action[8] = d.ctrl[self._torso_act]
+            action[8] = d.qpos[self._torso_qpos]
             return action
+
+    def current_state(self) -> np.ndarray:
+        with self._lock:
+            return self.state()
 
     def act(self, action: np.ndarray) -> None:
         a = np.asarray(action, dtype=np.float64)

@@ -204,11 +204,11 @@ def _cameras(root: ET.Element, camera_size: int) -> None:
     """Head camera on the torso (moves with base and lift) and a fixed 'third' overview camera."""
     support = root.find(".//body[@name='mobilebase0_support']")
     assert support is not None, "robosuite PandaOmron model changed: no mobilebase0_support body"
-    # Looking forward and down at the workspace in front of the base; xyaxes: x = -y_body (image right), y = up/forward.
+    # High on the torso, left of the arm, looking forward-down past the arm at the workspace in front of the base.
     ET.SubElement(
         support,
         "camera",
-        {"name": "head", "pos": "-0.3 0 1.0", "xyaxes": "0 -1 0 0.77 0 0.64", "fovy": "80"},
+        {"name": "head", "pos": "-0.3 0.25 1.0", "xyaxes": "-0.177 -0.984 0 0.584 -0.105 0.805", "fovy": "75"},
     )
     worldbody = root.find("worldbody")
     assert worldbody is not None
@@ -272,6 +272,46 @@ def _stiffen_base(root: ET.Element) -> None:
         if "joint_mobile" in joint.get("name", ""):
             joint.set("frictionloss", "0")
             joint.set("damping", "0")
+
+
+ROBOT_PREFIXES = ("robot0_", "mobilebase0_", "gripper0_")
+
+
+def _low_poly_robot(root: ET.Element) -> None:
+    """Render the robot from its collision geometry (~17k triangles) instead of robosuite's visual meshes (~260k).
+
+    Software rendering (llvmpipe) is vertex-bound here: the detailed meshes cost ~150 ms per camera frame, the
+    collision shapes a small fraction of that. Collision geoms stay as they are (group 0 also carries their mass);
+    each gets a visible, non-colliding copy in group 2; the detailed meshes are dropped (faster compile too).
+    """
+    for body in root.iter("body"):
+        name = body.get("name", "")
+        if not name.startswith(ROBOT_PREFIXES):
+            continue
+        if name.startswith("mobilebase0_"):
+            color = "0.22 0.22 0.25 1"
+        elif "finger" in name or name.startswith("gripper0_"):
+            color = "0.35 0.35 0.38 1"
+        else:
+            color = "0.93 0.93 0.93 1"
+        for geom in list(body.findall("geom")):
+            visual_only = geom.get("contype") == "0" and geom.get("conaffinity") == "0"
+            if visual_only or geom.get("group") == "1":
+                body.remove(geom)
+                continue
+            copy = ET.SubElement(body, "geom", {k: v for k, v in geom.attrib.items() if k not in ("name", "material")})
+            copy.attrib.update({"contype": "0", "conaffinity": "0", "group": "2", "rgba": color, "mass": "0"})
+            for k in ("solref", "solimp", "friction", "condim", "density"):
+                copy.attrib.pop(k, None)
+
+
+def _drop_unused_meshes(root: ET.Element) -> None:
+    used = {g.get("mesh") for g in root.iter("geom") if g.get("mesh")}
+    asset = root.find("asset")
+    assert asset is not None
+    for mesh in list(asset.findall("mesh")):
+        if mesh.get("name") not in used:
+            asset.remove(mesh)
 
 
 def _visual_settings(root: ET.Element, camera_size: int) -> None:
@@ -353,7 +393,7 @@ def _grasp_welds(root: ET.Element, objects: list[str]) -> None:
         )
 
 
-def build_scene_xml(camera_size: int = 96, timestep: float = 0.005) -> str:
+def build_scene_xml(camera_size: int = 96, timestep: float = 0.005, low_poly: bool = True) -> str:
     """Compose robosuite's robot and objects with our furniture into one MJCF string."""
     import robosuite.models.objects as rs_objects
     from robosuite.models.bases import robot_base_factory
@@ -396,6 +436,9 @@ def build_scene_xml(camera_size: int = 96, timestep: float = 0.005) -> str:
     _cameras(root, camera_size)
     _replace_arm_and_torso_actuators(root)
     _stiffen_base(root)
+    if low_poly:
+        _low_poly_robot(root)
+        _drop_unused_meshes(root)
     _visual_settings(root, camera_size)
     _physics_options(root, timestep)
     _grasp_welds(root, [*OBJECT_CLASSES, "bowl"])

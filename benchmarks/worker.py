@@ -105,7 +105,11 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--device", default="cpu", help="torch device for the model (cpu, cuda)")
+    parser.add_argument("--cpus", default="", help="pin the whole process to these CPU ids, e.g. 0,1")
     args = parser.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
 
     import torch
 
@@ -114,11 +118,15 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     client_counts = [int(n) for n in args.clients.split(",")]
-    print(f"# policy worker benchmark, torch threads={args.threads}, image {args.image_side}x{args.image_side}")
+    cores = len(os.sched_getaffinity(0))
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
+    print(f"# policy worker benchmark: device={args.device} (gpu: {gpu}), cpu cores usable={cores}, "
+          f"torch threads={args.threads}, torch {torch.__version__}, image {args.image_side}x{args.image_side}, "
+          f"max_batch={args.max_batch}, batch_wait_ms={args.batch_wait_ms}")
     print("| preset | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in args.presets.split(","):
-        policy = Pi05Policy.build_random(preset, seed=0)
+        policy = Pi05Policy.build_random(preset, seed=0, device=args.device)
         requests = args.requests or (20 if preset == "tiny" else 6)
         for batching, max_batch in (("on", args.max_batch), ("off", 1)):
             server = PolicyServer(policy, port=0, max_batch=max_batch, batch_wait_ms=args.batch_wait_ms)

@@ -72,10 +72,13 @@ def test_stream_carries_events_frames_chunks_state_and_takes_coaching(stack):
         assert len(state["data"]["state"]) == len(state["data"]["state_names"]) > 0
 
         ws.send(json.dumps({"type": "coach", "task_id": task_id, "utterance": "pick up the can"}))
-        replies = recv_until(ws, lambda m: m["type"] == "event" and m["kind"] == "coaching")
-        ack = next(m for m in replies if m["type"] in ("ack", "error"))
+        replies = recv_until(ws, lambda m: m["type"] in ("ack", "error"))
+        ack = replies[-1]
         assert ack["type"] == "ack" and ack["result"]["subtask"] == "pick up the can"
-        assert replies[-1]["data"]["coached"] == "pick up the can"
+        is_coaching = lambda m: m["type"] == "event" and m["kind"] == "coaching"  # noqa: E731
+        if not any(is_coaching(m) for m in replies):  # the event and the ack may arrive in either order
+            replies = recv_until(ws, is_coaching)
+        assert next(m for m in replies if is_coaching(m))["data"]["coached"] == "pick up the can"
         ws.send(json.dumps({"type": "coach", "utterance": "put the can in the sink"}))  # the robot's active task
         assert recv_until(ws, lambda m: m["type"] in ("ack", "error"))[-1]["type"] == "ack"
         ws.send("not json")
@@ -172,5 +175,6 @@ def test_a_client_that_never_reads_does_not_slow_the_control_loop(stack):
 
     period = 1.0 / stack.runtime.control_hz
     base_mean, loaded_mean = statistics.fmean(baseline), statistics.fmean(loaded)
+    print(f"tick lateness mean: unloaded {1000 * base_mean:.2f} ms, 3 stuck + 1 reading viewer {1000 * loaded_mean:.2f} ms")
     # bounded relative to the unloaded run on the same machine (one control period of slack for shared CPUs)
     assert loaded_mean <= base_mean + period, (base_mean, loaded_mean)

@@ -75,7 +75,7 @@ def run_worker(worker_id: int, root: str, jobs: list[Job], options: WorkerOption
         writer = LeRobotDatasetWriter(
             root, description.control_hz, description.robot_type,
             {c.name: (c.height, c.width) for c in description.cameras},
-            description.state_names, description.action_names,
+            description.state_names, description.action_names, live=False,
         )
         try:
             for job in jobs:

@@ -21,13 +21,20 @@ logger = logging.getLogger(__name__)
 PIX_FMT = "yuv420p"
 GOP = 2  # a keyframe every 2 frames: cheap random access (LeRobot's default)
 _AV1 = ("libsvtav1", {"crf": "30", "preset": "12", "g": str(GOP)}, "av1")
+# Live recording shares the process with a control loop. SVT-AV1's default (random-access prediction, one thread
+# per core) keeps the calling thread inside encode() -- holding the GIL -- for up to ~90 ms at 224 px, which stalls
+# every other Python thread; low-delay prediction on one SVT thread measured < 1 ms of stall, at ~3x the file size
+# and ~190 frames/s per 224 px stream on this machine (benchmarks/recorder.py). Offline collection keeps the default.
+_AV1_LIVE = ("libsvtav1", {"crf": "30", "preset": "12", "g": str(GOP), "svtav1-params": "pred-struct=1:lp=1"}, "av1")
 _H264 = ("libx264", {"crf": "23", "preset": "veryfast", "g": str(GOP), "tune": "zerolatency"}, "h264")
 
 
-@functools.lru_cache(maxsize=1)
-def choose_codec() -> tuple[str, dict[str, str], str]:
-    """(encoder name, encoder options, codec name for info.json): AV1 when this PyAV can encode it, else H.264."""
-    for encoder, options, codec in (_AV1, _H264):
+@functools.lru_cache(maxsize=2)
+def choose_codec(live: bool = True) -> tuple[str, dict[str, str], str]:
+    """(encoder name, encoder options, codec name for info.json): AV1 when this PyAV can encode it, else H.264.
+
+    live=True picks settings that never hold the caller's thread for long (see above)."""
+    for encoder, options, codec in ((_AV1_LIVE if live else _AV1), _H264):
         try:
             av.codec.Codec(encoder, "w")
         except Exception:  # the build lacks this encoder
@@ -44,11 +51,11 @@ def check_frame_size(height: int, width: int) -> None:
 class VideoEncoder:
     """Encodes uint8 HxWx3 frames one by one into an MP4 whose frame i has timestamp exactly i / fps."""
 
-    def __init__(self, path: Path, fps: int, height: int, width: int):
+    def __init__(self, path: Path, fps: int, height: int, width: int, live: bool = True):
         check_frame_size(height, width)
         self.path = Path(path)
         self.height, self.width, self.fps = height, width, int(fps)
-        encoder, options, self.codec = choose_codec()
+        encoder, options, self.codec = choose_codec(live)
         self._container = av.open(str(self.path), mode="w")
         self._stream = self._container.add_stream(encoder, rate=self.fps, options=options)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, PIX_FMT
@@ -90,7 +97,7 @@ class VideoEncoder:
 
 def encode_frames(path: Path, fps: int, frames: np.ndarray) -> None:
     """Encode a whole [T, H, W, 3] uint8 array (used when recovering an interrupted episode)."""
-    encoder = VideoEncoder(path, fps, frames.shape[1], frames.shape[2])
+    encoder = VideoEncoder(path, fps, frames.shape[1], frames.shape[2], live=False)
     try:
         for image in frames:
             encoder.add(image)

@@ -75,8 +75,12 @@ class LeRobotDatasetWriter:
         camera_shapes: Mapping[str, tuple[int, int]],
         state_names: list[str],
         action_names: list[str],
+        live: bool = True,
     ):
+        """live=True: video settings that never stall other threads of the process (a control loop); False for
+        offline collection, where smaller files matter more (see policy/data/video.py)."""
         self.root = Path(root)
+        self.live = bool(live)
         self.fps = integer_fps(fps)
         self.robot_type = robot_type
         self.camera_shapes = {name: (int(h), int(w)) for name, (h, w) in camera_shapes.items()}
@@ -145,7 +149,7 @@ class LeRobotDatasetWriter:
         encoders = {}
         try:
             for camera, (h, w) in self.camera_shapes.items():
-                encoders[camera] = VideoEncoder(self._staging_dir / f"{camera}.mp4", self.fps, h, w)
+                encoders[camera] = VideoEncoder(self._staging_dir / f"{camera}.mp4", self.fps, h, w, live=self.live)
         except BaseException:
             for encoder in encoders.values():
                 encoder.abort()

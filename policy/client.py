@@ -154,8 +154,14 @@ class PolicyClient:
 
     # ---- API ----------------------------------------------------------------------------------------
     def _observation_payload(self, obs: ObservationLike, prompt: str) -> dict[str, Any]:
+        # A robot may carry more cameras than the policy uses (e.g. a "third" view for recording only): send
+        # just the policy's cameras, so nothing is refused as unknown and no bandwidth is wasted.
+        wanted = self.metadata.get("camera_names")
+        images = obs.images
+        if isinstance(wanted, list) and all(name in images for name in wanted):
+            images = {name: images[name] for name in wanted}
         payload: dict[str, Any] = {
-            "images": {name: np.ascontiguousarray(image) for name, image in obs.images.items()},
+            "images": {name: np.ascontiguousarray(image) for name, image in images.items()},
             "state": np.asarray(obs.state, dtype=np.float32),
             "prompt": prompt,
         }

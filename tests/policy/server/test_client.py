@@ -31,6 +31,14 @@ def test_act_returns_an_action_chunk_with_names_and_timing(server: PolicyServer)
     assert isinstance(text, str)
 
 
+def test_cameras_the_policy_does_not_use_are_not_sent(server: PolicyServer) -> None:
+    with PolicyClient(f"ws://127.0.0.1:{server.bound_port}", api_key=API_KEY, timeout_s=60) as client:
+        obs = make_obs(client.metadata)
+        obs.images["third"] = np.zeros((32, 32, 3), np.uint8)  # recorded by the robot, unknown to the policy
+        chunk, _ = client.act(obs, "pick up the cup")
+    assert chunk.actions.shape[1] == ACTION_DIM
+
+
 def test_bad_input_raises_policy_server_error_and_the_next_call_reconnects(server: PolicyServer) -> None:
     with PolicyClient(f"127.0.0.1:{server.bound_port}", api_key=API_KEY, timeout_s=60) as client:
         metadata = client.metadata

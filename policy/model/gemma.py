@@ -166,28 +166,27 @@ def make_attn_mask(pad_mask: Tensor, ar_mask: Tensor) -> Tensor:
 
 
 def mask_bias(mask: Tensor) -> Tensor:
-    """bool [B, Lq, Lk] -> additive float32 bias [B, 1, 1, Lq, Lk] (0 or MASK_VALUE) for `attend`."""
+    """bool [B, Lq, Lk] -> additive float32 bias [B, 1, Lq, Lk] (0 or MASK_VALUE) for `attend`."""
     zero = torch.zeros((), dtype=torch.float32, device=mask.device)
-    return torch.where(mask, zero, torch.tensor(MASK_VALUE, device=mask.device))[:, None, None]
+    return torch.where(mask, zero, torch.tensor(MASK_VALUE, device=mask.device))[:, None]
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
     """Grouped-query attention. q [B, Lq, H, Dh], k/v [B, Lk, KV, Dh], bias from `mask_bias`.
 
-    Query heads are grouped over the KV heads by reshaping (no K/V copies); logits and softmax run in
-    float32; masked logits get MASK_VALUE, never -inf, so fully masked padding rows stay finite.
-    Returns [B, Lq, H*Dh].
+    Query heads share the KV heads without copies (`enable_gqa`). Masked logits get MASK_VALUE added,
+    never -inf, so fully masked padding rows stay finite (openpi does the same). Returns [B, Lq, H*Dh].
     """
     batch, q_len, heads, head_dim = q.shape
-    kv_heads = k.shape[2]
-    groups = heads // kv_heads
-    q5 = q.float().permute(0, 2, 1, 3).reshape(batch, kv_heads, groups, q_len, head_dim)
-    k5 = k.float().permute(0, 2, 1, 3)[:, :, None]  # [B, KV, 1, Lk, Dh]
-    v5 = v.permute(0, 2, 1, 3)[:, :, None]
-    logits = torch.matmul(q5 * head_dim**-0.5, k5.transpose(-1, -2)) + bias
-    probs = torch.softmax(logits, dim=-1).to(v5.dtype)
-    out = torch.matmul(probs, v5)  # [B, KV, G, Lq, Dh]
-    return out.reshape(batch, heads, q_len, head_dim).transpose(1, 2).reshape(batch, q_len, heads * head_dim)
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        attn_mask=bias.to(q.dtype),
+        scale=head_dim**-0.5,
+        enable_gqa=k.shape[2] != heads,
+    )
+    return out.transpose(1, 2).reshape(batch, q_len, heads * head_dim)
 
 
 def joint_forward(
@@ -254,7 +253,7 @@ def joint_forward(
                 else:
                     k_used = torch.cat([k[:, :first_end].detach(), k[:, first_end:]], dim=1)
                     v_used = torch.cat([v[:, :first_end].detach(), v[:, first_end:]], dim=1)
-                outs.append(attend(q[:, rows], k_used, v_used, bias[..., rows, :]))
+                outs.append(attend(q[:, rows], k_used, v_used, bias[:, :, rows]))
                 start += length
             attn_out = torch.cat(outs, dim=1)
         else:

@@ -496,23 +496,47 @@ class SimKitchen(Robot):
         )
 
     def _renderer(self) -> object:
-        """One renderer per calling thread: an EGL context is current in one thread only."""
-        key = threading.get_ident()
+        """The renderer for the calling thread.
+
+        An OpenGL context is current in one thread at a time. With EGL (the default) we release the context after
+        every frame, so one renderer serves every thread (the orchestrator observes from its control thread, not
+        the constructor's). Other backends get one renderer per thread.
+        """
+        key = 0 if self._shared_context else threading.get_ident()
         renderer = self._renderers.get(key)
         if renderer is None:
             renderer = self._mujoco.Renderer(self.model, self.camera_size, self.camera_size)
+            self._renderers[key] = renderer
             self._scene_option = self._mujoco.MjvOption()
             self._scene_option.geomgroup[:] = 0
             self._scene_option.geomgroup[1:3] = 1  # visual meshes and furniture; never collision hulls
             self._scene_option.sitegroup[:] = 0  # robosuite's debug sites (grip cylinder etc.)
-            self._renderers[key] = renderer
         return renderer
+
+    @property
+    def _shared_context(self) -> bool:
+        """Whether mujoco renders through EGL (decided once, when mujoco was first imported)."""
+        from mujoco import gl_context
+
+        return getattr(gl_context, "GLContext", None).__module__ == "mujoco.egl"
+
+    def _release_context(self) -> None:
+        if not self._shared_context:
+            return
+        from mujoco import egl
+
+        egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_CONTEXT)
 
     def render(self, camera: str) -> np.ndarray:
         with self._lock:
             renderer = self._renderer()
-            renderer.update_scene(self.data, camera=CAMERA_MJCF_NAMES[camera], scene_option=self._scene_option)  # type: ignore[attr-defined]
-            return renderer.render()  # type: ignore[attr-defined]
+            try:
+                renderer.update_scene(  # type: ignore[attr-defined]
+                    self.data, camera=CAMERA_MJCF_NAMES[camera], scene_option=self._scene_option
+                )
+                return renderer.render()  # type: ignore[attr-defined]
+            finally:
+                self._release_context()
 
     def observe(self) -> Observation:
         with self._lock:

@@ -98,8 +98,10 @@ def test_observe_renders_from_another_thread(seeing: SimKitchen) -> None:
     assert not thread.is_alive()
     assert "error" not in result, result.get("error")
     there = result["obs"]
+    back_here = seeing.observe()  # and the constructor's thread can still render afterwards
     for cam in here.images:
         np.testing.assert_array_equal(here.images[cam], there.images[cam])  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(here.images[cam], back_here.images[cam])
 
 
 def test_act_rejects_bad_actions_before_mujoco(blind: SimKitchen) -> None:

@@ -119,32 +119,43 @@ def prepare_data(
     data_dir: Path, config: TrainConfig, model_config, tokenizer, camera_names: list[str] | None = None,
     progress: bool = False,
 ) -> PreparedData:
-    """Read a LeRobotDataset, compute norm stats, fit FAST, and encode every frame (see module docstring)."""
+    """Read a LeRobotDataset, compute norm stats, fit FAST, and encode every frame (see module docstring).
+
+    Episodes are read sequentially through LeRobotDatasetReader (one video decode per episode and camera, far
+    cheaper than random access per sample). The chunk at frame t is actions[t : t + H]; steps past the
+    episode's end repeat its last action and are flagged in `action_is_pad` (LeRobot's convention), so the
+    flow loss ignores them.
+    """
     from policy.data.reader import LeRobotDatasetReader
-    from policy.data.samples import ChunkSampleDataset
     from policy.training.batching import ExampleEncoder, TrainSample
+    from policy.training.data import episode_samples, resize_uint8
 
     reader = LeRobotDatasetReader(data_dir)
     episodes = reader.episodes[: config.data.max_episodes] if config.data.max_episodes else reader.episodes
     if not episodes:
         raise TrainingError(f"{data_dir}: the dataset has no episodes")
-    info = _dataset_info(reader)
-    cameras = list(camera_names or info["camera_names"])
-    norm_stats = reader.norm_stats()
+    cameras = list(camera_names or reader.camera_names)
+    missing = [c for c in cameras if c not in reader.camera_names]
+    if missing:
+        raise TrainingError(f"{data_dir}: no camera(s) {missing}; the dataset has {reader.camera_names}")
+    norm_stats = reader.norm_stats([e.index for e in episodes])
     horizon = model_config.action_horizon
-    dataset = ChunkSampleDataset(data_dir, action_horizon=horizon, episodes=[e.index for e in episodes])
+    image_size = model_config.vision.image_size
     samples: list[tuple[int, TrainSample]] = []
-    iterator = range(len(dataset))
+    iterator = episodes
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="decode frames", unit="frame")
-    for i in iterator:
-        raw = dataset[i]
-        samples.append((int(raw.get("episode_index", -1)), _train_sample(raw)))
-    fast = None
-    if config.loss.fast_ce:
-        fast = _fit_fast(samples, norm_stats, config)
+        iterator = tqdm(episodes, desc="read episodes", unit="episode")
+    for episode in iterator:
+        arrays = reader.episode_arrays(episode.index)
+        videos = {c: np.stack([resize_uint8(f, image_size) for f in reader.decode_video(episode.index, c)]) for c in cameras}
+        labels = [episode.subtask_at(t)[0] or "" for t in range(arrays["action"].shape[0])]
+        samples.extend(
+            (episode.index, s)
+            for s in episode_samples(videos, arrays["state"], arrays["action"], labels, episode.task, horizon)
+        )
+    fast = _fit_fast(samples, norm_stats, config) if config.loss.fast_ce else None
     encoder = ExampleEncoder(
         tokenizer=tokenizer,
         norm_stats=norm_stats,
@@ -153,56 +164,22 @@ def prepare_data(
         loss=config.loss,
         fast=fast,
     )
-    arrays = TrainingArrays.build(samples, encoder, cameras, model_config.vision.image_size)
+    arrays = TrainingArrays.build(samples, encoder, cameras, image_size)
     meta = {
-        **info,
         "camera_names": cameras,
+        "state_names": reader.state_names,
+        "action_names": reader.action_names,
+        "control_hz": reader.fps,
+        "robot_type": reader.info.get("robot_type", ""),
         "episodes": len(episodes),
         "frames": len(arrays),
         "tasks": sorted({s.task for _, s in samples}),
         "subtasks": sorted({s.subtask for _, s in samples if s.subtask}),
         "source": str(Path(data_dir).resolve()),
-        "image_size": model_config.vision.image_size,
+        "image_size": image_size,
         "action_horizon": horizon,
     }
     return PreparedData(arrays, norm_stats, tokenizer, fast, meta)
-
-
-def _dataset_info(reader) -> dict[str, Any]:
-    info = reader.info if hasattr(reader, "info") else {}
-    features = info.get("features", {})
-    cameras = [k.split(".", 2)[2] for k in features if k.startswith("observation.images.")]
-    return {
-        "camera_names": cameras,
-        "state_names": list(features.get("observation.state", {}).get("names") or []),
-        "action_names": list(features.get("action", {}).get("names") or []),
-        "control_hz": float(info.get("fps", 20.0)),
-        "robot_type": info.get("robot_type", ""),
-    }
-
-
-def _train_sample(raw: dict[str, Any]):
-    from policy.training.batching import TrainSample
-
-    def array(x):
-        return x.numpy() if torch.is_tensor(x) else np.asarray(x)
-
-    images = {}
-    for name, image in raw["images"].items():
-        image = array(image)
-        if image.dtype != np.uint8:  # float [0, 1] CHW from some readers
-            image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        if image.shape[0] == 3 and image.shape[-1] != 3:
-            image = np.moveaxis(image, 0, -1)
-        images[name] = image
-    return TrainSample(
-        images=images,
-        state=array(raw["state"]).astype(np.float32),
-        actions=array(raw["actions"]).astype(np.float32),
-        action_is_pad=array(raw["action_is_pad"]).astype(bool),
-        task=str(raw.get("task", "")),
-        subtask=str(raw.get("subtask", "") or ""),
-    )
 
 
 def _fit_fast(samples, norm_stats, config: TrainConfig):
@@ -391,6 +368,7 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
     window_start, window_samples = time.monotonic(), 0
     run_start = time.monotonic()
     last: dict[str, float] = {}
+    stopped_early = False
     model.train()
     for step in range(start_step, end_step):
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, info.rank))
@@ -438,15 +416,33 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
             window, window_start, window_samples = {}, time.monotonic(), 0
         if on_step is not None:
             on_step(done, values)
-        if done % config.save_every == 0 or done == end_step:
+        out_of_time = _out_of_time(config, run_start, info, device)
+        if done % config.save_every == 0 or done == end_step or out_of_time:
             _save(out, done, model, optimizer, scheduler, ema, config, info)
+        if out_of_time:
+            logger.warning("time limit reached; stopping early", extra={"step": done, "limit_s": config.time_limit_s})
+            end_step = done
+            stopped_early = True
+            break
     if bar is not None:
         bar.close()
     checkpoint = None
-    if end_step == config.steps and info.is_main:
+    if (end_step == config.steps or stopped_early) and info.is_main:
         checkpoint = export_checkpoint(out / EXPORT_DIR, model, ema, prepared, config, init_meta, end_step)
     barrier(info)
     return TrainResult(out, checkpoint, end_step, last, last.get("samples_per_s", 0.0))
+
+
+def _out_of_time(config: TrainConfig, run_start: float, info: DistInfo, device: torch.device) -> bool:
+    """All ranks agree (rank 0 decides), so no rank leaves the collective calls alone."""
+    if config.time_limit_s is None:
+        return False
+    flag = torch.tensor([float(time.monotonic() - run_start > config.time_limit_s)], device=device)
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def _forward_split(wrapped, batch, noise, flow_time, n_s2: int, autocast) -> dict[str, torch.Tensor]:

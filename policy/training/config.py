@@ -113,6 +113,9 @@ class TrainConfig(_Strict):
     keep_last: int = Field(default=2, ge=1)
     log_every: int = Field(default=10, ge=1)
     export_dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+    time_limit_s: float | None = Field(
+        default=None, gt=0, description="stop (save + export) once this much wall time has passed in the loop"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -36,6 +36,31 @@ def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
     return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def episode_samples(
+    images: dict[str, np.ndarray], states: np.ndarray, actions: np.ndarray, subtasks: Sequence[str], task: str,
+    horizon: int,
+) -> list[TrainSample]:
+    """One episode's frames as training samples: the chunk at t is actions[t : t + H].
+
+    Steps past the episode's end repeat its last action and are flagged in `action_is_pad` (LeRobot's
+    convention), so the flow loss ignores them. `images` maps camera -> [T, S, S, 3] uint8 at model size.
+    """
+    length = actions.shape[0]
+    samples = []
+    for t in range(length):
+        end = min(t + horizon, length)
+        chunk = np.concatenate([actions[t:end], np.repeat(actions[-1:], horizon - (end - t), axis=0)])
+        samples.append(TrainSample(
+            images={c: frames[t] for c, frames in images.items()},
+            state=np.asarray(states[t], np.float32),
+            actions=chunk.astype(np.float32),
+            action_is_pad=np.arange(horizon) >= end - t,
+            task=task,
+            subtask=subtasks[t] or "",
+        ))
+    return samples
+
+
 @dataclass
 class TrainingArrays:
     camera_names: list[str]

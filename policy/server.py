@@ -154,12 +154,17 @@ class InferenceBatcher:
             batch, stopping = self._collect(first)
             self.metrics.queue_depth.set(self._queue.qsize())
             live = [job for job in batch if not job.future.done()]
-            act_jobs = [job for job in live if job.request.kind == "act"]
-            subtask_jobs = [job for job in live if job.request.kind == "subtask"]
-            if act_jobs:
-                self._run_act(act_jobs)
-            if subtask_jobs:
-                self._run_subtasks(subtask_jobs)
+            try:
+                act_jobs = [job for job in live if job.request.kind == "act"]
+                subtask_jobs = [job for job in live if job.request.kind == "subtask"]
+                if act_jobs:
+                    self._run_act(act_jobs)
+                if subtask_jobs:
+                    self._run_subtasks(subtask_jobs)
+            except Exception as exc:  # a bug here must not kill the only inference thread
+                logger.exception("inference thread failed on a batch of %d", len(live))
+                for job in live:
+                    self._finish(job, None, exc)
         # Anything still queued at shutdown gets a clear error instead of waiting forever.
         while True:
             try:

@@ -48,11 +48,12 @@ def command(
     if (checkpoint is None) == (random_preset is None):
         raise typer.BadParameter("give exactly one of --checkpoint DIR or --random-preset NAME", param_hint="--checkpoint")
 
+    if checkpoint is not None and not checkpoint.is_dir():
+        raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
+
     from policy.inference import Pi05Policy
 
     if checkpoint is not None:
-        if not checkpoint.is_dir():
-            raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
         policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
     else:
         default_cameras, state_dim, action_dim = mapping_defaults(mapping)

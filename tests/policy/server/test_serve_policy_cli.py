@@ -41,3 +41,23 @@ def test_serve_policy_random_tiny_droid_mapping(tmp_path: Path) -> None:
         process.popen.wait(timeout=60)
         assert process.popen.returncode == 0, process.log_text()
         assert "policy worker stopped" in process.log_text()
+
+
+def test_serve_policy_refuses_ambiguous_or_unknown_options() -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    runner = CliRunner()
+
+    def said(result, text: str) -> bool:  # typer draws errors in a box that wraps lines
+        flat = " ".join(result.output.replace("│", " ").split())
+        return result.exit_code == 2 and text in flat
+    both = runner.invoke(app, ["serve-policy", "--checkpoint", "/nonexistent", "--random-preset", "tiny"])
+    assert said(both, "exactly one of --checkpoint")
+    neither = runner.invoke(app, ["serve-policy"])
+    assert said(neither, "exactly one of --checkpoint")
+    mapping = runner.invoke(app, ["serve-policy", "--random-preset", "tiny", "--mapping", "franka"])
+    assert said(mapping, "unknown mapping 'franka'")
+    missing = runner.invoke(app, ["serve-policy", "--checkpoint", "/nonexistent/ckpt"])
+    assert said(missing, "/nonexistent/ckpt does not exist")

@@ -31,7 +31,9 @@ class RecorderError(RuntimeError):
 
 
 class EpisodeRecorder:
-    def __init__(self, root: str | Path, description: RobotDescription, finish_timeout_s: float = 300.0):
+    def __init__(
+        self, root: str | Path, description: RobotDescription, finish_timeout_s: float = 300.0, live_video: bool = True
+    ):
         self.root = Path(root)
         self.description = description
         self.finish_timeout_s = finish_timeout_s
@@ -42,6 +44,7 @@ class EpisodeRecorder:
             camera_shapes={c.name: (c.height, c.width) for c in description.cameras},
             state_names=description.state_names,
             action_names=description.action_names,
+            live=live_video,
         )
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple, Future | None]] = queue.Queue()
         self._error: BaseException | None = None

@@ -100,6 +100,7 @@ class LeRobotDatasetReader:
         self.episodes: list[EpisodeInfo] = [self._episode_info(row) for row in self._rows]
         self._by_index = {e.index: i for i, e in enumerate(self.episodes)}
         self._data_cache: tuple[Path, Any] | None = None
+        self._full_rows: dict[int, dict[str, Any]] | None = None
 
     # ---- metadata ------------------------------------------------------------------------------------
     def _load_tasks(self) -> list[str]:
@@ -174,13 +175,12 @@ class LeRobotDatasetReader:
     def episode_row(self, episode_index: int) -> dict[str, Any]:
         """The raw meta/episodes row (with its per-episode stats columns)."""
         self.episode(episode_index)
-        for path in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
-            table = pq.read_table(path)
-            mask = pc.equal(table.column("episode_index"), int(episode_index))
-            found = table.filter(mask).to_pylist()
-            if found:
-                return found[0]
-        raise KeyError(episode_index)
+        if self._full_rows is None:  # with stats columns; read once, merges ask for every episode
+            self._full_rows = {}
+            for path in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
+                for row in pq.read_table(path).to_pylist():
+                    self._full_rows[int(row["episode_index"])] = row
+        return self._full_rows[int(episode_index)]
 
     @property
     def num_frames(self) -> int:

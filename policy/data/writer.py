@@ -135,6 +135,10 @@ class LeRobotDatasetWriter:
             raise DatasetError(f"episode {self._running.header.episode_index} is still recording; end or discard it first")
         if not isinstance(task, str) or not task.strip():
             raise ValueError("an episode needs a non-empty task text")
+        try:
+            json.dumps(metadata or {})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"episode metadata must be JSON-serializable: {exc}") from None
         header = JournalHeader(
             episode_index=self.num_episodes,
             task=task,

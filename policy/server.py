@@ -38,7 +38,14 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from policy.mappings import DEFAULT_MAX_IMAGE_SIDE, EXTENSION_KEYS, PolicyRequest, PolicySpec, get_mapping
+from policy.mappings import (
+    DEFAULT_MAX_IMAGE_SIDE,
+    EPISODE_KEY,
+    EXTENSION_KEYS,
+    PolicyRequest,
+    PolicySpec,
+    get_mapping,
+)
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
 from policy.types import PolicyInputError
 from policy.wire import WireError, packb, unpackb
@@ -425,7 +432,15 @@ class PolicyServer:
                     result: InferenceResult = await self.batcher.submit(request)
                     done = time.perf_counter()
                     reply = self._reply(request, result, (decoded - received) * 1e3, (done - decoded) * 1e3, prev_total_ms)
+                    if episode_id:
+                        # Echoed so a recorder can line replies up with its episode (the wire has no sessions).
+                        reply[EPISODE_KEY] = episode_id
                     await ws.send(packb(reply))
+                    logger.debug(
+                        "%s request served in %.1f ms (queue %.1f ms, model %.1f ms, batch %d)",
+                        kind, (time.perf_counter() - received) * 1e3, result.queue_ms, result.model_ms,
+                        result.batch_size, extra={"episode_id": episode_id or "", "peer": peer},
+                    )
                 except (WireError, PolicyInputError) as exc:
                     self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
                     self.metrics.requests.inc(kind=kind, outcome="error")

@@ -138,6 +138,7 @@ def test_subtask_extension_returns_text(server: PolicyServer) -> None:
     finally:
         ws.close()
     assert isinstance(reply["hearth/subtask"], str)
+    assert reply["hearth/episode_id"] == "episode-42"
     assert "actions" not in reply
     assert reply["policy_timing"]["infer_ms"] > 0
 
@@ -247,3 +248,40 @@ def test_concurrent_clients_are_batched_through_the_server(tiny_policy) -> None:
             client._ws.close()
     sizes = sorted(reply["server_timing"]["batch_size"] for reply in replies)
     assert sizes == [1.0, 3.0, 3.0, 3.0]
+
+
+@pytest.mark.parametrize("robot", ["libero", "aloha"])
+def test_openpi_example_robot_keys_are_served(robot: str) -> None:
+    """LIBERO and ALOHA requests exactly as openpi's example clients send them (DROID: test_serve_policy_cli)."""
+    from policy.inference import Pi05Policy
+    from policy.mappings import mapping_defaults
+
+    cameras, state_dim, action_dim = mapping_defaults(robot)
+    policy = Pi05Policy.build_random(
+        "tiny", camera_names=cameras, state_names=[f"s{i}" for i in range(state_dim)],
+        action_names=[f"a{i}" for i in range(action_dim)], seed=1, action_horizon=10, num_steps=2,
+    )
+    rng = np.random.default_rng(3)
+
+    def image(chw: bool = False) -> np.ndarray:
+        hwc = rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8)
+        return np.ascontiguousarray(np.transpose(hwc, (2, 0, 1))) if chw else hwc
+
+    if robot == "libero":
+        obs = {"observation/image": image(), "observation/wrist_image": image(),
+               "observation/state": rng.normal(size=8), "prompt": "put the bowl on the plate"}
+    else:  # ALOHA: CHW images under "images", no prompt (the server's default prompt applies)
+        obs = {"images": {"cam_high": image(True), "cam_low": image(True), "cam_left_wrist": image(True),
+                          "cam_right_wrist": image(True)}, "state": rng.normal(size=14)}
+    srv = PolicyServer(policy, port=0, mapping=robot, default_prompt="fold the towel")
+    with srv.run_in_thread() as port:
+        client = WebsocketClientPolicy("127.0.0.1", port)
+        try:
+            metadata = client.get_server_metadata()
+            reply = client.infer(obs)
+        finally:
+            client._ws.close()
+    assert metadata["mapping"] == robot
+    assert reply["actions"].shape == (10, action_dim)
+    if robot == "aloha":
+        assert metadata["reset_pose"] == [0.0, -1.5, 1.5, 0.0, 0.0, 0.0]  # what openpi's ALOHA client reads

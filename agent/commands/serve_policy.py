@@ -25,7 +25,7 @@ def command(
     preset: str | None = typer.Option(None, "--preset", help="Preset name, used with --random."),
     random: bool = typer.Option(False, "--random", help="With --preset: random weights (for tests and benchmarks)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the worker."),
-    port: int = typer.Option(8000, "--port", help="TCP port (openpi's default is 8000; 0 picks a free one)."),
+    port: int = typer.Option(8765, "--port", help="TCP port (hearth's default 8765; openpi clients default to 8000; 0 = any free)."),
     api_key: list[str] = typer.Option([], "--api-key", envvar="HEARTH_POLICY_API_KEY", help="Accepted API key (repeatable)."),
     mapping: str = typer.Option("hearth", "--mapping", help="Request keys: hearth, droid, libero or aloha."),
     default_prompt: str | None = typer.Option(None, "--default-prompt", help="Prompt when a request has none (aloha)."),
@@ -83,7 +83,7 @@ def command(
             loop.add_signal_handler(sig, server.stop)
 
         def announce(url: str) -> None:
-            typer.echo(f"policy worker listening on {url} (mapping={mapping}, auth={'on' if api_key else 'off'})")
+            typer.echo(f"policy worker listening on {url} (mapping={mapping}, auth={'on' if server.api_keys else 'off'})")
 
         await server.serve(on_ready=announce)
 

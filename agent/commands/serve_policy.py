@@ -54,7 +54,12 @@ def command(
     from policy.inference import Pi05Policy
 
     if checkpoint is not None:
-        policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
+        from policy.checkpoints import CheckpointError
+
+        try:
+            policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
+        except (CheckpointError, ValueError, OSError) as exc:
+            raise typer.BadParameter(f"cannot load checkpoint {checkpoint}: {exc}", param_hint="--checkpoint") from exc
     else:
         default_cameras, state_dim, action_dim = mapping_defaults(mapping)
         camera_names = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else default_cameras

@@ -43,7 +43,7 @@ def test_serve_policy_random_tiny_droid_mapping(tmp_path: Path) -> None:
         assert "policy worker stopped" in process.log_text()
 
 
-def test_serve_policy_refuses_ambiguous_or_unknown_options() -> None:
+def test_serve_policy_refuses_ambiguous_or_unknown_options(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from agent.cli import app
@@ -61,3 +61,6 @@ def test_serve_policy_refuses_ambiguous_or_unknown_options() -> None:
     assert said(mapping, "unknown mapping 'franka'")
     missing = runner.invoke(app, ["serve-policy", "--checkpoint", "/nonexistent/ckpt"])
     assert said(missing, "/nonexistent/ckpt does not exist")
+    (tmp_path / "empty").mkdir()
+    not_a_checkpoint = runner.invoke(app, ["serve-policy", "--checkpoint", str(tmp_path / "empty")])
+    assert said(not_a_checkpoint, "cannot load checkpoint")

@@ -83,9 +83,9 @@ class PreparedData:
     fast: Any | None  # policy.tokenizers.fast.FastTokenizer
     meta: dict[str, Any]  # camera_names, state_names, action_names, control_hz, tasks, episodes, frames, source
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, compress: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.arrays.save(folder / ARRAYS_FILE)
+        self.arrays.save(folder / ARRAYS_FILE, compress=compress)
         self.norm_stats.save(folder / "norm_stats.json")
         self.tokenizer.save(folder)
         if self.fast is not None:

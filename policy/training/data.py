@@ -124,12 +124,14 @@ class TrainingArrays:
     _ARRAYS = ("images", "actions", "action_is_pad", "s1_tokens", "s1_mask", "s1_loss", "s2_tokens", "s2_mask",
                "s2_loss", "has_subtask", "episode_index")
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, compress: bool = True) -> None:
+        """One .npz; `compress=False` trades disk for speed (gigabytes of frames on a machine in a hurry)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"camera_names": self.camera_names, "action_dim": self.action_dim})
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
+        writer = np.savez_compressed if compress else np.savez
+        writer(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
         tmp.replace(path)
 
     @classmethod

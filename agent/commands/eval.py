@@ -1,0 +1,51 @@
+"""`hearth eval`: run a checkpoint's full hierarchy (System 2 + System 1) in the simulator on held-out seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="hearth checkpoint folder."),
+    task: list[str] = typer.Option([], "--task", "-t", help="Task text (repeatable); default: every sim task."),
+    episodes: int = typer.Option(10, "--episodes", "-n", min=1, help="Episodes per task."),
+    seed_offset: int = typer.Option(1000, "--seed-offset", help="Episode i uses seed offset+i (collection uses 0..)."),
+    max_steps: int = typer.Option(900, "--max-steps", min=1, help="Control ticks per episode at most."),
+    execute_steps: int = typer.Option(25, "--execute-steps", min=1, help="Actions run from each chunk."),
+    camera_size: int = typer.Option(96, "--camera-size", help="Sim camera pixels (resized to the model's input)."),
+    record: Path | None = typer.Option(None, "--record", help="Episode dataset folder (default: OUT/episodes)."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for eval.json and the episodes."),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not write the episodes."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Success rate, task progress and subtask accuracy per task; episodes are written for review."""
+    from robots.sim.tasks import TASKS
+
+    unknown = [t for t in task if t not in TASKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown task(s) {unknown}; sim tasks: {TASKS}", param_hint="--task")
+    from agent.evaluation import EvalSettings, evaluate, plan_jobs, write_report
+    from policy.checkpoints import CheckpointError
+    from policy.inference import Pi05Policy
+
+    try:
+        policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--checkpoint") from None
+    record_dir = None if no_record else (record or out / "episodes")
+    settings = EvalSettings(episodes=episodes, seed_offset=seed_offset, max_steps=max_steps,
+                            execute_steps=execute_steps, camera_size=camera_size, record_dir=record_dir)
+
+    def report(result) -> None:
+        typer.echo(
+            f"{result.task!r} seed {result.seed}: {'success' if result.success else 'failure'}, "
+            f"progress {result.progress:.2f}, subtask accuracy {result.subtask_accuracy:.2f}, "
+            f"{result.steps} steps, ended by {result.ended_by}"
+        )
+
+    results = evaluate(policy, plan_jobs(task or TASKS, episodes, seed_offset), settings, on_episode=report)
+    summary = write_report(results, out / "eval.json", {"checkpoint": str(checkpoint), "seed_offset": seed_offset})
+    typer.echo(summary["table"])
+    typer.echo(f"report: {out / 'eval.json'}" + (f"; episodes: {record_dir}" if record_dir else ""))

@@ -50,15 +50,15 @@ class Identity:
 
 def normalize_base_url(url: str) -> str:
     """Accept `host:port`, `http://host:port`, or a URL ending in /api/v1; return `scheme://host:port`."""
-    url = url.strip().rstrip("/")
+    url = url.strip()
     if not url:
         raise ValueError("the API URL is empty")
     if "://" not in url:
         url = f"http://{url}"
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    path = parts.path
+    path = parts.path.rstrip("/")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))

@@ -41,8 +41,7 @@ def estop_panel(robot_id: str) -> None:
     api, who = session.client(), session.identity()
     status_box = st.container()
     message = None
-    if who.can("estop") and st.button("E-STOP", key="estop", type="primary", use_container_width=True,
-                                      help="Stop the robot now. It holds still until the e-stop is reset."):
+    if who.can("estop") and st.button("E-STOP", key="estop", type="primary", use_container_width=True):
         try:
             api.estop(robot_id, reason="operator console e-stop")
         except (ApiError, ApiUnreachable) as exc:
@@ -55,6 +54,8 @@ def estop_panel(robot_id: str) -> None:
     except ApiError as exc:
         status_box.error(f"status unavailable: {exc.message}")
         return
+    if who.can("estop"):
+        st.caption("Stops the robot at once; it holds still until the e-stop is reset.")
     with status_box:
         if message:
             st.error(message)

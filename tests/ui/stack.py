@@ -119,6 +119,11 @@ def running_stack(folder: Path, with_robot: bool = True) -> Iterator[Stack]:
     hearth = [PYTHON, "-m", "agent.cli"]
     env = {"HEARTH_LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     try:
+        # The console first (it needs nothing to start), the checkpoint while it boots, then worker and API
+        # (the robot runtime connects to the worker when it starts).
+        stack.processes["console"] = ManagedProcess(
+            [*hearth, "console", "--api-url", api_url, "--host", "127.0.0.1", "--port", str(console_port)],
+            folder / "console.log", env)
         if with_robot:
             checkpoint = build_tiny_checkpoint(folder / "checkpoint")
             stack.processes["worker"] = ManagedProcess(
@@ -128,9 +133,6 @@ def running_stack(folder: Path, with_robot: bool = True) -> Iterator[Stack]:
                        timeout=STARTUP_TIMEOUT_S, what="policy worker healthy")
         api_args = [*hearth, "serve-api", "--deployment", str(deployment)] + ([] if with_robot else ["--no-robots"])
         stack.processes["api"] = ManagedProcess(api_args, folder / "api.log", env)
-        stack.processes["console"] = ManagedProcess(
-            [*hearth, "console", "--api-url", api_url, "--host", "127.0.0.1", "--port", str(console_port)],
-            folder / "console.log", env)
         wait_until(lambda: (stack.check_alive(), _http_ok(f"{api_url}/api/v1/health"))[1],
                    timeout=STARTUP_TIMEOUT_S, what="API healthy")
         wait_until(lambda: (stack.check_alive(), _http_ok(f"{stack.console_url}/_stcore/health"))[1],

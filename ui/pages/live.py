@@ -18,7 +18,7 @@ from ui.components import live_view_html
 from ui.settings import ConsoleSettings
 
 ACTIVE_STATES = ("running", "paused", "queued")
-LIVE_HEIGHT = 600
+LIVE_HEIGHT = 610
 
 
 def _call(label: str, fn, *args: Any) -> Any:
@@ -98,31 +98,21 @@ def active_task_panel(robot_id: str) -> None:
             st.rerun(scope="fragment")
     try:
         task = api.task(task_id)
-        events = api.task_events(task_id, limit=500)
     except (ApiUnreachable, ApiError):
         return
-    st.markdown("**Subtask timeline**")
-    st.markdown(_timeline_markdown(task, events) or "_no subtask yet_")
+    st.markdown("**Subtask timeline** (who set each: policy = System 2, coach = a person)")
+    st.markdown(timeline_markdown(task.get("subtasks", [])) or "_no subtask yet_")
 
 
-def _timeline_markdown(task: dict[str, Any], events: list[dict[str, Any]]) -> str:
+def timeline_markdown(subtasks: list[dict[str, Any]]) -> str:
+    """The task's subtask trace, oldest first, one bullet each with its start time and source."""
     import datetime as dt
 
     def clock(ts: float | None) -> str:
         return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "--:--:--"
 
-    lines = []
-    for subtask in task.get("subtasks", []):
-        lines.append((subtask.get("started_at") or 0.0, f"`{clock(subtask.get('started_at'))}` "
-                      f"**{subtask['text']}** ({subtask['source']})"))
-    for event in events:
-        data = event.get("data") or {}
-        if event.get("kind") == "coaching" and data.get("utterance"):
-            lines.append((event["ts"], f"`{clock(event['ts'])}` coach said “{data['utterance']}” → "
-                          f"{data.get('relabel') or data.get('coached')}"))
-        elif event.get("kind") == "safety":
-            lines.append((event["ts"], f"`{clock(event['ts'])}` safety: {data.get('kind')} {data.get('message', '')}"))
-    return "\n".join(f"- {text}" for _ts, text in sorted(lines, key=lambda item: item[0]))
+    ordered = sorted(subtasks, key=lambda s: s.get("started_at") or 0.0)
+    return "\n".join(f"- `{clock(s.get('started_at'))}` **{s['text']}** ({s['source']})" for s in ordered)
 
 
 def render(robot: dict[str, Any] | None, settings: ConsoleSettings) -> None:

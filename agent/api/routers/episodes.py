@@ -1,9 +1,10 @@
 """Recorded episodes: list with filters, metadata, subtask/coaching timeline, a camera's video, per-frame data
-for plots, an operator's outcome label, delete."""
+for plots, a Rerun export, an operator's outcome label, delete."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,10 +12,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from agent.api.auth import Permission, require
 from agent.api.context import ApiContext, get_ctx
-from agent.api.episode_data import EpisodeDataUnavailable, read_episode_data
+from agent.api.episode_data import EpisodeDataUnavailable, export_rerun_file, read_episode_data
 from agent.api.episodes_index import open_reader
 from agent.api.errors import ApiError, not_found
 from agent.api.schemas import EpisodeData, EpisodeLabel
@@ -142,6 +144,29 @@ def get_data(
     except EpisodeDataUnavailable as exc:
         raise ApiError(409, "episode_unreadable", str(exc)) from exc
     return EpisodeData(robot_id=robot_id, episode_index=episode_index, **data)
+
+
+@router.get(
+    "/episodes/{robot_id}/{episode_index}/rerun",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "A Rerun .rrd recording"}},
+    summary="Export an episode to Rerun (.rrd: cameras, state, actions, subtask timeline, events)",
+)
+def get_rerun(
+    robot_id: str, episode_index: EpisodeIndex, ctx: ApiContext = Depends(get_ctx), _token=Depends(_read)
+) -> FileResponse:
+    episode = _episode(ctx, robot_id, episode_index)
+    _reader_info(episode)  # 409 when the dataset cannot be read
+    try:
+        path = export_rerun_file(Path(episode.root), episode_index)
+    except EpisodeDataUnavailable as exc:
+        raise ApiError(409, "episode_unreadable", str(exc)) from exc
+    except RuntimeError as exc:  # rerun-sdk missing (RerunUnavailable)
+        raise ApiError(409, "rerun_unavailable", str(exc)) from exc
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{robot_id}-episode{episode_index}.rrd",
+        background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
+    )
 
 
 @router.post(

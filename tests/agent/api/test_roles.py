@@ -40,6 +40,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, Permission | None]] = [
     ("GET", f"/api/v1/episodes/{R}/0/timeline", None, Permission.EPISODES_READ),
     ("GET", f"/api/v1/episodes/{R}/0/video/head", None, Permission.EPISODES_READ),
     ("GET", f"/api/v1/episodes/{R}/0/data", None, Permission.EPISODES_READ),
+    ("GET", f"/api/v1/episodes/{R}/0/rerun", None, Permission.EPISODES_READ),
     ("POST", f"/api/v1/episodes/{R}/0/label", {"outcome": "failed", "success": False}, Permission.EPISODES_LABEL),
     ("DELETE", f"/api/v1/episodes/{R}/0", None, Permission.EPISODES_DELETE),
     ("GET", "/api/v1/tokens/me", None, Permission.ROBOTS_READ),

@@ -1,0 +1,103 @@
+"""The console's pieces that need no browser: URL handling, the HTML components' embedded config, the timeline
+normalization the player draws from, and `hearth console`'s Streamlit invocation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from ui.api_client import live_ws_url, normalize_base_url
+from ui.components import episode_player_html, live_view_html, normalize_timeline
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://api:8080/", "http://api:8080"),
+        ("https://robots.example/hearth/api/v1", "https://robots.example/hearth"),
+    ],
+)
+def test_base_urls_are_normalized(given, expected):
+    assert normalize_base_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "ftp://x", "http://"])
+def test_bad_api_urls_are_rejected(bad):
+    with pytest.raises(ValueError):
+        normalize_base_url(bad)
+
+
+def test_live_ws_url_carries_token_and_options():
+    url = live_ws_url("https://h.example/base", "kitchen 1", "s3cr+t", fps="15", size=256)
+    assert url.startswith("wss://h.example/base/api/v1/robots/kitchen%201/live?")
+    assert "token=s3cr%2Bt" in url and "fps=15" in url and "size=256" in url
+
+
+def _embedded(html: str, marker: str) -> dict:
+    match = re.search(rf"const {marker} = (.*?);\n", html)
+    assert match, f"no {marker} in the page"
+    return json.loads(match.group(1))
+
+
+def test_live_view_embeds_its_config_safely():
+    html = live_view_html("http://127.0.0.1:8080", "</script><b>", "tok", fps=12, estopped=True)
+    assert "</script><b>" not in html  # a hostile robot id cannot close the script element
+    config = _embedded(html, "CONFIG")
+    assert config["robotId"] == "</script><b>" and config["estopped"] is True
+    assert config["wsUrl"].startswith("ws://127.0.0.1:8080/api/v1/robots/") and "fps=12" in config["wsUrl"]
+
+
+def test_timeline_becomes_segments_and_marks():
+    timeline = {
+        "subtasks": [
+            {"text": "open the tap", "source": "coach", "frame_index": 40, "timestamp": 2.0},
+            {"text": "pick up the cup", "source": "policy", "frame_index": 0, "timestamp": 0.0},
+            {"text": "put it down", "source": "policy", "timestamp": 3.0},  # timestamp only
+        ],
+        "events": [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame_index": 40}],
+    }
+    subtasks, events = normalize_timeline(timeline, length=100, fps=20.0)
+    assert [(s["text"], s["source"], s["start_frame"], s["end_frame"]) for s in subtasks] == [
+        ("pick up the cup", "policy", 0, 40), ("open the tap", "coach", 40, 60), ("put it down", "policy", 60, 100)]
+    assert events == [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame": 40}]
+
+
+def test_player_embeds_videos_plots_and_timeline():
+    fake_mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64 + b"avc1" + b"\x00" * 32
+    data = {"fps": 10.0, "length": 20, "timestamp": [0.0, 1.9], "action": [[0.1], [0.2]], "state": [[1.0], [2.0]],
+            "action_names": ["a"], "state_names": ["s"]}
+    html = episode_player_html({"robot_id": "r", "episode_index": 3, "length": 20},
+                               {"subtasks": [{"text": "x", "source": "policy", "frame_index": 0}], "events": []},
+                               data, {"head": fake_mp4})
+    payload = _embedded(html, "EP")
+    assert payload["duration"] == pytest.approx(2.0) and payload["length"] == 20
+    [camera] = payload["cameras"]
+    assert camera["codec"] == "H.264"
+    assert base64.b64decode(camera["src"].split(",", 1)[1]) == fake_mp4
+    assert payload["subtasks"] == [{"text": "x", "source": "policy", "start_frame": 0, "end_frame": 20}]
+    assert payload["data"]["action"] == [[0.1], [0.2]]
+
+
+def test_console_runs_streamlit_headless_without_telemetry():
+    from agent.commands.console import APP, streamlit_args
+
+    args = streamlit_args("127.0.0.1", 8999)
+    pairs = dict(zip(args[2::2], args[3::2], strict=False))
+    assert args[:2] == ["run", str(APP)] and APP.is_file()
+    assert pairs["--server.headless"] == "true" and pairs["--browser.gatherUsageStats"] == "false"
+    assert pairs["--server.address"] == "127.0.0.1" and pairs["--server.port"] == "8999"
+
+
+def test_console_cli_rejects_a_bad_api_url():
+    from agent.cli import app
+
+    result = CliRunner().invoke(app, ["console", "--api-url", "ftp://nowhere"])
+    assert result.exit_code == 2
+    assert "not an http(s) URL" in result.output
+    help_text = CliRunner().invoke(app, ["console", "--help"]).output
+    assert "--api-url" in help_text and "--browser-api-url" in help_text

@@ -1,0 +1,206 @@
+"""The console in real headless Chromium against the real stack: policy worker, API with the simulated kitchen,
+and `hearth console`, all separate processes on loopback.
+
+One operator journey (login, live video, start a task, subtask, coaching, e-stop, episode review with scrubbing
+and relabeling) plus the role and error cases. Screenshots go to docs/screenshots (referenced by the README) and
+to the test artifacts folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from tests.support import PYTHON, free_port, spawn, wait_until
+from tests.ui.stack import ROBOT_ID, running_stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+
+TASK = "put the can in the sink"
+COACHING = "pick up the can"
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("console-stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, request, artifacts_dir):
+    from tests.ui.conftest import VIEWPORT
+
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:  # what the browser showed when it failed
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(artifacts_dir / f"FAILED-{request.node.name}.png"), full_page=True, timeout=20_000)
+    context.close()
+
+
+def login(page, url: str, token: str) -> None:
+    page.goto(url, timeout=UI_TIMEOUT_MS)
+    page.get_by_label("API token", exact=True).and_(page.locator("input")).fill(token)
+    page.get_by_role("button", name="Log in").click()
+
+
+def component_frame(page, marker: str):
+    """The Streamlit component iframe whose page defines `window.<marker>` (the live view or the player)."""
+
+    def find():
+        for frame in page.frames:
+            try:
+                if frame.evaluate(f"typeof window.{marker} !== 'undefined'"):
+                    return frame
+            except Exception:  # frames come and go while Streamlit reruns
+                continue
+        return None
+
+    return wait_until(find, timeout=UI_TIMEOUT_MS / 1000, interval=0.25, what=f"component with window.{marker}")
+
+
+def camera_src(frame, camera: str) -> str:
+    return frame.evaluate(f"document.querySelector('.cam[data-camera=\"{camera}\"] img')?.src || ''")
+
+
+def test_bad_token_is_refused_with_a_clear_message(stack, page):
+    login(page, stack.console_url, "not-a-real-token")
+    page.get_by_text("That token was not accepted").wait_for()
+    assert page.get_by_role("button", name="E-STOP").count() == 0
+
+
+def test_unreachable_api_is_reported_on_the_login_page(page, tmp_path):
+    dead_api = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    args = [PYTHON, "-m", "agent.cli", "console", "--api-url", dead_api, "--host", "127.0.0.1", "--port", str(port)]
+    with spawn(args, tmp_path / "console.log") as console:
+        import httpx
+
+        def healthy() -> bool:
+            assert console.alive(), console.log_text()
+            return httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status_code == 200
+
+        wait_until(healthy, timeout=120, what="console healthy")
+        page.goto(f"http://127.0.0.1:{port}")
+        message = page.get_by_text("The hearth API is not reachable at").first
+        message.wait_for()
+        assert dead_api in page.inner_text("body")
+
+
+def test_viewer_sees_the_robot_but_no_controls(stack, page):
+    login(page, stack.console_url, stack.tokens["viewer"])
+    page.get_by_text("role viewer").or_(page.get_by_text("viewer", exact=True)).first.wait_for()
+    live = component_frame(page, "hearthLive")
+    live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
+                           timeout=UI_TIMEOUT_MS)
+    page.get_by_text("e-stop clear").wait_for()
+    assert page.get_by_role("button", name="E-STOP").count() == 0
+    assert page.get_by_text("Start a task").count() == 0
+    assert page.get_by_role("button", name="Send coaching").count() == 0
+
+
+def test_operator_journey(stack, page, shoot):
+    api = stack.client("operator")
+    login(page, stack.console_url, stack.tokens["operator"])
+    page.get_by_text("Start a task").wait_for()
+    live = component_frame(page, "hearthLive")
+    live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
+                           timeout=UI_TIMEOUT_MS)
+    assert live.evaluate("document.getElementById('conn').textContent") == "live"
+    shoot(page, "login-live-idle")
+
+    # start a task from the form (free text)
+    page.get_by_label("Task", exact=True).fill(TASK)
+    page.get_by_role("button", name="Start task").click()
+    live.wait_for_function("document.getElementById('task-state').textContent === 'running'", timeout=UI_TIMEOUT_MS)
+    assert live.evaluate("document.getElementById('task-text').textContent") == TASK
+
+    # the camera image changes while the robot moves
+    head = page.frame_locator("iframe").first.locator('.cam[data-camera="head"] img')
+    before_src, before_png = camera_src(live, "head"), head.screenshot()
+    live.wait_for_function(
+        "(prev) => { const i = document.querySelector('.cam[data-camera=\"head\"] img'); return i && i.src !== prev; }",
+        arg=before_src, timeout=UI_TIMEOUT_MS,
+    )
+    frames_then = live.evaluate("window.hearthLive.frames.head")
+    live.wait_for_function("(n) => window.hearthLive.frames.head >= n + 3", arg=frames_then, timeout=UI_TIMEOUT_MS)
+    after_png = head.screenshot()
+    assert camera_src(live, "head") != before_src
+    assert after_png != before_png, "the head camera looked identical in two screenshots while the task ran"
+
+    # a subtask appears (live view and the REST-backed timeline), with a chunk plotted and state shown
+    live.wait_for_function("document.getElementById('subtask').textContent !== '–'", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("window.hearthLive.chunk !== null", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("document.querySelectorAll('#state tr').length > 0", timeout=UI_TIMEOUT_MS)
+    subtask = live.evaluate("document.getElementById('subtask').textContent")
+    assert subtask.strip()
+    page.get_by_text("Subtask timeline").wait_for()
+    page.get_by_text("(policy)").first.wait_for()
+    latency = live.evaluate("document.getElementById('latency').textContent")
+    assert latency.endswith("ms")
+    shoot(page, "live-running")
+
+    # coaching shows up in both timelines
+    page.get_by_label("Say", exact=True).fill(COACHING)
+    page.get_by_role("button", name="Send coaching").click()
+    live.wait_for_function(
+        "(text) => [...document.querySelectorAll('#timeline li[data-kind=\"coaching\"]')].some(li => li.textContent.includes(text))",
+        arg=COACHING, timeout=UI_TIMEOUT_MS,
+    )
+    live.wait_for_function("document.getElementById('subtask-source').textContent === 'coach'", timeout=UI_TIMEOUT_MS)
+    page.get_by_text("(coach)").first.wait_for()
+    task_id = api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["task_id"]
+    sources = [s["source"] for s in api.get(f"/api/v1/tasks/{task_id}").json()["subtasks"]]
+    assert "coach" in sources
+    shoot(page, "live-coaching")
+
+    # e-stop: latched in the sidebar and in the live view, the task ends, reset releases it
+    page.get_by_role("button", name="E-STOP").click()
+    page.get_by_text("E-STOP LATCHED", exact=True).wait_for()
+    live.wait_for_function("document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("document.getElementById('task-state').textContent === 'stopped-by-e-stop'",
+                           timeout=UI_TIMEOUT_MS)
+    assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is True
+    shoot(page, "estop-latched")
+    page.get_by_role("button", name="Reset e-stop").click()
+    page.get_by_text("e-stop clear").wait_for()
+    live.wait_for_function("!document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
+    assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is False
+
+    # the recorded episode: open it, scrub it, see the coaching on its timeline, relabel it
+    episode = wait_until(
+        lambda: next((e for e in api.get("/api/v1/episodes").json()["items"] if e["task_id"] == task_id), None),
+        timeout=120, what="the episode to be indexed",
+    )
+    page.get_by_role("link", name="Episodes").click()
+    page.get_by_text("Open episode").wait_for()
+    player = component_frame(page, "hearthPlayer")
+    player.wait_for_function("document.querySelectorAll('video').length === 2", timeout=UI_TIMEOUT_MS)
+    assert player.evaluate("document.querySelectorAll('#lanes .seg').length") >= 1
+    coach_marks = player.evaluate("[...document.querySelectorAll('#lanes .evt.interjection')].map(e => e.title)")
+    assert any(COACHING in mark for mark in coach_marks), coach_marks
+    cursor_before = player.evaluate("document.getElementById('actions').dataset.cursorX")
+    player.evaluate(
+        "() => { const s = document.getElementById('scrub'); s.value = '700'; s.dispatchEvent(new Event('input')); }"
+    )
+    frame_index = int(player.evaluate("document.getElementById('clock').dataset.frame"))
+    length = episode["length"]
+    assert abs(frame_index - round(0.7 * length)) <= 1, (frame_index, length)
+    assert player.evaluate("document.getElementById('actions').dataset.cursorX") != cursor_before
+    assert player.evaluate("document.getElementById('now-subtask').textContent") != "–"
+    times = player.evaluate("window.hearthPlayer.videos.map(v => v.currentTime)")
+    assert all(t > 0 for t in times), times
+    shoot(page, "episode-review")
+
+    page.get_by_label("Outcome", exact=True).last.click()
+    page.get_by_role("option", name="failed", exact=True).click()
+    page.get_by_role("button", name="Save label").click()
+    page.get_by_text("Label saved: failed").or_(page.get_by_text("outcome: failed")).first.wait_for()
+    relabeled = api.get(f"/api/v1/episodes/{ROBOT_ID}/{episode['episode_index']}").json()
+    assert relabeled["outcome"] == "failed"
+

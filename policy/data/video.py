@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,10 @@ import av
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# SVT-AV1 prints a dozen "Svt[info]" lines to stderr per encoder (3 per episode per camera); keep warnings and errors.
+# Read once per process when the first encoder starts, so it is set at import; an explicit SVT_LOG wins.
+os.environ.setdefault("SVT_LOG", "2")
 
 PIX_FMT = "yuv420p"
 GOP = 2  # a keyframe every 2 frames: cheap random access (LeRobot's default)

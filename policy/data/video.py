@@ -19,9 +19,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# SVT-AV1 prints a dozen "Svt[info]" lines to stderr per encoder (3 per episode per camera); keep warnings and errors.
+# SVT-AV1 prints a dozen info lines (and benign warnings about small frames) to stderr per encoder; keep errors.
 # Read once per process when the first encoder starts, so it is set at import; an explicit SVT_LOG wins.
-os.environ.setdefault("SVT_LOG", "2")
+os.environ.setdefault("SVT_LOG", "1")
 
 PIX_FMT = "yuv420p"
 GOP = 2  # a keyframe every 2 frames: cheap random access (LeRobot's default)

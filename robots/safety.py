@@ -58,7 +58,8 @@ class SafetyLimits(BaseModel):
     joint_velocity: dict[str, float] = Field(default_factory=dict, description="per-name velocity overrides")
     max_base_speed: float = Field(0.9, gt=0, description="m/s, norm of the planar base velocity")
     max_base_yaw_rate: float = Field(1.5, gt=0, description="rad/s")
-    max_base_acceleration: float = Field(2.5, gt=0, description="m/s^2 (and rad/s^2 for yaw)")
+    max_base_acceleration: float = Field(2.5, gt=0, description="m/s^2 per planar axis")
+    max_base_yaw_acceleration: float = Field(5.0, gt=0, description="rad/s^2")
     workspace: WorkspaceBox | None = None
     base_velocity_names: tuple[str, str, str] = ("base_vx", "base_vy", "base_wz")
     base_pose_names: tuple[str, str, str] = ("base_x", "base_y", "base_yaw")
@@ -336,7 +337,7 @@ class SafeRobot(Robot):
             )
             vx, vy, wz = vx * scale, vy * scale, new_w
         prev = self._last_applied[[ix, iy, iw]] if self._last_applied is not None else np.zeros(3)
-        max_change = lim.max_base_acceleration * self._dt
+        max_change = np.array([lim.max_base_acceleration] * 2 + [lim.max_base_yaw_acceleration]) * self._dt
         wanted = np.array([vx, vy, wz])
         limited = np.clip(wanted, prev - max_change, prev + max_change)
         if not np.allclose(limited, wanted):

@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--max-ticks", type=int, default=1200)
+    parser.add_argument("--tasks", type=int, nargs="*", default=None, help="task indices (default: all)")
     args = parser.parse_args()
 
     from robots.sim.expert import ScriptedExpert
@@ -27,7 +28,7 @@ def main() -> None:
 
     robot = SimKitchen(render=False)
     for noise in args.noise:
-        for task in TASKS:
+        for task in [TASKS[i] for i in args.tasks] if args.tasks else TASKS:
             robot.set_task(task)
             ok, lengths, failures = 0, [], []
             start = time.perf_counter()

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import spawn
+from tests.support import spawn, wait_until
 
 HEARTH = str(Path(sys.executable).parent / "hearth")
 pytestmark = pytest.mark.slow
 
 
-def run_collect(tmp_path: Path, out: Path, episodes: int, log: str) -> str:
+def collect_args(out: Path, episodes: int, workers: int, max_steps: int) -> list[str]:
     from robots.sim.tasks import TASKS
 
-    args = [HEARTH, "collect", "--task", TASKS[0], "--task", TASKS[1], "--episodes", str(episodes), "--workers", "2",
-            "--out", str(out), "--camera-size", "32", "--max-steps", "6", "--seed", "100", "--no-progress"]
-    with spawn(args, tmp_path / log) as process:
+    return [HEARTH, "collect", "--task", TASKS[0], "--task", TASKS[1], "--episodes", str(episodes), "--workers",
+            str(workers), "--out", str(out), "--camera-size", "32", "--max-steps", str(max_steps), "--seed", "100",
+            "--no-progress"]
+
+
+def run_collect(tmp_path: Path, out: Path, episodes: int, log: str, workers: int = 2, max_steps: int = 6) -> str:
+    with spawn(collect_args(out, episodes, workers, max_steps), tmp_path / log) as process:
         process.popen.wait(timeout=280)
         text = process.log_text()
     assert process.popen.returncode == 0, text
@@ -43,8 +48,30 @@ def test_collect_two_workers_then_resume(tmp_path) -> None:
     assert frames[0].images["head"].shape == (32, 32, 3) and frames[-1].index == 11
     assert not (out / ".hearth" / "collect").exists()  # worker datasets are gone once merged
 
-    text = run_collect(tmp_path, out, 3, "second.log")  # resume: only the missing job runs
-    assert "3 episodes, 18 frames (1 collected now, 1 merged" in text
+
+
+def test_collect_killed_mid_episode_resumes_without_losing_or_duplicating(tmp_path) -> None:
+    """SIGKILL the whole collection (main process and worker) while the worker records its second episode: the
+    rerun merges the finished episode, drops the interrupted one, and collects only the missing job."""
+    from policy.data.reader import LeRobotDatasetReader
+
+    out = tmp_path / "demos"
+    worker = out / ".hearth" / "collect" / "worker-0"
+    journal = worker / ".hearth" / "staging" / "frames.bin"
+
+    def second_episode_running() -> bool:
+        return (worker / "meta" / "episodes").exists() and journal.exists() and journal.stat().st_size > 0
+
+    with spawn(collect_args(out, 2, 1, 40), tmp_path / "killed.log") as process:
+        wait_until(lambda: second_episode_running() or not process.alive(), timeout=240, what="the second episode")
+        assert process.alive(), process.log_text()
+        process.signal_group(signal.SIGKILL)
+        process.popen.wait(timeout=10)
+    assert not (out / "meta" / "info.json").exists()  # nothing merged yet: the kill came first
+
+    text = run_collect(tmp_path, out, 2, "resumed.log", workers=1, max_steps=40)
+    assert "(1 collected now, 2 merged" in text, text
     reader = LeRobotDatasetReader(out)
-    assert [e.metadata["collect_seed"] for e in reader.episodes] == [100, 101, 102]
-    assert reader.episode(2).task == TASKS[0]
+    assert [e.metadata["collect_seed"] for e in reader.episodes] == [100, 101]
+    assert not any(e.recovered for e in reader.episodes)
+    assert [e.index for e in reader.episodes] == [0, 1] and reader.episodes[1].from_index == reader.episodes[0].length

@@ -10,7 +10,7 @@ Absolute joint targets and base velocities are what the pi0.5 paper's mobile rob
 imitate: a held action means "stay here".
 
 State (12): arm_joint1..7 [rad], gripper opening [m] (finger gap), torso [m], base_x, base_y [m], base_yaw [rad]
-(world-frame odometry).
+(world-frame odometry of the base origin under the arm mount; yaw in [-pi/2, 3pi/2), see YAW_STATE_LOW).
 
 Grasp assist: when the gripper command closes (>= 0.5) while an object's axis passes between the fingers, the
 object is welded to the hand (a MuJoCo weld equality) until the gripper opens again. Pure physics grasping of
@@ -50,6 +50,9 @@ MAX_BASE_SPEED = 1.0  # m/s, robosuite's velocity servo range
 MAX_BASE_YAW_RATE = 1.5  # rad/s
 ROBOT_FRONT = 0.15  # base origin to the front of the wheeled base [m]
 STANDOFF = 0.24  # base origin to the edge of the furniture it works at [m]
+# The state reports yaw in [-pi/2, 3pi/2): the working headings (0 counter, pi/2 shelf, pi table) are then all far
+# from the wrap-around, so a learned policy never sees the state jump from +pi to -pi while working at the table.
+YAW_STATE_LOW = -math.pi / 2
 
 ACTION_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_vx", "base_vy", "base_wz"]
 STATE_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
@@ -68,10 +71,6 @@ def standoff_pose(furniture: str, along: float) -> tuple[float, float, float]:
     if furniture == "shelf":
         return (along, scene.SHELF.y0 - STANDOFF, math.pi / 2)
     raise ValueError(f"no standoff for {furniture!r}")
-
-
-def room_of(x: float) -> str:
-    return "dining room" if x < sum(scene.DIVIDER_X) / 2 else "kitchen"
 
 
 class SimKitchen(Robot):
@@ -193,7 +192,7 @@ class SimKitchen(Robot):
             JointSpec(name="torso", unit="m", lower=TORSO_RANGE[0], upper=TORSO_RANGE[1]),
             JointSpec(name="base_x", unit="m (world)", lower=r.x0, upper=r.x1),
             JointSpec(name="base_y", unit="m (world)", lower=r.y0, upper=r.y1),
-            JointSpec(name="base_yaw", unit="rad (world)", lower=-math.pi, upper=math.pi),
+            JointSpec(name="base_yaw", unit="rad (world)", lower=YAW_STATE_LOW, upper=YAW_STATE_LOW + 2 * math.pi),
         ]
         return RobotDescription(
             name="sim-kitchen",
@@ -490,8 +489,9 @@ class SimKitchen(Robot):
         q = d.qpos
         gap = float(q[self._finger_qpos[0]] - q[self._finger_qpos[1]])
         base = self.base_pose()
+        yaw = (float(base[2]) - YAW_STATE_LOW) % (2 * math.pi) + YAW_STATE_LOW
         return np.array(
-            [*q[self._arm_qpos], gap, q[self._torso_qpos], base[0], base[1], base[2]],
+            [*q[self._arm_qpos], gap, q[self._torso_qpos], base[0], base[1], yaw],
             dtype=np.float32,
         )
 

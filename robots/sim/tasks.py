@@ -71,8 +71,10 @@ TASKS: list[str] = [spec.text for spec in TASK_SPECS]
 
 
 def task_spec(text: str) -> TaskSpec:
-    """Look a task up by its text (case and surrounding space ignored); unknown text -> ValueError listing tasks."""
-    wanted = " ".join(text.strip().lower().split())
+    """Look a task up by its text (case, extra spaces and final punctuation ignored); unknown -> ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"task must be a string, got {type(text).__name__}")
+    wanted = " ".join(text.strip().lower().rstrip(".!?").split())
     for spec in TASK_SPECS:
         if spec.text == wanted:
             return spec

@@ -116,9 +116,11 @@ def test_act_rejects_bad_actions_before_mujoco(blind: SimKitchen) -> None:
     np.testing.assert_array_equal(blind.data.qpos, before)
 
 
-def test_unknown_task_is_a_clear_error(blind: SimKitchen) -> None:
+def test_unknown_task_is_a_clear_error_and_known_ones_are_matched_leniently(blind: SimKitchen) -> None:
     with pytest.raises(ValueError, match="known tasks"):
         blind.set_task("juggle the plates")
+    blind.set_task("  Put the Fruit in the bowl. ")
+    assert blind.task == "put the fruit in the bowl"
 
 
 def test_base_velocity_is_in_the_robot_frame(blind: SimKitchen) -> None:

@@ -112,6 +112,7 @@ def test_operator_journey(stack, page, shoot):
     live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
                            timeout=UI_TIMEOUT_MS)
     assert live.evaluate("document.getElementById('conn').textContent") == "live"
+    assert page.get_by_text("Push to talk").count() == 0  # no local speech-to-text model configured
     shoot(page, "login-live-idle")
 
     # start a task from the form (free text)
@@ -203,4 +204,7 @@ def test_operator_journey(stack, page, shoot):
     page.get_by_text("Label saved: failed").or_(page.get_by_text("outcome: failed")).first.wait_for()
     relabeled = api.get(f"/api/v1/episodes/{ROBOT_ID}/{episode['episode_index']}").json()
     assert relabeled["outcome"] == "failed"
+
+    page.get_by_role("button", name="Export to Rerun").click()
+    page.get_by_role("button", name="Download .rrd").wait_for()
 

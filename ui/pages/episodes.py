@@ -19,7 +19,7 @@ from ui.components import episode_player_html
 from ui.settings import ConsoleSettings
 
 OUTCOMES = ["succeeded", "failed", "aborted", "stopped-by-e-stop", "interrupted"]
-PLAYER_HEIGHT = 760
+PLAYER_HEIGHT = 640
 
 
 def _filters(robots: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,8 +99,8 @@ def _rerun_export(episode: dict[str, Any]) -> None:
         st.download_button("Download .rrd", st.session_state[key], file_name=f"{robot_id}-episode{index}.rrd",
                            mime="application/octet-stream", key=f"download_{key}")
     root = shlex.quote(str(episode.get("root", "runs/episodes/" + robot_id)))
-    st.code(f"hearth episodes export-rerun {root} --episode {index} --out {robot_id}-episode{index}.rrd && "
-            f"rerun {robot_id}-episode{index}.rrd", language="bash")
+    out = f"{robot_id}-episode{index}.rrd"
+    st.code(f"hearth episodes export-rerun {index} --root {root} --out {out} && rerun {out}", language="bash")
 
 
 def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:

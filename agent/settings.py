@@ -67,6 +67,8 @@ class DeploymentConfig(StrictModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     episodes_dir: Path = Path("runs/episodes")
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # agent.orchestrator.OrchestratorConfig fields (e.g. worker_late_s, max_task_s); validated when runtimes are built.
+    orchestrator: dict[str, object] = Field(default_factory=dict)
 
 
 def load_deployment(name_or_path: str = "local", overrides: list[str] | tuple[str, ...] = ()) -> DeploymentConfig:

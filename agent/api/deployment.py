@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
     """robot id -> RobotRuntime (not started) and the EventBus they publish to."""
+    from pydantic import ValidationError
+
+    from agent.config import ConfigError, format_validation_error
     from agent.events import EventBus
     from agent.orchestrator import OrchestratorConfig, RobotRuntime
     from agent.system2 import make_system2
@@ -24,7 +27,10 @@ def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
 
     bus = EventBus()
     runtimes: dict[str, Any] = {}
-    orchestrator_section = getattr(config, "orchestrator", None)
+    try:
+        orchestrator = OrchestratorConfig(**{"every_k_chunks": config.system2.every_k_chunks, **config.orchestrator})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error("deployment section 'orchestrator'", exc)) from None
     for entry in config.robots:
         if entry.id in runtimes:
             raise ValueError(f"robot id {entry.id!r} appears twice in deployment {config.name!r}")
@@ -39,10 +45,6 @@ def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
             timeout_s=config.system2.timeout_s,
         )
         recorder = _recorder(config, entry.id, robot)
-        if isinstance(orchestrator_section, OrchestratorConfig):
-            orchestrator = orchestrator_section.model_copy(update={"every_k_chunks": config.system2.every_k_chunks})
-        else:
-            orchestrator = OrchestratorConfig(every_k_chunks=config.system2.every_k_chunks)
         runtimes[entry.id] = RobotRuntime(entry.id, robot, policy, system2, recorder, bus, orchestrator)
         logger.info("robot runtime built", extra={"robot_id": entry.id, "kind": entry.kind})
     return runtimes, bus

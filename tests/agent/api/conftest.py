@@ -85,14 +85,15 @@ def api_stack(
     from policy.client import PolicyClient
 
 
-    policy = PolicyClient(worker_url, timeout_s=10.0)
-    s2_client = PolicyClient(worker_url, timeout_s=10.0)
+    policy = PolicyClient(worker_url, timeout_s=30.0)
+    s2_client = PolicyClient(worker_url, timeout_s=30.0)
     episodes_root = tmp_path / "episodes" / ROBOT_ID
     recorder = None
     if record:
         recorder = importlib.import_module("agent.recorder").EpisodeRecorder(episodes_root, sim_robot.describe())
     bus = EventBus()
-    orchestrator.setdefault("max_task_s", 60.0)
+    orchestrator.setdefault("max_task_s", 120.0)
+    orchestrator.setdefault("worker_late_s", 60.0)  # a loaded CI machine can take seconds per tiny-model chunk
     orchestrator.setdefault("idle_observe_hz", 2.0)
     runtime = RobotRuntime(
         ROBOT_ID, sim_robot, policy, LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**orchestrator)

@@ -24,7 +24,9 @@ def write_deployment(tmp_path: Path, worker_url: str, port: int) -> Path:
             {
                 "name": "restart-test",
                 "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": 32}}],
-                "policy": {"url": worker_url, "timeout_s": 10},
+                "policy": {"url": worker_url, "timeout_s": 30},
+                # a loaded CI machine can take seconds per tiny-model chunk: do not pause the task for lateness
+                "orchestrator": {"worker_late_s": 60, "max_task_s": 600},
                 "system2": {"backend": "local"},
                 "api": {"host": "127.0.0.1", "port": port, "database_url": f"sqlite:///{tmp_path / 'hearth.db'}"},
                 "episodes_dir": str(tmp_path / "episodes"),
@@ -53,6 +55,10 @@ def state_of(client: httpx.Client, task_id: str) -> dict:
 def start_running_task(client: httpx.Client) -> str:
     task_id = client.post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK}).json()["id"]
     wait_until(lambda: state_of(client, task_id)["state"] == "running", timeout=180, what="task running")
+    wait_until(  # some frames recorded, so the episode has content to keep
+        lambda: client.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["executed_actions"] >= 20,
+        timeout=180, what="actions executed",
+    )
     return task_id
 
 

@@ -366,11 +366,16 @@ def load_pretrained(folder: str | Path, config: Pi05Config | None = None) -> tup
 
 
 # ---- Hugging Face PaliGemma export (System 2 served by vLLM) -------------------------------------
-def export_paligemma(model: Pi05Model, folder: str | Path, num_image_tokens: int | None = None) -> Path:
+def export_paligemma(
+    model: Pi05Model, folder: str | Path, num_image_tokens: int | None = None, tokenizer: Any | None = None
+) -> Path:
     """Write the VLM half (SigLIP + projector + Gemma + tied LM head) as a `PaliGemmaForConditionalGeneration`.
 
-    The image placeholder id is the first id past the text vocabulary (as in lerobot/pi05_base, 257152);
-    the tokenizer must be copied alongside by the caller (policy.tokenizers). Returns the weights file.
+    The image placeholder id is the first id past the text vocabulary (as in lerobot/pi05_base, 257152).
+    Also writes `preprocessor_config.json` (SigLIP image processor: resize to the model's size, scale to
+    [-1, 1]) and, if given, the tokenizer (a policy.tokenizers TextTokenizer). A serving stack that expands
+    `<image>` placeholders needs that token in the tokenizer; PaliGemma's own SentencePiece has it, the
+    household BPE does not. Returns the weights file.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -434,4 +439,20 @@ def export_paligemma(model: Pi05Model, folder: str | Path, num_image_tokens: int
         },
     }
     (folder / CONFIG_FILE).write_text(json.dumps(hf_config, indent=2))
+    preprocessor = {
+        "image_processor_type": "SiglipImageProcessor",
+        "processor_class": "PaliGemmaProcessor",
+        "do_resize": True,
+        "size": {"height": vision.image_size, "width": vision.image_size},
+        "resample": 2,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "image_seq_length": num_image_tokens or vision.num_patches,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    if tokenizer is not None:
+        tokenizer.save(folder)
     return path

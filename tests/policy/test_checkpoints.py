@@ -188,6 +188,7 @@ def test_paligemma_export_loads_in_transformers_with_equal_logits(tmp_path) -> N
     torch.manual_seed(0)
     model = randomize_(Pi05Model(preset("tiny", vocab_size=300)), seed=6).eval()
     export_paligemma(model, tmp_path / "pg")
+    assert json.loads((tmp_path / "pg" / "preprocessor_config.json").read_text())["size"] == {"height": 32, "width": 32}
     hf, info = PaliGemmaForConditionalGeneration.from_pretrained(tmp_path / "pg", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     hf.eval()

@@ -280,8 +280,13 @@ class LeRobotDatasetWriter:
         source = next((e for e in reader.episodes if e.index == episode_index), None)
         if source is None:
             raise KeyError(f"{reader.root} has no episode {episode_index}")
-        if reader.fps != self.fps or reader.camera_names != list(self.camera_shapes):
-            raise DatasetError(f"{reader.root} has different fps or cameras than {self.root}")
+        if (
+            reader.fps != self.fps
+            or set(reader.camera_names) != set(self.camera_shapes)
+            or reader.state_names != self.state_names
+            or reader.action_names != self.action_names
+        ):
+            raise DatasetError(f"{reader.root} has different fps, cameras, state or action names than {self.root}")
         arrays = reader.episode_arrays(episode_index)
         row = reader.episode_row(episode_index)
         new_index = self.num_episodes

@@ -2,7 +2,8 @@
 
 Action (12, robot units; ``describe()`` is authoritative):
   arm_joint1..7   absolute joint position targets [rad], tracked by MuJoCo position servos
-  gripper         0 = open .. 1 = closed (>= 0.5 closes; see grasp assist)
+  gripper         0 = open .. 1 = closed (finger gap follows it; the grasp assist grasps at >= 0.5 and releases
+                  below 0.35, a hysteresis so a policy hovering around 0.5 does not drop what it holds)
   torso           absolute torso-lift target [m], 0 .. 0.34
   base_vx, base_vy  base velocity in the robot's own frame [m/s] (x forward, y left)
   base_wz         base yaw rate [rad/s]
@@ -53,6 +54,8 @@ STANDOFF = 0.24  # base origin to the edge of the furniture it works at [m]
 # The state reports yaw in [-pi/2, 3pi/2): the working headings (0 counter, pi/2 shelf, pi table) are then all far
 # from the wrap-around, so a learned policy never sees the state jump from +pi to -pi while working at the table.
 YAW_STATE_LOW = -math.pi / 2
+GRIP_CLOSE = 0.5  # gripper command at which the grasp assist may take hold of an object
+GRIP_RELEASE = 0.35  # ... and below which it lets go
 
 ACTION_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_vx", "base_vy", "base_wz"]
 STATE_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
@@ -365,12 +368,11 @@ class SimKitchen(Robot):
 
     def _update_grasp(self, grip_command: float) -> None:
         mj, m, d = self._mujoco, self.model, self.data
-        if grip_command < 0.5:
-            if self.held_object is not None:
-                d.eq_active[self._weld[self.held_object]] = 0
-                self.held_object = None
+        if self.held_object is not None and grip_command < GRIP_RELEASE:
+            d.eq_active[self._weld[self.held_object]] = 0
+            self.held_object = None
             return
-        if self.held_object is not None:
+        if self.held_object is not None or grip_command < GRIP_CLOSE:
             return
         for name in scene.OBJECT_CLASSES:
             if self._graspable(name):

@@ -161,3 +161,23 @@ def test_expert_recovers_from_noise(blind: SimKitchen) -> None:
     _expert, labels, _, perturbed = run_expert(blind, seed=3, noise=1.0)
     assert perturbed > 0
     assert blind.task_success() is True and labels[-1] == "done"
+
+
+def test_grasp_assist_holds_with_hysteresis(blind: SimKitchen) -> None:
+    blind.set_task("put the can in the sink")
+    blind.reset(0)
+    expert = ScriptedExpert(blind, seed=0)
+    for _ in range(400):
+        action, _ = expert.act()
+        blind.act(action)
+        if blind.held_object == "can":
+            break
+    assert blind.held_object == "can"
+    hover = blind.hold_action()
+    hover[7] = 0.45  # between release (0.35) and close (0.5): keeps holding
+    for _ in range(3):
+        blind.act(hover)
+    assert blind.held_object == "can"
+    hover[7] = 0.2
+    blind.act(hover)
+    assert blind.held_object is None

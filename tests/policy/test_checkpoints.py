@@ -207,3 +207,17 @@ def test_paligemma_export_loads_in_transformers_with_equal_logits(tmp_path) -> N
             attention_mask=torch.ones_like(input_ids),
         )
     assert (out.logits[0, -1] - ours).abs().max().item() <= 1e-4
+
+
+def test_lerobot_processor_stats_are_read_and_missing_stats_refused(policy: Pi05Policy, tmp_path) -> None:
+    folder = _lerobot_folder(policy, tmp_path / "trained", with_model_prefix=True)
+    with pytest.raises(CheckpointError, match="no norm stats"):
+        Pi05Policy.from_pretrained(folder, policy.tokenizer, config=policy.config, device="cpu", **NAMES)
+    stats = {}
+    for theirs, ours in (("observation.state", "state"), ("action", "actions")):
+        for stat in ("mean", "std", "q01", "q99"):
+            stats[f"{theirs}.{stat}"] = torch.from_numpy(getattr(policy.norm_stats[ours], stat).copy())
+    save_file(stats, str(folder / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
+    loaded = Pi05Policy.from_pretrained(folder, policy.tokenizer, config=policy.config, device="cpu", **NAMES)
+    np.testing.assert_allclose(loaded.norm_stats["actions"].q01, policy.norm_stats["actions"].q01)
+    np.testing.assert_array_equal(_actions(loaded), _actions(policy))

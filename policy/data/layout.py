@@ -130,7 +130,7 @@ def features(
                 "video.width": width,
                 "video.codec": codec,
                 "video.pix_fmt": "yuv420p",
-                "video.is_depth_map": False,
+                "is_depth_map": False,
                 "video.fps": fps,
                 "video.channels": 3,
                 "video.g": 2,

@@ -55,7 +55,8 @@ def test_info_json_fields(root) -> None:
         f = features[f"observation.images.{camera}"]
         assert f["dtype"] == "video" and f["shape"] == [h, w, 3] and f["names"] == ["height", "width", "channels"]
         assert f["info"]["video.codec"] in ("av1", "h264") and f["info"]["video.pix_fmt"] == "yuv420p"
-        assert f["info"]["video.fps"] == FPS and f["info"]["has_audio"] is False
+        assert f["info"]["video.fps"] == FPS and f["info"]["has_audio"] is False and f["info"]["is_depth_map"] is False
+        assert (f["info"]["video.height"], f["info"]["video.width"], f["info"]["video.channels"]) == (h, w, 3)
     assert features["observation.state"] == {"dtype": "float32", "shape": [3], "names": STATE_NAMES}
     assert features["action"] == {"dtype": "float32", "shape": [4], "names": ACTION_NAMES}
     for name in ("frame_index", "episode_index", "index", "task_index", "hearth.chunk_id", "hearth.chunk_index"):

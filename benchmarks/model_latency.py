@@ -86,7 +86,10 @@ def _measure(preset: str, device: str, threads: int, cameras: int, runs: int, wa
         step_ms = timed(lambda: model.denoise_step(kv, pad, noise, t), runs, name="step")
         chunk_cpu: list[float] = []
         chunk_ms = timed(
-            lambda: model.sample_actions(batch, noise=noise, num_steps=policy.config.num_steps), runs, chunk_cpu
+            lambda: model.sample_actions(batch, noise=noise, num_steps=policy.config.num_steps),
+            runs,
+            chunk_cpu,
+            name="chunk",
         )
     act_ms = timed(lambda: policy.act(obs, "pick up the cup from the counter"), runs)
     prev = policy.act(obs, "pick up the cup from the counter").actions[20:]

@@ -36,9 +36,10 @@ def test_gymnasium_env_checker_accepts_it(env: RobotEnv) -> None:
     check_env(env, skip_render_check=True)
 
 
-def test_expert_episode_rewards_sum_to_progress_and_terminate() -> None:
+def test_expert_episode_rewards_sum_to_progress_and_terminate(shared_blind_robot: SimKitchen) -> None:
     # state-only robot: the expert needs no images, and rendering every step would dominate the test time
-    env = RobotEnv(SimKitchen(task="put the fruit in the bowl", render=False), max_episode_steps=600)
+    shared_blind_robot.set_task("put the fruit in the bowl")
+    env = RobotEnv(shared_blind_robot, max_episode_steps=600)
     env.reset(seed=1)
     expert = ScriptedExpert(env.robot, seed=1)  # type: ignore[arg-type]
     total, terminated, truncated, info = 0.0, False, False, {}
@@ -48,7 +49,6 @@ def test_expert_episode_rewards_sum_to_progress_and_terminate() -> None:
         total += reward
         if terminated or truncated:
             break
-    env.close()
     assert terminated and not truncated
     assert info["success"] is True
     assert total == pytest.approx(1.0)

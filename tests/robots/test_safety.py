@@ -55,11 +55,9 @@ class Recording(Robot):
         pass
 
 
-@pytest.fixture(scope="module")
-def sim() -> SimKitchen:
-    robot = SimKitchen(render=False, seed=0)
-    yield robot
-    robot.close()
+@pytest.fixture
+def sim(shared_blind_robot: SimKitchen) -> SimKitchen:
+    return shared_blind_robot
 
 
 @pytest.fixture

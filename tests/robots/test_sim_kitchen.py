@@ -14,12 +14,10 @@ from robots.sim.kitchen import ACTION_NAMES, STATE_NAMES, SimKitchen
 from robots.sim.tasks import TASK_SPECS, TASKS
 
 
-@pytest.fixture(scope="module")
-def blind() -> SimKitchen:
+@pytest.fixture
+def blind(shared_blind_robot: SimKitchen) -> SimKitchen:
     """A robot without rendering: the expert only needs simulator state, and this keeps the suite fast."""
-    robot = SimKitchen(task=TASKS[0], render=False, seed=0)
-    yield robot
-    robot.close()
+    return shared_blind_robot
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +139,7 @@ def test_base_velocity_is_in_the_robot_frame(blind: SimKitchen) -> None:
 @pytest.mark.parametrize("spec", TASK_SPECS, ids=[s.text for s in TASK_SPECS])
 def test_expert_solves_each_task_with_paper_style_labels(blind: SimKitchen, spec) -> None:
     blind.set_task(spec.text)
-    for seed in (0, 1):
+    for seed in (0, 1) if len(spec.moves) == 1 else (0,):
         blind.reset(seed)
         assert blind.task_success() is False
         assert blind.task_progress() == 0.0

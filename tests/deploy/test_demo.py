@@ -1,0 +1,117 @@
+"""`hearth demo` as a user runs it: headless one-task mode, and the full stack as separate processes."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.stack import http_ok
+from tests.support import REPO_ROOT, ManagedProcess, free_port, wait_until
+
+HEARTH = [sys.executable, "-m", "agent.cli"]
+
+
+def test_headless_demo_runs_one_task_and_records_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HEARTH, "demo", "--headless", "--task", "put the can in the sink", "--random-preset", "tiny",
+         "--workdir", str(tmp_path), "--max-seconds", "25"],
+        capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "task running" in out
+    trace = out.split("subtask trace:", 1)[1]
+    assert re.search(r"\[(policy|coach|api)\] \S", trace), trace
+    outcome = re.search(r"^outcome: (\w+)", out, re.MULTILINE)
+    assert outcome and outcome.group(1) in {"succeeded", "failed"}, out[-1500:]
+    chunks = int(re.search(r"chunks: (\d+)", out).group(1))
+    assert chunks >= 1
+    info = tmp_path / "episodes" / "meta" / "info.json"
+    assert info.exists(), out[-1500:]
+    assert list((tmp_path / "episodes" / "videos").rglob("*.mp4"))
+
+
+def test_demo_without_a_checkpoint_says_how_to_get_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HEARTH, "demo", "--checkpoint", str(tmp_path / "missing"), "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+    )
+    assert result.returncode == 2
+    assert "no checkpoint at" in result.stderr and "--random-preset tiny" in result.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process whose parent chain or session leads to `pid`'s children (services run in their own sessions)."""
+    found: set[int] = set()
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid = int(fields[1])
+        if ppid == pid:
+            child = int(status.parent.name)
+            found.add(child)
+    frontier = set(found)
+    while frontier:
+        nxt = set()
+        for status in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = status.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in frontier:
+                nxt.add(int(status.parent.name))
+        found |= nxt
+        frontier = nxt
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_demo_stack_comes_up_healthy_and_stops_with_no_orphans(tmp_path: Path) -> None:
+    ports = {"worker": free_port(), "api": free_port(), "console": free_port()}
+    demo = ManagedProcess(
+        [*HEARTH, "demo", "--random-preset", "tiny", "--workdir", str(tmp_path),
+         "--worker-port", str(ports["worker"]), "--api-port", str(ports["api"]), "--console-port", str(ports["console"])],
+        tmp_path / "demo.log",
+    )
+    try:
+        token = wait_until(
+            lambda: re.search(r"operator token: (\S+)", demo.log_text()), timeout=240, what="the demo to print a token"
+        ).group(1)
+        health = {
+            "worker": f"http://127.0.0.1:{ports['worker']}/healthz",
+            "api": f"http://127.0.0.1:{ports['api']}/api/v1/health",
+            "console": f"http://127.0.0.1:{ports['console']}/_stcore/health",
+        }
+        for name, url in health.items():
+            assert http_ok(url), (name, demo.log_text()[-2000:])
+        import httpx
+
+        robots = httpx.get(f"http://127.0.0.1:{ports['api']}/api/v1/robots", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert robots.status_code == 200 and "sim-kitchen" in robots.text
+        services = _descendants(demo.pid)
+        assert len(services) >= 3
+        os.kill(demo.pid, signal.SIGINT)
+        demo.popen.wait(timeout=60)
+        assert "stopped." in demo.log_text()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(p) for p in services):
+            time.sleep(0.1)
+        assert not [p for p in services if _alive(p)]
+        for url in health.values():
+            assert not http_ok(url, timeout_s=0.5)
+    finally:
+        demo.stop()

@@ -37,7 +37,10 @@ def use_mjb(path: str | None) -> None:
         return
     import mujoco
 
+    from robots.sim import scene
+
     model_path = str(path)
+    scene.build_scene_xml = lambda *args, **kwargs: ""  # the composed XML is not needed: the binary replaces it
     mujoco.MjModel.from_xml_string = staticmethod(lambda xml, assets=None: mujoco.MjModel.from_binary_path(model_path))
 
 

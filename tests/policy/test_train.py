@@ -247,3 +247,82 @@ def test_resume_restores_step_optimizer_and_ema_exactly(prepared_dir, tiny_confi
     assert straight["scheduler"] == split["scheduler"]
     rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["4", "5", "8"]  # the interrupted call logged its last step
+
+
+# ---- the real command line: a LeRobotDataset in, a checkpoint out; and DDP under torchrun -------------
+
+
+def _write_dataset(root) -> None:
+    import numpy as np
+
+    from policy.data.writer import LeRobotDatasetWriter
+
+    writer = LeRobotDatasetWriter(root, 20.0, "test-bot", {"head": (48, 48), "wrist": (48, 48)},
+                                  ["s0", "s1", "s2"], ["a0", "a1"])
+    rng = np.random.default_rng(1)
+    for episode in range(2):
+        writer.begin_episode("put the can in the sink")
+        for t in range(14):
+            if t in (0, 7):
+                writer.set_subtask(SUBTASKS[t // 7], "expert")
+            image = np.full((48, 48, 3), 15 * t, np.uint8)
+            writer.add_frame({"head": image, "wrist": image}, rng.normal(size=3).astype(np.float32),
+                             np.array([t / 14, episode], np.float32))
+        writer.end_episode("succeeded", True)
+    writer.close()
+
+
+def _run(args: list[str], log, timeout: float = 240.0) -> str:
+    import sys
+
+    from tests.support import spawn
+
+    with spawn([sys.executable, *args], log) as process:
+        process.popen.wait(timeout=timeout)
+        text = process.log_text()
+        assert process.popen.returncode == 0, text[-3000:]
+        return text
+
+
+@pytest.mark.slow
+def test_hearth_train_cli_reads_a_lerobot_dataset_and_exports_a_checkpoint(tmp_path) -> None:
+    import json
+
+    from policy.inference import Pi05Policy
+    from policy.train import PreparedData
+
+    _write_dataset(tmp_path / "demos")
+    text = _run(["-m", "agent.cli", "train", "--config", "tiny-test", "--data", str(tmp_path / "demos"),
+                 "--out", str(tmp_path / "run"), "--set", "steps=4", "--set", "save_every=2",
+                 "--set", "loss.fast_fit_chunks=16", "--no-progress"], tmp_path / "train.log")
+    assert "checkpoint:" in text
+    prepared = PreparedData.load(tmp_path / "run" / "data")
+    assert len(prepared.arrays) == 28 and prepared.meta["action_names"] == ["a0", "a1"]
+    pad = prepared.arrays.action_is_pad
+    assert not pad[0].any() and pad[13, 1:].all() and not pad[13, 0]  # the last frame's chunk is padding after 1 step
+    assert prepared.arrays.has_subtask.all()
+    policy = Pi05Policy.from_checkpoint(tmp_path / "run" / "checkpoint", device="cpu")
+    assert policy.metadata["state_names"] == ["s0", "s1", "s2"]
+    assert json.loads((tmp_path / "run" / "checkpoint" / "training.json").read_text())["steps"] == 4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stepz: 3\n")
+    from tests.support import spawn
+
+    with spawn([__import__("sys").executable, "-m", "agent.cli", "train", "--config", str(bad), "--data",
+                str(tmp_path / "demos"), "--out", str(tmp_path / "bad-run")], tmp_path / "bad.log") as process:
+        assert process.popen.wait(timeout=120) != 0
+        assert "stepz" in process.log_text()
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_with_two_cpu_processes(prepared_dir, tmp_path) -> None:
+    from tests.support import free_port
+
+    text = _run(["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+                 "-m", "agent.cli", "train", "--config", "tiny-test", "--data", str(prepared_dir),
+                 "--out", str(tmp_path / "ddp"), "--set", "steps=4", "--set", "save_every=4", "--no-progress"],
+                tmp_path / "ddp.log")
+    assert text.count("joined process group") == 2
+    assert (tmp_path / "ddp" / "checkpoint" / "model.safetensors").exists()
+    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    assert rows[-1].startswith("4,")

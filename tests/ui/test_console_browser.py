@@ -146,6 +146,13 @@ def test_operator_journey(stack, page, shoot):
     assert latency.endswith("ms")
     shoot(page, "live-running")
 
+    # pause and resume from the active-task panel
+    page.get_by_role("button", name="Pause").click()
+    live.wait_for_function("document.getElementById('task-state').textContent === 'paused'", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("button", name="Resume").and_(page.locator(":enabled")).wait_for()
+    page.get_by_role("button", name="Resume").click()
+    live.wait_for_function("document.getElementById('task-state').textContent === 'running'", timeout=UI_TIMEOUT_MS)
+
     # coaching shows up in both timelines
     page.get_by_label("Say", exact=True).fill(COACHING)
     page.get_by_role("button", name="Send coaching").click()
@@ -208,3 +215,15 @@ def test_operator_journey(stack, page, shoot):
     page.get_by_role("button", name="Export to Rerun").click()
     page.get_by_role("button", name="Download .rrd").wait_for()
 
+
+
+def test_api_going_away_is_reported_in_the_console(stack, page):
+    """Runs last in this module: it stops the API of the shared stack."""
+    login(page, stack.console_url, stack.tokens["operator"])
+    live = component_frame(page, "hearthLive")
+    live.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=UI_TIMEOUT_MS)
+    stack.processes["api"].stop()
+    live.wait_for_function("document.getElementById('conn').textContent.includes('API not reachable')",
+                           timeout=UI_TIMEOUT_MS)
+    page.get_by_text("API unreachable").first.wait_for()
+    assert stack.api_url in live.evaluate("document.getElementById('conn').textContent")

@@ -137,7 +137,7 @@ class SimKitchen(Robot):
         self._finger_act = np.array([aid(f"gripper0_right_gripper_finger_joint{i}") for i in (1, 2)])
         self._grip_site = mj.mj_name2id(m, mj.mjtObj.mjOBJ_SITE, scene.GRIP_SITE)
         self._eef_body = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, scene.EEF_BODY)
-        self.object_names = [*scene.OBJECT_CLASSES, "bowl"]
+        self.object_names = [*scene.GRASPABLE, "bowl"]
         self._obj_body = {n: mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, f"{n}_main") for n in self.object_names}
         self._obj_qpos = {n: m.jnt_qposadr[jid(f"{n}_joint0")] for n in self.object_names}
         self._obj_dof = {n: m.jnt_dofadr[jid(f"{n}_joint0")] for n in self.object_names}
@@ -279,7 +279,7 @@ class SimKitchen(Robot):
         targets = {FURNITURE_OF[m.target] for m in spec.moves} | {m.target for m in spec.moves}
         surfaces = [s for s in spec.distractor_surfaces if s not in targets] or ["shelf"]
         parked = 0
-        for name in scene.OBJECT_CLASSES:
+        for name in scene.GRASPABLE:
             if name in spec.objects:
                 continue
             order = list(rng.permutation(surfaces))
@@ -374,7 +374,7 @@ class SimKitchen(Robot):
             return
         if self.held_object is not None or grip_command < GRIP_CLOSE:
             return
-        for name in scene.OBJECT_CLASSES:
+        for name in scene.GRASPABLE:
             if self._graspable(name):
                 eq = self._weld[name]
                 # relative pose of the object in the hand frame, frozen at grasp time

@@ -32,6 +32,9 @@ OBJECT_CLASSES: dict[str, str] = {
     "cereal": "CerealObject",
 }
 
+# Graspable objects: robosuite's meshes plus our own simple cup (robosuite ships no cup).
+GRASPABLE: list[str] = [*OBJECT_CLASSES, "cup"]
+
 ARM_JOINTS = [f"robot0_joint{i}" for i in range(1, 8)]
 BASE_JOINTS = ["mobilebase0_joint_mobile_forward", "mobilebase0_joint_mobile_side", "mobilebase0_joint_mobile_yaw"]
 TORSO_JOINT = "mobilebase0_joint_torso_height"
@@ -198,6 +201,56 @@ def _bowl(worldbody: ET.Element) -> None:
                 "group": "2",
             },
         )
+
+
+def _cup(worldbody: ET.Element) -> None:
+    """A cup: a collision cylinder (group 0, which also gives it mass) with a visible body and rim in group 2."""
+    body = ET.SubElement(worldbody, "body", {"name": "cup_main", "pos": "0 0 -5"})
+    ET.SubElement(body, "freejoint", {"name": "cup_joint0"})
+    ET.SubElement(
+        body,
+        "geom",
+        {
+            "name": "cup_collision",
+            "type": "cylinder",
+            "size": "0.032 0.045",
+            "group": "0",
+            "density": "300",
+            "friction": "1 0.005 0.0001",
+            "condim": "4",
+            "rgba": "0 0 0 0",
+        },
+    )
+    common = {"contype": "0", "conaffinity": "0", "group": "2"}
+    ET.SubElement(
+        body,
+        "geom",
+        {**common, "name": "cup_visual", "type": "cylinder", "size": "0.032 0.045", "rgba": "0.2 0.45 0.85 1"},
+    )
+    ET.SubElement(
+        body,
+        "geom",
+        {
+            **common,
+            "name": "cup_inside",
+            "type": "cylinder",
+            "size": "0.026 0.001",
+            "pos": "0 0 0.0455",
+            "rgba": "0.08 0.08 0.1 1",
+        },
+    )
+    ET.SubElement(
+        body,
+        "geom",
+        {
+            **common,
+            "name": "cup_handle",
+            "type": "box",
+            "size": "0.006 0.012 0.025",
+            "pos": "0.038 0 0.005",
+            "rgba": "0.2 0.45 0.85 1",
+        },
+    )
 
 
 def _cameras(root: ET.Element, camera_size: int) -> None:
@@ -421,6 +474,7 @@ def build_scene_xml(camera_size: int = 96, timestep: float = 0.005, low_poly: bo
         worldbody.remove(cam)
     _furniture(worldbody)
     _bowl(worldbody)
+    _cup(worldbody)
     ET.SubElement(
         worldbody,
         "light",
@@ -441,5 +495,5 @@ def build_scene_xml(camera_size: int = 96, timestep: float = 0.005, low_poly: bo
         _drop_unused_meshes(root)
     _visual_settings(root, camera_size)
     _physics_options(root, timestep)
-    _grasp_welds(root, [*OBJECT_CLASSES, "bowl"])
+    _grasp_welds(root, [*GRASPABLE, "bowl"])
     return ET.tostring(root, encoding="unicode")

@@ -65,6 +65,7 @@ TASK_SPECS: tuple[TaskSpec, ...] = (
         ("shelf",),
     ),
     TaskSpec("bring the bread to the table", (Move("bread", "shelf", "table"),), ("counter",)),
+    TaskSpec("put the cup in the sink", (Move("cup", "table", "sink"),), ("table", "counter", "shelf")),
 )
 
 TASKS: list[str] = [spec.text for spec in TASK_SPECS]

@@ -56,6 +56,11 @@ class ScriptedExpert:
 
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        # accept wrappers (SafeRobot, recorders) that keep the simulator in `.robot`
+        while not isinstance(robot, SimKitchen) and hasattr(robot, "robot"):
+            robot = robot.robot
+        if not isinstance(robot, SimKitchen):
+            raise TypeError(f"ScriptedExpert needs a SimKitchen (or a wrapper of one), got {type(robot).__name__}")
         self._mj = mujoco
         self.robot = robot
         self.noise = float(noise)
@@ -72,6 +77,8 @@ class ScriptedExpert:
         self._down_base = self._down_orientation()
         self._perturb_left = 0
         self._perturb = np.zeros(12)
+        self._perturbable = False  # perturb only in free-space motion, never while grasping or releasing
+        self._driving = False
         self.last_clean_action = self._action()
         self.label = ""
         self.failed = False
@@ -116,9 +123,6 @@ class ScriptedExpert:
             self._perturb_left -= 1
             return self._perturb
         return np.zeros(12)
-
-    _perturbable = False
-    _driving = False
 
     # ------------------------------------------------------------------ helpers
     def _action(self) -> np.ndarray:
@@ -338,7 +342,7 @@ class ScriptedExpert:
             return np.array([b[0], b[1], b[2] + 0.012])
         surface = scene.SURFACES[move.target]
         if move.target == "sink":
-            (cx, cy, _), _ = surface.area.center, None
+            cx, cy, _ = surface.area.center
             return np.array([cx, cy, surface.height])
         area = surface.area
         others = [r.object_position(n) for n in r.object_names if n != move.obj]

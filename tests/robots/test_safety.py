@@ -195,7 +195,7 @@ def test_expert_still_succeeds_through_the_safety_layer(sim: SimKitchen) -> None
     robot = SafeRobot(Recording(sim), watchdog_timeout_s=30.0, on_event=events.append)
     try:
         robot.reset(4)
-        expert = ScriptedExpert(sim, seed=4)
+        expert = ScriptedExpert(robot, seed=4)  # finds the simulator inside the wrappers
         for _ in range(700):
             action, _ = expert.act()
             robot.act(action)

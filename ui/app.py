@@ -16,10 +16,10 @@ import streamlit as st
 
 from ui import session
 from ui.api_client import ApiError, ApiUnreachable
-from ui.pages import episodes as episodes_page
-from ui.pages import live as live_page
 from ui.settings import ConsoleSettings
 from ui.sidebar import draw_sidebar
+from ui.views import episodes as episodes_page
+from ui.views import live as live_page
 
 
 def main() -> None:

@@ -68,10 +68,12 @@ def camera_src(frame, camera: str) -> str:
     return frame.evaluate(f"document.querySelector('.cam[data-camera=\"{camera}\"] img')?.src || ''")
 
 
-def test_bad_token_is_refused_with_a_clear_message(stack, page):
+def test_bad_token_is_refused_with_a_clear_message(stack, page, shoot):
     login(page, stack.console_url, "not-a-real-token")
     page.get_by_text("That token was not accepted").wait_for()
     assert page.get_by_role("button", name="E-STOP").count() == 0
+    page.get_by_text(f"API {stack.api_url}: ok").wait_for()  # the login page shows the API it talks to
+    shoot(page, "login")
 
 
 def test_unreachable_api_is_reported_on_the_login_page(page, tmp_path):
@@ -102,6 +104,16 @@ def test_viewer_sees_the_robot_but_no_controls(stack, page):
     assert page.get_by_role("button", name="E-STOP").count() == 0
     assert page.get_by_text("Start a task").count() == 0
     assert page.get_by_role("button", name="Send coaching").count() == 0
+
+
+def test_automation_gets_task_controls_and_estop_but_no_live_view_or_episodes(stack, page):
+    login(page, stack.console_url, stack.tokens["automation"])
+    page.get_by_text("Start a task").wait_for()
+    page.get_by_role("button", name="E-STOP").wait_for()
+    page.get_by_text("may not watch the live stream").wait_for()
+    assert page.get_by_role("link", name="Episodes").count() == 0
+    assert page.get_by_role("button", name="Send coaching").count() == 0
+    assert page.get_by_role("button", name="Reset e-stop").count() == 0
 
 
 def test_operator_journey(stack, page, shoot):

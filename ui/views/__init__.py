@@ -1,1 +1,1 @@
-"""The console's pages: live view per robot and episode review."""
+"""The console's pages (not named pages/: Streamlit would list that folder as pages before login)."""

@@ -43,8 +43,12 @@ def _label(episode: dict[str, Any]) -> str:
 
 
 @st.cache_data(ttl=600, show_spinner="Loading episode…", max_entries=8)
-def _load_player(_token_key: str, robot_id: str, index: int, cameras: tuple[str, ...], length: int | None) -> str:
-    """Fetch everything the player needs and build its HTML (cached per episode: videos do not change)."""
+def _load_player(robot_id: str, index: int, cameras: tuple[str, ...], length: int | None) -> str:
+    """Fetch everything the player needs and build its HTML.
+
+    Cached per episode for every session: a finished episode's videos and numbers never change, and only
+    sessions whose token may read episodes reach this page.
+    """
     api = session.client()
     episode = api.episode(robot_id, index)
     timeline = api.timeline(robot_id, index)
@@ -133,8 +137,7 @@ def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
     robot = next((r for r in robots if r["id"] == episode["robot_id"]), None)
     cameras = tuple(c["name"] for c in ((robot or {}).get("description") or {}).get("cameras", [])) or ("head", "wrist")
     try:
-        html = _load_player(session.token()[:12], episode["robot_id"], episode["episode_index"], cameras,
-                            episode.get("length"))
+        html = _load_player(episode["robot_id"], episode["episode_index"], cameras, episode.get("length"))
     except (ApiError, ApiUnreachable) as exc:
         st.error(f"Cannot open episode: {exc}")
         return

@@ -101,3 +101,19 @@ def test_console_cli_rejects_a_bad_api_url():
     assert "not an http(s) URL" in result.output
     help_text = CliRunner().invoke(app, ["console", "--help"]).output
     assert "--api-url" in help_text and "--browser-api-url" in help_text
+
+
+def test_console_imports_nothing_from_the_agent_policy_or_robots():
+    import ast
+    from pathlib import Path
+
+    import ui
+
+    forbidden = {"agent", "policy", "robots"}
+    offenders = []
+    for path in Path(ui.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
+    assert offenders == []

@@ -47,6 +47,7 @@ class ChunkRequest:
     version: int
     observation: Any = None
     submitted_at: float = field(default_factory=time.monotonic)
+    executed_before: int = 0  # executor.executed before the action of `tick` (to count what really ran since)
 
 
 @dataclass
@@ -62,8 +63,9 @@ class ScheduledAction:
 class _ActiveChunk:
     actions: np.ndarray
     chunk_id: int
-    start_tick: int  # tick that action index 0 was meant for (the request's observation tick)
+    start_tick: int  # tick that action index 0 plays at (the request tick, later if the robot held meanwhile)
     swap_tick: int  # first tick an action of this chunk was executed
+    request_tick: int  # tick whose observation the chunk was computed from (orders pipelined replies)
     version: int
     subtask: str
 
@@ -111,21 +113,28 @@ class RtcExecutor:
         margin_ticks: int = 3,
         delay_buffer: int = 10,
         initial_delay_ticks: int = 2,
+        warmup_samples: int = 2,
+        max_in_flight: int = 1,
     ) -> None:
         if margin_ticks < 0:
             raise ValueError(f"margin_ticks must be >= 0, got {margin_ticks}")
         if execute_horizon is not None and execute_horizon < 1:
             raise ValueError(f"execute_horizon must be >= 1, got {execute_horizon}")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.execute_horizon = execute_horizon
+        self.warmup_samples = warmup_samples
+        self.max_in_flight = max_in_flight
         self.margin_ticks = margin_ticks
         self.delays = DelayTracker(delay_buffer, initial_delay_ticks)
         self._active: _ActiveChunk | None = None
-        self._in_flight: ChunkRequest | None = None
+        self._in_flight: list[ChunkRequest] = []
         self.epoch = 0  # bumped by reset(): replies from an older epoch are thrown away
         self.version = 0  # bumped when the subtask changes: the current chunk becomes stale
         self.empty_ticks = 0
         self.starved_ticks = 0  # empty ticks after motion had started (since the last reset): RTC failures
         self._moving = False
+        self._last_action_tick = -1
         self.executed = 0
         self.chunks_used = 0
         self.chunks_discarded = 0
@@ -134,7 +143,12 @@ class RtcExecutor:
     # ------------------------------------------------------------------ state
     @property
     def in_flight(self) -> ChunkRequest | None:
-        return self._in_flight
+        """The oldest request still waiting for its chunk (None when nothing is in flight)."""
+        return self._in_flight[0] if self._in_flight else None
+
+    @property
+    def in_flight_count(self) -> int:
+        return len(self._in_flight)
 
     @property
     def has_chunk(self) -> bool:
@@ -156,7 +170,7 @@ class RtcExecutor:
     def reset(self) -> None:
         """Drop the current chunk and ignore anything still in flight (pause, e-stop, task change, reconnect)."""
         self._active = None
-        self._in_flight = None
+        self._in_flight = []
         self._moving = False
         self.epoch += 1
         self.delays.reset()
@@ -167,13 +181,13 @@ class RtcExecutor:
 
     def request_failed(self, request: ChunkRequest) -> None:
         """The worker call for `request` raised: allow a new request (the caller decides whether to pause)."""
-        if self._in_flight is request:
-            self._in_flight = None
+        if request in self._in_flight:
+            self._in_flight.remove(request)
 
     def accept(self, chunk: ActionChunk | np.ndarray, request: ChunkRequest, tick: int, chunk_id: int = 0) -> bool:
         """A chunk for `request` arrived before tick `tick`. Returns True if it will be executed."""
-        if self._in_flight is request:
-            self._in_flight = None
+        if request in self._in_flight:
+            self._in_flight.remove(request)
         if request.epoch != self.epoch:
             self.chunks_discarded += 1
             return False
@@ -183,9 +197,17 @@ class RtcExecutor:
         delay = tick - request.tick
         self.last_delay_ticks = delay
         self.delays.add(delay)
-        if delay >= len(actions):
+        if self._active is not None and request.tick < self._active.request_tick:
+            self.chunks_discarded += 1  # a newer chunk (pipelined request) is already executing
+            return False
+        # Skip the actions whose time has passed -- but only those the robot really executed meanwhile (from the
+        # previous chunk). If it held still because nothing was ready, it continues from where it stopped
+        # instead of jumping ahead along a plan it never followed (cf. LeRobot PR #4454).
+        consumed = self.executed - request.executed_before
+        skip = max(0, min(delay, consumed))
+        if skip >= len(actions):
             logger.warning(
-                "chunk arrived after its whole horizon had passed; discarded",
+                "chunk arrived after its whole horizon had been executed; discarded",
                 extra={"delay_ticks": delay, "horizon": len(actions)},
             )
             self.chunks_discarded += 1
@@ -193,8 +215,9 @@ class RtcExecutor:
         self._active = _ActiveChunk(
             actions=actions,
             chunk_id=chunk_id,
-            start_tick=request.tick,
+            start_tick=tick - skip,
             swap_tick=tick,
+            request_tick=request.tick,
             version=request.version,
             subtask=request.subtask,
         )
@@ -208,6 +231,7 @@ class RtcExecutor:
             index = tick - active.start_tick
             if 0 <= index < len(active.actions):
                 self.executed += 1
+                self._last_action_tick = tick
                 self._moving = True
                 return ScheduledAction(active.actions[index], active.chunk_id, index)
             if index >= len(active.actions):
@@ -218,18 +242,29 @@ class RtcExecutor:
         return None
 
     def want_request(self, tick: int) -> bool:
-        """Should a chunk request go out now, with the observation of `tick`?"""
-        if self._in_flight is not None:
+        """Should a chunk request go out now, with the observation of `tick`?
+
+        Requests are spaced so that each chunk arrives before the previous one runs out: the next one is due
+        `H - d - margin` ticks after the newest request (in flight or executing). When the delay d exceeds
+        about half a chunk that spacing is shorter than d, so up to `max_in_flight` requests overlap.
+        """
+        if len(self._in_flight) >= self.max_in_flight:
             return False
         active = self._active
-        if active is None or active.version != self.version:
-            return True
-        left_after_this_tick = self.remaining(tick) - 1
-        if left_after_this_tick <= self.delays.estimate + self.margin_ticks:
-            return True
+        if active is None:
+            return not self._in_flight
+        if active.version != self.version:
+            return not any(r.version == self.version for r in self._in_flight)
+        horizon = len(active.actions)
+        newest = max([active.start_tick, *(r.tick for r in self._in_flight)])
+        if len(self.delays.samples) < self.warmup_samples:
+            # the first continuations (RTC guidance, warm-up of the worker's backward pass) are often much
+            # slower than the cold first chunk: chain requests back to back until real delays are measured
+            return not self._in_flight
+        spacing = horizon - self.delays.estimate - self.margin_ticks - 1
         if self.execute_horizon is not None:
-            return tick - active.swap_tick + 1 >= self.execute_horizon
-        return False
+            spacing = min(spacing, self.execute_horizon)
+        return tick - newest >= max(1, spacing)
 
     def build_request(self, tick: int, observation: Any, subtask: str) -> ChunkRequest:
         """The request for a chunk starting at `tick` (the tick whose observation it carries).
@@ -251,8 +286,9 @@ class RtcExecutor:
         request = ChunkRequest(
             tick=tick, subtask=subtask, prev_chunk=prev, delay=delay, epoch=self.epoch, version=self.version,
             observation=observation,
+            executed_before=self.executed - (1 if self._last_action_tick == tick else 0),
         )
-        self._in_flight = request
+        self._in_flight.append(request)
         return request
 
 
@@ -273,10 +309,11 @@ class BackgroundCaller:
     network. At most `max_pending` calls wait; more are refused (the caller retries on a later tick).
     """
 
-    def __init__(self, name: str, max_pending: int = 4) -> None:
+    def __init__(self, name: str, max_pending: int = 4, results: queue.Queue[CallResult] | None = None) -> None:
         self.name = name
         self._jobs: queue.Queue[tuple[Any, Callable[[], Any]] | None] = queue.Queue(maxsize=max_pending)
-        self._results: queue.Queue[CallResult] = queue.Queue()
+        # several callers may share one results queue, so one wait() covers all of them
+        self._results: queue.Queue[CallResult] = results if results is not None else queue.Queue()
         self._busy = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()

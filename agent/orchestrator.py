@@ -17,6 +17,7 @@ Pause causes stack (operator, worker, System 2, waiting for a coach): the task r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -53,6 +54,9 @@ OUTCOMES = {
     TaskState.INTERRUPTED: "interrupted",
 }
 
+ALWAYS_PUBLISHED_SAFETY = frozenset({"estop", "estop_reset", "watchdog", "nonfinite_action"})
+SAFETY_EVENT_INTERVAL_S = 1.0
+
 # pause causes, in the order their reasons are shown
 CAUSE_OPERATOR, CAUSE_WORKER, CAUSE_SYSTEM2, CAUSE_COACH = "operator", "worker", "system2", "coach"
 
@@ -64,6 +68,12 @@ class OrchestratorConfig(StrictModel):
     every_k_chunks: int = Field(default=4, ge=1, description="re-ask System 2 after this many chunks")
     execute_horizon: int | None = Field(default=None, ge=1, description="ask for a new chunk after this many actions")
     rtc_margin_ticks: int = Field(default=3, ge=0)
+    max_in_flight: int = Field(
+        default=2, ge=1, le=4, description="chunk requests that may overlap (each on its own worker connection)"
+    )
+    late_grace_fraction: float = Field(
+        default=0.6, ge=0, le=0.9, description="part of a tick to wait for an imminent chunk before holding"
+    )
     delay_buffer: int = Field(default=10, ge=1)
     worker_late_s: float = Field(default=2.0, gt=0, description="pause when a chunk is this late and none is ready")
     worker_probe_s: float = Field(default=0.5, gt=0)
@@ -81,6 +91,19 @@ class OrchestratorConfig(StrictModel):
 
 class RuntimeCommandError(RuntimeError):
     """A runtime command could not be applied (e.g. coaching a task that is not running)."""
+
+
+def _clone_policy(policy: Any) -> Any | None:
+    """Another connection to the same worker, for overlapping requests; None when the client cannot be cloned."""
+    clone = getattr(policy, "clone", None)
+    if callable(clone):
+        return clone()
+    from policy.client import PolicyClient
+
+    if type(policy) is PolicyClient:
+        return PolicyClient(policy.url, api_key=policy.api_key, timeout_s=policy.timeout_s,
+                            episode_id=policy.episode_id)
+    return None
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -125,10 +148,15 @@ class RobotRuntime:
 
         self.robot_id = robot_id
         self.config = config or OrchestratorConfig()
+        self._safety_rate: dict[str, tuple[float, int]] = {}
         if isinstance(robot, SafeRobot):
             self.robot = robot
+            if robot.on_event is None:
+                robot.on_event = self._on_safety_event
         else:
             self.robot = SafeRobot(robot, on_event=self._on_safety_event)
+        # the safety layer reports its own e-stops; publish ours only when its events do not reach the bus
+        self._safety_wired = self.robot.on_event == self._on_safety_event
         self.policy = policy
         self.system2 = system2
         self.recorder = recorder
@@ -137,11 +165,25 @@ class RobotRuntime:
         self.control_hz = float(self.config.control_hz or self.description.control_hz)
         self.period = 1.0 / self.control_hz
         self.queue = TaskQueue(robot_id, on_transition=self._on_transition)
-        self.executor = self._new_executor()
         self.coaching = CoachingState(self.config.coach_release_chunks)
         self._commands: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
-        self._s1 = BackgroundCaller(f"{robot_id}-system1", max_pending=2)
+        # one caller (and one worker connection) per request that may be in flight at once: a connection
+        # serves one request at a time, and overlapping requests are what keeps delays > H/2 from stalling
+        self._s1_results: queue.Queue = queue.Queue()
+        self._s1_policies = [policy]
+        self._owned_clients: list[Any] = []
+        for _ in range(self.config.max_in_flight - 1):
+            clone = _clone_policy(policy)
+            if clone is None:
+                break
+            self._s1_policies.append(clone)
+            self._owned_clients.append(clone)
+        self._s1 = [
+            BackgroundCaller(f"{robot_id}-system1-{i}", max_pending=1, results=self._s1_results)
+            for i in range(len(self._s1_policies))
+        ]
         self._s2 = BackgroundCaller(f"{robot_id}-system2", max_pending=2)
+        self.executor = self._new_executor()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._changed = threading.Condition()
@@ -160,6 +202,7 @@ class RobotRuntime:
         self._achieved_hz = 0.0
         self._last_tick_start: float | None = None
         self._lateness: list[float] = []
+        self._tick_work: list[float] = []
         self._pending_estop: str | None = None
         self._closed = False
 
@@ -168,6 +211,7 @@ class RobotRuntime:
             execute_horizon=self.config.execute_horizon,
             margin_ticks=self.config.rtc_margin_ticks,
             delay_buffer=self.config.delay_buffer,
+            max_in_flight=len(self._s1_policies),
         )
 
     # ================================================================== public API (any thread)
@@ -189,8 +233,15 @@ class RobotRuntime:
         for record in self.queue.all():
             if record.state is TaskState.QUEUED:
                 self.queue.transition(record.id, TaskState.INTERRUPTED, "runtime stopped")
-        self._s1.stop(timeout=2.0)
+        for caller in self._s1:
+            caller.stop(timeout=2.0)
         self._s2.stop(timeout=2.0)
+        for client in self._owned_clients:
+            try:
+                client.close()
+            except Exception as exc:
+                logger.debug("closing an extra policy connection failed: %s", exc)
+        self._owned_clients = []
 
     @property
     def running(self) -> bool:
@@ -228,7 +279,8 @@ class RobotRuntime:
     def estop(self, reason: str = "operator") -> None:
         """Latch the e-stop on the safety layer now; the active task ends as STOPPED_BY_ESTOP."""
         self.robot.estop(reason)
-        self.bus.emit("safety", self.robot_id, self._active_id(), kind="estop", message=reason, details={})
+        if not self._safety_wired:
+            self.bus.emit("safety", self.robot_id, self._active_id(), kind="estop", message=reason, details={})
         self._pending_estop = reason
         self._command(self._do_estop_bookkeeping, wait=False)
 
@@ -272,8 +324,13 @@ class RobotRuntime:
         """Seconds each recent control tick started after its schedule (for benchmarks and the console)."""
         return list(self._lateness)
 
+    def tick_work_samples(self) -> list[float]:
+        """Seconds each recent control tick spent working (observe, act, record, bookkeeping)."""
+        return list(self._tick_work)
+
     def reset_timing(self) -> None:
         self._lateness = []
+        self._tick_work = []
 
     def tasks(self) -> list[TaskRecord]:
         return self.queue.all()
@@ -349,6 +406,17 @@ class RobotRuntime:
         self._notify()
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
+        # clamps and limits can fire on every tick (an untrained policy): publish each kind at most once per
+        # second with a count of what was folded in, so they cannot flood the bus; stops always go through
+        if event.kind not in ALWAYS_PUBLISHED_SAFETY:
+            now = time.monotonic()
+            last, folded = self._safety_rate.get(event.kind, (0.0, 0))
+            if now - last < SAFETY_EVENT_INTERVAL_S:
+                self._safety_rate[event.kind] = (last, folded + 1)
+                return
+            self._safety_rate[event.kind] = (now, 0)
+            if folded:
+                event = event.model_copy(update={"details": {**event.details, "similar_since_last": folded}})
         self.bus.emit(
             "safety", self.robot_id, self._active_id(), kind=event.kind, message=event.message,
             details={k: v if isinstance(v, int | float | str | bool | None) else repr(v) for k, v in event.details.items()},
@@ -372,9 +440,21 @@ class RobotRuntime:
             return None
 
     # ================================================================== control thread
+    def _warm_up(self) -> None:
+        """Pay one-time costs before any task's clock runs: the first render (a GL context for this thread)
+        and the worker connections (handshake + metadata). A worker that is down now is not an error yet."""
+        try:
+            self._latest_obs = self.robot.observe()
+        except Exception as exc:
+            self._error("robot", f"first observation failed: {exc}")
+        for caller, policy in zip(self._s1, self._s1_policies, strict=True):
+            if hasattr(policy, "metadata"):
+                caller.submit(("warmup", -1), lambda p=policy: p.metadata)
+
     def _loop(self) -> None:
-        next_deadline = time.monotonic()
-        idle_next_obs = 0.0
+        self._warm_up()
+        next_deadline = scheduled = time.monotonic()
+        idle_next_obs = time.monotonic() + (1.0 / self.config.idle_observe_hz if self.config.idle_observe_hz else 0)
         while not self._stop.is_set():
             self._run_commands()
             if self._active is None and not self._start_next():
@@ -387,13 +467,11 @@ class RobotRuntime:
                         self._error("robot", f"observe failed while idle: {exc}")
                 with self._changed:
                     self._changed.wait(0.05)
-                next_deadline = time.monotonic()
+                next_deadline = scheduled = time.monotonic()
                 self._last_tick_start = None
                 continue
             started = time.monotonic()
-            self._lateness.append(max(0.0, started - next_deadline))
-            if len(self._lateness) > 5000:
-                del self._lateness[:2500]
+            self._note_timing(self._lateness, max(0.0, started - scheduled))
             if self._last_tick_start is not None:
                 dt = started - self._last_tick_start
                 if dt > 0:
@@ -408,13 +486,21 @@ class RobotRuntime:
                 if self._active is not None:
                     self._finish(TaskState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             self._tick += 1
-            next_deadline += self.period
             now = time.monotonic()
+            self._note_timing(self._tick_work, now - started)
+            next_deadline += self.period
+            scheduled = next_deadline  # lateness is measured against this, before any re-anchoring
             if now - next_deadline > self.period:
                 next_deadline = now  # far behind (slow robot): re-anchor instead of bursting ticks
             delay = next_deadline - now
             if delay > 0:
                 self._stop.wait(delay)
+
+    @staticmethod
+    def _note_timing(samples: list[float], value: float) -> None:
+        samples.append(value)
+        if len(samples) > 5000:
+            del samples[:2500]
 
     def _start_next(self) -> bool:
         if self.robot.estopped or self._pending_estop:
@@ -458,11 +544,20 @@ class RobotRuntime:
         if active is None:
             return
         tick = self._tick
+        tick_started = time.monotonic()
         obs = self.robot.observe()
         self._latest_obs = obs
         now = time.monotonic()
 
-        self._collect_system1(tick, now)
+        results = self._poll_s1()
+        if not results and not self._causes and self.executor.in_flight is not None and self.executor.remaining(tick) == 0:
+            # nothing left to execute but a chunk is on its way: wait a little inside this tick rather than
+            # hold for a whole one (a reply that lands just after the tick started would otherwise be missed)
+            grace = self.config.late_grace_fraction * self.period - (time.monotonic() - tick_started)
+            if grace > 0:
+                with contextlib.suppress(queue.Empty):
+                    results = [self._s1_results.get(timeout=grace), *self._poll_s1()]
+        self._collect_system1(tick, now, results)
         if self._active is None:
             return
         self._collect_system2(tick, obs)
@@ -471,15 +566,15 @@ class RobotRuntime:
 
         running = not self._causes
         scheduled = self.executor.action_for(tick) if running else None
+        # ask for the next chunk before acting: every millisecond the request leaves earlier is slack for RTC
+        if running and active.subtask and self._worker_status != "lost" and self.executor.want_request(tick):
+            self._request_chunk(tick, obs, active.subtask)
         if scheduled is not None:
             self.robot.act(scheduled.action)
             self._last_action = scheduled.action
             self._record("record", obs, scheduled.action, scheduled.chunk_id, scheduled.index)
         else:
             self.robot.hold()
-
-        if running and active.subtask and self._worker_status != "lost" and self.executor.want_request(tick):
-            self._request_chunk(tick, obs, active.subtask)
 
         self._watch_worker(now)
         self._schedule_system2(tick, obs, now)
@@ -494,16 +589,38 @@ class RobotRuntime:
             )
 
     # ------------------------------------------------------------------ System 1
+    def _poll_s1(self) -> list:
+        results = []
+        while True:
+            try:
+                results.append(self._s1_results.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _idle_s1(self) -> int | None:
+        for index, caller in enumerate(self._s1):
+            if caller.idle:
+                return index
+        return None
+
     def _request_chunk(self, tick: int, obs: Observation, subtask: str) -> None:
+        index = self._idle_s1()
+        if index is None:
+            return
+        policy = self._s1_policies[index]
         request = self.executor.build_request(tick, obs, subtask)
         prev, delay = request.prev_chunk, request.delay
-        if not self._s1.submit(("act", self._epoch, request),
-                               lambda: self.policy.act(obs, subtask, prev_chunk=prev, delay=delay)):
+        if not self._s1[index].submit(("act", self._epoch, request),
+                                      lambda: policy.act(obs, subtask, prev_chunk=prev, delay=delay)):
             self.executor.request_failed(request)
 
-    def _collect_system1(self, tick: int, now: float) -> None:
-        for result in self._s1.poll():
+    def _collect_system1(self, tick: int, now: float, results: list) -> None:
+        for result in results:
             kind, epoch = result.tag[0], result.tag[1]
+            if kind == "warmup":
+                if result.error is None and self._worker_status == "unknown":
+                    self._worker_status = "ok"
+                continue
             if kind == "probe":
                 self._probe_in_flight = False
                 if result.error is None and result.value and self._worker_status == "lost":
@@ -519,7 +636,7 @@ class RobotRuntime:
                 else:
                     self._error("worker", str(result.error))
                     self._finish(TaskState.FAILED, f"policy worker error: {result.error}")
-                return
+                continue
             chunk, timing = result.value if isinstance(result.value, tuple) else (result.value, {})
             expected_dim = len(self.description.actions)
             if chunk.action_dim != expected_dim:
@@ -527,7 +644,7 @@ class RobotRuntime:
                            f"{expected_dim} ({', '.join(self.description.action_names)}); wrong checkpoint?")
                 self._error("worker", message)
                 self._finish(TaskState.FAILED, message)
-                return
+                continue
             if self._worker_status in ("lost", "late", "unknown"):
                 self._worker_back("policy worker answered")
             self._chunk_seq += 1
@@ -537,6 +654,8 @@ class RobotRuntime:
                 continue
             used = self.executor.accept(chunk, request, tick, chunk_id=chunk_id)
             if not used:
+                logger.info("chunk not used", extra={"robot_id": self.robot_id, "request_tick": request.tick,
+                                                     "tick": tick, "latency_s": round(result.elapsed_s, 3)})
                 continue
             self._latest_chunk = chunk.model_copy(update={"chunk_id": chunk_id, "subtask": request.subtask})
             active = self._active
@@ -571,8 +690,9 @@ class RobotRuntime:
             if self._active is not None and CAUSE_WORKER in self._causes:
                 self._record("event", "resume", reason)
         if CAUSE_WORKER in self._causes:
-            self.executor.reset()
-            self._clear_cause(CAUSE_WORKER)
+            # a merely late worker's chunk is still useful: the executor continues from where the robot
+            # stopped; after a lost connection everything in flight is gone, so start fresh
+            self._clear_cause(CAUSE_WORKER, reset=previous != "late")
 
     def _watch_worker(self, now: float) -> None:
         in_flight = self.executor.in_flight
@@ -590,7 +710,9 @@ class RobotRuntime:
             self._set_cause(CAUSE_WORKER, reason)
         if self._worker_status == "lost" and not self._probe_in_flight and now >= self._next_probe:
             self._next_probe = now + self.config.worker_probe_s
-            self._probe_in_flight = self._s1.submit(("probe", self._epoch), self.policy.healthy)
+            index = self._idle_s1()
+            if index is not None:
+                self._probe_in_flight = self._s1[index].submit(("probe", self._epoch), self.policy.healthy)
 
     # ------------------------------------------------------------------ System 2
     def _schedule_system2(self, tick: int, obs: Observation, now: float) -> None:
@@ -718,13 +840,14 @@ class RobotRuntime:
             self.queue.update(active.record_id, reason=self._reason())
             self._on_transition(self.queue.get(active.record_id), TaskState.PAUSED)
 
-    def _clear_cause(self, cause: str) -> None:
+    def _clear_cause(self, cause: str, reset: bool = True) -> None:
         active = self._active
         if active is None or cause not in self._causes:
             return
         del self._causes[cause]
         if not self._causes:
-            self.executor.reset()
+            if reset:
+                self.executor.reset()
             self.queue.transition(active.record_id, TaskState.RUNNING, None)
         else:
             self.queue.update(active.record_id, reason=self._reason())
@@ -792,7 +915,8 @@ class RobotRuntime:
     def _do_reset_estop(self) -> None:
         self.robot.reset_estop()
         self._pending_estop = None
-        self.bus.emit("safety", self.robot_id, None, kind="estop_reset", message="e-stop released", details={})
+        if not self._safety_wired:
+            self.bus.emit("safety", self.robot_id, None, kind="estop_reset", message="e-stop released", details={})
         self._notify()
 
     # ------------------------------------------------------------------ ending a task

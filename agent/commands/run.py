@@ -52,7 +52,7 @@ def command(
     openai_url: str = typer.Option("http://127.0.0.1:8000/v1", "--openai-url"),
     openai_model: str = typer.Option("hearth-system2", "--openai-model"),
     openai_api_key: str | None = typer.Option(None, "--openai-api-key"),
-    coach: list[str] = typer.Option([], "--coach", help="SECONDS:utterance, a coach speaking at that time."),
+    coach: list[str] = typer.Option([], "--coach", help="SECONDS:utterance, a coach speaking that long after the task started."),
     episodes_dir: Path = typer.Option(Path("runs/episodes"), "--episodes-dir", help="LeRobotDataset root."),
     no_record: bool = typer.Option(False, "--no-record", help="Do not record the episode."),
     max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time limit for the task."),
@@ -104,11 +104,14 @@ def command(
         stack.callback(runtime.stop)
         record = runtime.submit(task)
         started = time.monotonic()
+        running_since: float | None = None  # coaching times count from when the task starts running
         typer.echo(f"task {record.id}: {task!r} on {robot}")
         while True:
             event = events.get(timeout=0.2)
             elapsed = time.monotonic() - started
-            while schedule and elapsed >= schedule[0][0]:
+            if running_since is None and runtime.task(record.id).started_at is not None:
+                running_since = time.monotonic()
+            while schedule and running_since is not None and time.monotonic() - running_since >= schedule[0][0]:
                 _, utterance = schedule.pop(0)
                 try:
                     runtime.coach(record.id, utterance)

@@ -9,10 +9,14 @@ import pytest
 
 @pytest.fixture(scope="package")
 def sim_robot():
-    """One SimKitchen for the package (building it costs seconds); each runtime wraps it in its own SafeRobot."""
+    """One SimKitchen for the package (building it costs seconds); each runtime wraps it in its own SafeRobot.
+
+    Real MuJoCo physics, but blank camera images: CPU rendering is the most expensive part of a tick on the
+    shared 2-core machine and these tests are about the loop (the `hearth run` test renders for real).
+    """
     from robots.registry import make_robot
 
-    robot = make_robot("sim-kitchen", camera_size=32, seed=0)
+    robot = make_robot("sim-kitchen", camera_size=32, seed=0, render=False)
     yield robot
     robot.close()
 

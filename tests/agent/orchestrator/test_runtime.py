@@ -20,7 +20,7 @@ from tests.agent.orchestrator.openai_server import RuleServer, serve_rules
 from tests.support import free_port, wait_until
 
 TASK = "put the can in the sink"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 # these drive the real safety layer (H5) and recorder (H6); they run as soon as those modules exist
 pytest.importorskip("robots.safety")
 pytest.importorskip("agent.recorder")
@@ -29,16 +29,18 @@ pytest.importorskip("agent.recorder")
 @contextlib.contextmanager
 def make_runtime(sim_robot, worker_url, tmp_path, system2=None, record=True, **config) -> Iterator[tuple]:
     from agent.recorder import EpisodeRecorder
-
     from policy.client import PolicyClient
 
-    policy = PolicyClient(worker_url, timeout_s=10.0)
-    s2_client = PolicyClient(worker_url, timeout_s=10.0)
+    # generous timeouts: on a loaded shared CPU a tiny-model chunk can take seconds (never asserted on)
+    policy = PolicyClient(worker_url, timeout_s=60.0)
+    s2_client = PolicyClient(worker_url, timeout_s=60.0)
     recorder = EpisodeRecorder(tmp_path / "episodes", sim_robot.describe()) if record else None
     bus = EventBus()
     events = bus.subscribe(maxsize=100_000)
-    config.setdefault("max_task_s", 30.0)
+    config.setdefault("max_task_s", None)
     config.setdefault("idle_observe_hz", 0)
+    config.setdefault("worker_late_s", 120.0)  # worker lateness is tested in test_worker_faults
+    config.setdefault("max_in_flight", 1)
     runtime = RobotRuntime(
         "kitchen", sim_robot, policy, system2 or LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**config)
     )
@@ -66,45 +68,48 @@ def read_episode(path, index):
 
 
 def test_whole_loop_runs_records_and_ends_in_a_defined_state(sim_robot, worker_url, tmp_path) -> None:
-    with make_runtime(sim_robot, worker_url, tmp_path, max_task_s=3.0, every_k_chunks=1) as (runtime, events, _):
+    with make_runtime(sim_robot, worker_url, tmp_path, max_task_s=None, every_k_chunks=1) as (runtime, events, _):
         record = runtime.submit(TASK)
-        final = runtime.wait(record.id, timeout=120)
+        wait_until(lambda: runtime.status()["chunks"] >= 4 and runtime.task(record.id).subtasks, timeout=240,
+                   what="System 2 subtasks and System 1 chunks")
+        runtime.abort(record.id)
+        final = runtime.wait(record.id, timeout=60)
         status = runtime.status()
         seen = events.drain()
-    # the random model never finishes the task: the time limit ends it, judged by the sim's success check
-    assert final.state is TaskState.FAILED and "time limit" in final.reason
-    assert final.success is False and final.outcome == "failed"
+    assert final.state is TaskState.ABORTED and final.reason == "aborted by operator"
+    assert final.outcome == "aborted" and final.ended_at is not None
     assert final.subtasks and all(s.source is SubtaskSource.POLICY for s in final.subtasks)
     states = [e.data["state"] for e in seen if e.kind == "task_state" and e.task_id == record.id]
-    assert states[0] == "queued" and "running" in states and states[-1] == "failed"
+    assert states[0] == "queued" and "running" in states and states[-1] == "aborted"
     chunk_events = chunks_seen(seen)
-    assert len(chunk_events) >= 2 and status["executed_actions"] > 0
-    assert {c["subtask"] for c in (e.data for e in chunk_events)} <= {s.text for s in final.subtasks}
+    assert len(chunk_events) >= 4 and status["executed_actions"] > 0
+    assert {e.data["subtask"] for e in chunk_events} <= {s.text for s in final.subtasks}
     assert all(e.data["horizon"] == 50 and e.data["action_dim"] == 12 for e in chunk_events)
-    # continuation requests carry the RTC delay
-    assert any(e.data["rtc_delay"] > 0 for e in chunk_events[1:])
+    assert any(e.data["rtc_delay"] > 0 for e in chunk_events[1:])  # continuations carry the RTC delay
+    assert [e.data["text"] for e in seen if e.kind == "subtask"] == [s.text for s in final.subtasks]
     episodes = [e for e in seen if e.kind == "episode"]
     assert [e.data["phase"] for e in episodes] == ["started", "finished"]
     _reader, info = read_episode(final.episode_path, final.episode_index)
     assert info.length == status["executed_actions"]  # every executed tick recorded, hold ticks are not
-    assert info.outcome == "failed"
+    assert info.outcome == "aborted"
 
 
 def test_coaching_changes_the_subtask_within_one_tick_and_is_recorded_as_relabel(sim_robot, worker_url, tmp_path) -> None:
     with make_runtime(sim_robot, worker_url, tmp_path, max_task_s=60.0, every_k_chunks=2,
                       coach_release_chunks=100) as (runtime, events, _):
         record = runtime.submit(TASK)
-        wait_until(lambda: runtime.status()["chunks"] >= 2, timeout=60, what="chunks before coaching")
+        wait_until(lambda: runtime.status()["chunks"] >= 2, timeout=240, what="chunks before coaching")
         predicted = runtime.status()["policy_subtask"]
         tick_before = runtime.status()["tick"]
         applied = runtime.coach(record.id, "Pick up the can!")
         assert applied["tick"] <= tick_before + 1  # applied at the next control tick at the latest
         assert applied["subtask"] == "pick up the can"
         assert runtime.status()["subtask"] == "pick up the can" and runtime.status()["subtask_source"] == "coach"
-        wait_until(lambda: runtime.status()["chunks"] >= 5, timeout=60, what="coached chunks")
+        coached_from = runtime.status()["chunks"]
+        wait_until(lambda: runtime.status()["chunks"] >= coached_from + 2, timeout=400, what="coached chunks")
         assert runtime.status()["subtask"] == "pick up the can"  # System 2 does not take over by itself
         runtime.coach(record.id, "back to you")
-        wait_until(lambda: runtime.status()["subtask_source"] == "policy", timeout=60, what="System 2 back")
+        wait_until(lambda: runtime.status()["subtask_source"] == "policy", timeout=400, what="System 2 back")
         runtime.abort(record.id)
         final = runtime.wait(record.id, timeout=60)
         seen = events.drain()
@@ -129,21 +134,21 @@ def test_operator_controls_pause_resume_change_estop_and_queue(sim_robot, worker
         second = runtime.submit("put the fruit in the bowl")
         assert runtime.task(second.id).state is TaskState.QUEUED
         # coach-only: the task waits (paused, visible reason) until a coach gives a subtask
-        paused = runtime.wait(first.id, 30, states={TaskState.PAUSED})
+        paused = runtime.wait(first.id, 120, states={TaskState.PAUSED})
         assert "coach" in paused.reason
         runtime.coach(first.id, "pick up the can")
-        runtime.wait(first.id, 30, states={TaskState.RUNNING})
-        wait_until(lambda: runtime.status()["executed_actions"] > 5, timeout=60, what="motion")
+        runtime.wait(first.id, 120, states={TaskState.RUNNING})
+        wait_until(lambda: runtime.status()["executed_actions"] > 5, timeout=240, what="motion")
 
         runtime.pause(first.id)
         assert runtime.task(first.id).state is TaskState.PAUSED
         assert runtime.task(first.id).reason == "paused by operator"
         executed, tick = runtime.status()["executed_actions"], runtime.status()["tick"]
-        wait_until(lambda: runtime.status()["tick"] >= tick + 10, timeout=30, what="ticks while paused")
+        wait_until(lambda: runtime.status()["tick"] >= tick + 10, timeout=120, what="ticks while paused")
         assert runtime.status()["executed_actions"] == executed  # held still: no policy action executed
         runtime.resume(first.id)
         assert runtime.task(first.id).state is TaskState.RUNNING
-        wait_until(lambda: runtime.status()["executed_actions"] > executed, timeout=60, what="motion resumes")
+        wait_until(lambda: runtime.status()["executed_actions"] > executed, timeout=240, what="motion resumes")
 
         changed = runtime.change_task(first.id, "put the milk on the shelf")
         assert changed.text == "put the milk on the shelf"
@@ -173,7 +178,7 @@ def test_openai_system2_drives_the_task_to_done(sim_robot, worker_url, tmp_path)
         sim_robot, worker_url, tmp_path, system2=OpenAISystem2(url, "rules", timeout_s=5), every_k_chunks=1
     ) as (runtime, _events, _):
         record = runtime.submit(TASK)
-        final = runtime.wait(record.id, timeout=120)
+        final = runtime.wait(record.id, timeout=400)
     assert [s.text for s in final.subtasks] == ["pick up the can", "put the can in the sink"]
     # System 2 said done; the sim's success check disagrees (random weights), so the outcome is failed
     assert final.state is TaskState.FAILED and "success check" in final.reason
@@ -185,8 +190,8 @@ def test_openai_system2_on_a_dead_port_is_a_clear_error_event(sim_robot, worker_
     backend = OpenAISystem2(f"http://127.0.0.1:{port}/v1", "m", timeout_s=1, retries=0)
     with make_runtime(sim_robot, worker_url, tmp_path, system2=backend, record=False) as (runtime, events, _):
         record = runtime.submit(TASK)
-        paused = runtime.wait(record.id, 30, states={TaskState.PAUSED})
-        error = wait_until(lambda: next((e for e in events.drain() if e.kind == "error"), None), timeout=30)
+        paused = runtime.wait(record.id, 120, states={TaskState.PAUSED})
+        error = wait_until(lambda: next((e for e in events.drain() if e.kind == "error"), None), timeout=120)
         runtime.abort(record.id)
     assert error.data["source"] == "system2"
     assert f"127.0.0.1:{port}" in error.data["message"] and "cannot connect" in error.data["message"]

@@ -1,7 +1,7 @@
 """API benchmark: REST latency under 50 concurrent clients and live-stream fan-out to 1, 5 and 20 viewers.
 
-The API (with a real RobotRuntime on the simulated kitchen, the tiny random π₀.₅ behind the real policy worker)
-runs in a child process so the load generator does not share its interpreter. The REST load is a mix of reads
+The API (with a real RobotRuntime on the simulated kitchen) and the policy worker (tiny random π₀.₅) run in two
+child processes, as deployed, so neither shares an interpreter with the load generator. The REST load is a mix of reads
 that touch the store (task list, one task) and the runtime (robot status). Fan-out runs while a task is
 executing, so the robot produces new frames at its control rate; viewers ask for the maximum frame rate.
 
@@ -26,8 +26,32 @@ sys.path.insert(0, str(ROOT))
 TASK = "put the can in the sink"
 
 
-def serve(port: int, database: str, episodes: str, max_fps: float) -> None:
-    """Child process: worker + runtime + API on 127.0.0.1:port until killed."""
+def tiny_policy_for_sim():
+    from policy.inference import Pi05Policy
+    from robots.registry import make_robot
+
+    robot = make_robot("sim-kitchen", camera_size=96, seed=0)
+    description = robot.describe()
+    policy = Pi05Policy.build_random(
+        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
+        action_names=description.action_names, control_hz=description.control_hz, seed=0,
+    )
+    return robot, policy
+
+
+def serve_worker(port: int) -> None:
+    """Child process: the policy worker (tiny random π₀.₅), as in a real deployment a process of its own."""
+    from policy.server import PolicyServer
+
+    robot, policy = tiny_policy_for_sim()
+    robot.close()
+    with PolicyServer(policy, host="127.0.0.1", port=port).run_in_thread():
+        while True:
+            time.sleep(3600)
+
+
+def serve(port: int, database: str, episodes: str, max_fps: float, worker_url: str) -> None:
+    """Child process: robot runtime + API on 127.0.0.1:port until killed."""
     import uvicorn
 
     from agent.api.app import create_app
@@ -36,27 +60,19 @@ def serve(port: int, database: str, episodes: str, max_fps: float) -> None:
     from agent.settings import ApiConfig
     from agent.system2 import LocalSystem2
     from policy.client import PolicyClient
-    from policy.inference import Pi05Policy
-    from policy.server import PolicyServer
     from robots.registry import make_robot
 
     EpisodeRecorder = importlib.import_module("agent.recorder").EpisodeRecorder
     robot = make_robot("sim-kitchen", camera_size=96, seed=0)
-    description = robot.describe()
-    policy = Pi05Policy.build_random(
-        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
-        action_names=description.action_names, control_hz=description.control_hz, seed=0,
+    bus = EventBus()
+    runtime = RobotRuntime(
+        "kitchen", robot, PolicyClient(worker_url, timeout_s=30), LocalSystem2(PolicyClient(worker_url, timeout_s=30)),
+        EpisodeRecorder(Path(episodes), robot.describe()), bus,
+        OrchestratorConfig(max_task_s=3600, idle_observe_hz=2, worker_late_s=60),
     )
-    with PolicyServer(policy, host="127.0.0.1", port=0).run_in_thread() as worker_port:
-        url = f"ws://127.0.0.1:{worker_port}"
-        bus = EventBus()
-        runtime = RobotRuntime(
-            "kitchen", robot, PolicyClient(url, timeout_s=10), LocalSystem2(PolicyClient(url, timeout_s=10)),
-            EpisodeRecorder(Path(episodes), description), bus, OrchestratorConfig(max_task_s=3600, idle_observe_hz=2),
-        )
-        config = ApiConfig(database_url=database, task_rate_limit_per_minute=10_000, live_max_fps=max_fps)
-        app = create_app(config, runtimes={"kitchen": runtime}, bus=bus, manage_runtimes=True)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+    config = ApiConfig(database_url=database, task_rate_limit_per_minute=10_000, live_max_fps=max_fps)
+    app = create_app(config, runtimes={"kitchen": runtime}, bus=bus, manage_runtimes=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
 
 
 async def rest_load(base: str, token: str, clients: int, seconds: float, task_id: str) -> dict[str, float]:
@@ -117,6 +133,8 @@ async def fan_out(ws_base: str, token: str, viewers: int, seconds: float, fps: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-url", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--episodes", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -124,14 +142,16 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0, help="frame rate each viewer asks for")
     parser.add_argument("--size", type=int, default=96, help="frame size (longest side, px)")
     args = parser.parse_args()
+    if args.worker:
+        serve_worker(args.worker)
+        return
     if args.serve:
-        serve(args.serve, args.database, args.episodes, args.fps)
+        serve(args.serve, args.database, args.episodes, args.fps, args.worker_url)
         return
 
-    import httpx
 
     from agent.store import Store
-    from tests.support import free_port, spawn, wait_until
+    from tests.support import free_port, spawn, wait_for_port
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     workdir = Path(tempfile.mkdtemp(prefix="hearth-bench-api-"))
@@ -139,9 +159,22 @@ def main() -> None:
     store = Store(database)
     token = store.create_token("bench", "admin")[1]
     store.close()
-    port = free_port()
+    port, worker_port = free_port(), free_port()
     command = [sys.executable, __file__, "--serve", str(port), "--database", database,
-               "--episodes", str(workdir / "episodes"), "--fps", str(args.fps)]
+               "--episodes", str(workdir / "episodes"), "--fps", str(args.fps),
+               "--worker-url", f"ws://127.0.0.1:{worker_port}"]
+    worker_command = [sys.executable, __file__, "--worker", str(worker_port)]
+    with spawn(worker_command, workdir / "worker.log") as worker:
+        wait_for_port(worker_port, timeout=300)
+        assert worker.alive(), worker.log_text()[-2000:]
+        run_load(args, command, workdir, port, token)
+
+
+def run_load(args: argparse.Namespace, command: list[str], workdir: Path, port: int, token: str) -> None:
+    import httpx
+
+    from tests.support import spawn, wait_until
+
     with spawn(command, workdir / "server.log") as server:
         base = f"http://127.0.0.1:{port}"
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)

@@ -184,13 +184,16 @@ def run_load(args: argparse.Namespace, command: list[str], workdir: Path, port: 
             return client.get("/api/v1/health").status_code == 200
 
         wait_until(up, timeout=300, what="API up")
+        print(f"# API benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before start)")
+        idle = asyncio.run(rest_load(base, token, args.clients, args.seconds, "none"))
+        print(f"REST {args.clients} concurrent clients, robot idle, {args.seconds:.0f}s: {idle['requests']} requests, "
+              f"{idle['rps']:.0f} req/s, p50 {idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms "
+              f"(4xx/5xx {idle['errors']}: the task id 'none' is a deliberate 404)")
         task_id = client.post("/api/v1/tasks", json={"robot_id": "kitchen", "text": TASK}).json()["id"]
         wait_until(lambda: client.get(f"/api/v1/tasks/{task_id}").json()["state"] == "running", timeout=300,
                    what="task running")
-        print(f"# API benchmark ({os.cpu_count()} CPUs), robot running a task at "
-              f"{client.get('/api/v1/robots/kitchen/status').json()['control_hz']} Hz")
         rest = asyncio.run(rest_load(base, token, args.clients, args.seconds, task_id))
-        print(f"REST {args.clients} concurrent clients, {args.seconds:.0f}s: {rest['requests']} requests, "
+        print(f"REST {args.clients} concurrent clients, robot running a task, {args.seconds:.0f}s: {rest['requests']} requests, "
               f"{rest['rps']:.0f} req/s, p50 {rest['p50_ms']:.1f} ms, p99 {rest['p99_ms']:.1f} ms, "
               f"errors {rest['errors']}")
         for viewers in (1, 5, 20):
@@ -200,6 +203,7 @@ def run_load(args: argparse.Namespace, command: list[str], workdir: Path, port: 
                   f"{result['total_fps']:.1f} frames/s total, {result['per_viewer_fps']:.1f} per viewer "
                   f"(min {result['min_viewer_fps']:.1f}); control loop {status['achieved_hz']} Hz, "
                   f"p99 tick lateness {status['p99_lateness_ms']} ms")
+        print(f"# load average after: {os.getloadavg()[0]:.1f}")
         client.close()
 
 

@@ -353,6 +353,13 @@ async def live(websocket: WebSocket, robot_id: str) -> None:
         return
     hub: LiveHub = ctx.hub
     outbox = Outbox(asyncio.get_running_loop(), options["streams"])
+    try:  # where things stand now, so a viewer joining mid-task need not wait for the next event
+        from agent.api.routers.robots import robot_status
+
+        status = await run_in_threadpool(robot_status, ctx, robot_id)
+    except Exception:
+        logger.warning("robot status unavailable for the live hello", extra={"robot_id": robot_id}, exc_info=True)
+        status = None
     await websocket.send_text(
         json.dumps(
             {
@@ -365,6 +372,7 @@ async def live(websocket: WebSocket, robot_id: str) -> None:
                 "cameras": options["cameras"],
                 "streams": sorted(options["streams"]),
                 "description": description,
+                "status": status,
             }
         )
     )

@@ -179,6 +179,16 @@ def test_operator_journey(stack, page, shoot):
     assert "coach" in sources
     shoot(page, "live-coaching")
 
+    # a viewer joining mid-task sees the task, its state and the coached subtask at once (from the hello)
+    viewer = page.context.new_page()
+    login(viewer, stack.console_url, stack.tokens["viewer"])
+    joined = component_frame(viewer, "hearthLive")
+    joined.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=UI_TIMEOUT_MS)
+    assert joined.evaluate("document.getElementById('task-text').textContent") == TASK
+    assert joined.evaluate("document.getElementById('task-state').textContent") in ("running", "paused")
+    assert joined.evaluate("document.getElementById('subtask-source').textContent") == "coach"
+    viewer.close()
+
     # e-stop: latched in the sidebar and in the live view, the task ends, reset releases it
     page.get_by_role("button", name="E-STOP").click()
     page.get_by_text("E-STOP LATCHED", exact=True).wait_for()

@@ -29,5 +29,6 @@ class ApiContext:
     idempotency_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
+    """Async on purpose: a sync dependency costs a threadpool hop per request for a plain attribute read."""
     return request.app.state.ctx

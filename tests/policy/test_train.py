@@ -326,3 +326,21 @@ def test_ddp_under_torchrun_with_two_cpu_processes(prepared_dir, tmp_path) -> No
     assert (tmp_path / "ddp" / "checkpoint" / "model.safetensors").exists()
     rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
     assert rows[-1].startswith("4,")
+
+
+def test_finetune_from_a_checkpoint_with_lora_on_the_expert_and_a_frozen_vision_tower(prepared_dir, tiny_config, tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from policy.train import train
+
+    base = train(tiny_config.model_copy(update={"steps": 2}), prepared_dir, tmp_path / "base", progress=False)
+    finetune = tiny_config.finetune.model_copy(update={"lora_rank": 2, "lora_patterns": [r"^expert\."],
+                                                       "freeze_vision": True})
+    config = tiny_config.model_copy(update={"steps": 3, "finetune": finetune, "ema_decay": 0.5})
+    tuned = train(config, prepared_dir, tmp_path / "tuned", init=base.checkpoint, progress=False)
+    before = load_file(str(base.checkpoint / "model.safetensors"))
+    after = load_file(str(tuned.checkpoint / "model.safetensors"))
+    assert before.keys() == after.keys()  # adapters were merged away
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("expert.") for k in changed)
+    assert any(k.endswith("proj.weight") for k in changed)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "episodes": ("episodes", "List, show and export recorded episodes."),
     "tokens": ("tokens", "Create, list and revoke API tokens."),
     "config": ("config", "Show and check deployment configuration."),
+    "robot-bridge": ("robot_bridge", "Expose a robot on the network so a remote hearth agent can drive it."),
     "convert": ("convert", "Convert LeRobot / openpi π₀.₅ weights into a hearth checkpoint."),
 }
 

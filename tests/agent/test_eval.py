@@ -103,3 +103,18 @@ def test_eval_runs_the_full_hierarchy_end_to_end_and_records_episodes(tmp_path) 
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["overall"]["episodes"] == 1 and saved["checkpoint"] == "random-tiny"
     assert report["tasks"][0]["task"] == "put the can in the sink"
+
+
+def test_hearth_eval_refuses_a_missing_checkpoint_and_an_unknown_task(tmp_path) -> None:
+    import sys
+
+    from tests.support import spawn
+
+    cases = [
+        (["--checkpoint", str(tmp_path / "nowhere")], "checkpoint folder not found"),
+        (["--checkpoint", str(tmp_path), "--task", "fly to the moon"], "unknown task"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        with spawn([sys.executable, "-m", "agent.cli", "eval", *args], tmp_path / f"eval-{i}.log") as process:
+            assert process.popen.wait(timeout=120) != 0
+            assert message in process.log_text()

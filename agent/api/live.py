@@ -109,6 +109,7 @@ class LiveHub:
         self._cache: collections.OrderedDict[tuple, concurrent.futures.Future] = collections.OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._frame_ids = 0
         self.frames_encoded = 0
 
     def start(self) -> None:
@@ -179,12 +180,33 @@ class LiveHub:
                 with contextlib.suppress(RuntimeError):  # that socket's loop already closed
                     outbox.offer_event_threadsafe(stream, text)
 
-    async def frame(self, robot_id: str, obs: Any, camera: str, size: int | None, quality: int) -> tuple[bytes, int, int]:
+    def _frame_message(self, robot_id: str, obs: Any, camera: str, size: int | None, quality: int) -> str:
+        jpeg, width, height = encode_jpeg(obs.images[camera], size, quality)
+        with self._cache_lock:
+            self._frame_ids += 1
+            frame_id = self._frame_ids
+        return json.dumps(
+            {
+                "type": "frame",
+                "robot_id": robot_id,
+                "camera": camera,
+                "ts": obs.timestamp,
+                "frame_id": frame_id,
+                "width": width,
+                "height": height,
+                "format": "jpeg",
+                "data": base64.b64encode(jpeg).decode("ascii"),
+            }
+        )
+
+    async def frame(self, robot_id: str, obs: Any, camera: str, size: int | None, quality: int) -> str:
+        """The frame message (JSON text) for this observation, camera, size and quality: encoded once, shared by
+        every viewer that asks for the same thing (fan-out costs a send per viewer, not an encode)."""
         key = (robot_id, camera, obs.timestamp, id(obs), size, quality)
         with self._cache_lock:
             future = self._cache.get(key)
             if future is None:
-                future = self._encoder.submit(encode_jpeg, obs.images[camera], size, quality)
+                future = self._encoder.submit(self._frame_message, robot_id, obs, camera, size, quality)
                 self._cache[key] = future
                 self.frames_encoded += 1
                 while len(self._cache) > self._cache_size:
@@ -241,7 +263,6 @@ async def _produce_frames(websocket_ctx: dict[str, Any], outbox: Outbox) -> None
     period = 1.0 / options["fps"]
     loop = asyncio.get_running_loop()
     last_stamp: dict[str, Any] = {}
-    seq = 0
     while True:
         started = loop.time()
         obs = runtime.latest_observation()
@@ -255,26 +276,8 @@ async def _produce_frames(websocket_ctx: dict[str, Any], outbox: Outbox) -> None
                 if outbox.has_pending_frame(camera):
                     outbox.dropped_frames += 1  # the client is behind: skip encoding, keep only what is waiting
                     continue
-                jpeg, width, height = await hub.frame(robot_id, obs, camera, options["size"], options["quality"])
-                seq += 1
                 last_stamp[camera] = stamp
-                outbox.put_frame(
-                    camera,
-                    json.dumps(
-                        {
-                            "type": "frame",
-                            "robot_id": robot_id,
-                            "camera": camera,
-                            "ts": obs.timestamp,
-                            "seq": seq,
-                            "width": width,
-                            "height": height,
-                            "format": "jpeg",
-                            "dropped": outbox.dropped_frames,
-                            "data": base64.b64encode(jpeg).decode("ascii"),
-                        }
-                    ),
-                )
+                outbox.put_frame(camera, await hub.frame(robot_id, obs, camera, options["size"], options["quality"]))
         await asyncio.sleep(max(0.0, period - (loop.time() - started)))
 
 

@@ -31,16 +31,16 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def live_view_html(
-    browser_api_url: str, robot_id: str, token: str, fps: float = 15.0, size: int | None = 256,
-    estopped: bool = False,
-) -> str:
-    """The live page's HTML: connects to /api/v1/robots/{robot_id}/live with `token` at `fps`."""
+def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float = 15.0, size: int | None = 256) -> str:
+    """The live page's HTML: connects to /api/v1/robots/{robot_id}/live with `token` at `fps`.
+
+    Nothing that changes while the robot runs goes in here (the e-stop and task state arrive in the socket's
+    hello): Streamlit keeps the iframe only while this HTML is identical, and a reload drops the timeline.
+    """
     config = {
         "apiUrl": browser_api_url,
         "robotId": robot_id,
         "wsUrl": live_ws_url(browser_api_url, robot_id, token, fps=f"{fps:g}", size=size),
-        "estopped": estopped,
     }
     return _template("live_view.html").replace(LIVE_PLACEHOLDER, _script_json(config))
 

@@ -46,6 +46,7 @@ def estop_panel(robot_id: str) -> None:
             api.estop(robot_id, reason="operator console e-stop")
         except (ApiError, ApiUnreachable) as exc:
             message = f"E-stop request failed: {exc}"
+
     try:
         status = api.robot_status(robot_id)
     except ApiUnreachable as exc:

@@ -196,6 +196,7 @@ def test_operator_journey(stack, page, shoot):
     live.wait_for_function("document.getElementById('task-state').textContent === 'stopped-by-e-stop'",
                            timeout=UI_TIMEOUT_MS)
     assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is True
+    page.get_by_text("No active task").wait_for()  # the REST panel caught up too
     shoot(page, "estop-latched")
     page.get_by_role("button", name="Reset e-stop").click()
     page.get_by_text("e-stop clear").wait_for()

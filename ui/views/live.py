@@ -124,8 +124,7 @@ def render(robot: dict[str, Any] | None, settings: ConsoleSettings) -> None:
     st.subheader(f"Live: {robot['id']}" + (f" ({description.get('name')})" if description.get("name") else ""))
     if who.can("live"):
         components.html(
-            live_view_html(settings.browser_api_url, robot["id"], session.token(), fps=settings.live_fps,
-                           estopped=bool((robot.get("status") or {}).get("estopped"))),
+            live_view_html(settings.browser_api_url, robot["id"], session.token(), fps=settings.live_fps),
             height=LIVE_HEIGHT,
         )
     else:

@@ -25,11 +25,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -454,7 +453,6 @@ def _forward_split(wrapped, batch, noise, flow_time, n_s2: int, autocast) -> dic
         with autocast():
             out = wrapped(_rows(batch, slice(0, n_s2)), noise[:n_s2], flow_time[:n_s2])
         terms["subtask_ce"] = out["ce_loss"].float()
-        terms["flow_loss"] = out["flow_loss"].float() * 0.0 + terms["flow_loss"]
     if n_s2 < b:
         with autocast():
             out = wrapped(_rows(batch, slice(n_s2, b)), noise[n_s2:], flow_time[n_s2:])
@@ -560,11 +558,3 @@ def _rewrite_weights_dtype(folder: Path, dtype: torch.dtype) -> None:
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT_NAME})
     tmp.replace(path)
-
-
-def iterate_metrics(run_dir: Path) -> Iterator[dict[str, str]]:
-    yield from CsvMetrics(Path(run_dir) / "metrics.csv").rows()
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -87,8 +87,8 @@ class FinetuneSettings(_Strict):
 
 
 class DataSettings(_Strict):
-    cache_in_memory: bool = Field(default=True, description="decode every frame once and train from RAM")
-    num_workers: int = Field(default=0, ge=0)
+    """Every frame is decoded, resized and tokenized once and training reads from memory (policy/training/data.py)."""
+
     max_episodes: int | None = Field(default=None, ge=1)
 
 

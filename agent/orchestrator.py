@@ -448,7 +448,7 @@ class RobotRuntime:
         except Exception as exc:
             self._error("robot", f"first observation failed: {exc}")
         for caller, policy in zip(self._s1, self._s1_policies, strict=True):
-            if hasattr(policy, "metadata"):
+            if hasattr(type(policy), "metadata"):  # the class: reading the property would connect (and raise)
                 caller.submit(("warmup", -1), lambda p=policy: p.metadata)
 
     def _loop(self) -> None:

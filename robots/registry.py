@@ -54,3 +54,12 @@ def _make_sim_kitchen(**options: object) -> Robot:
 
 
 register_robot("sim-kitchen", _make_sim_kitchen)
+
+
+def _make_bridge(**options: object) -> Robot:
+    from robots.bridge import BridgeRobot
+
+    return BridgeRobot(**options)  # type: ignore[arg-type]
+
+
+register_robot("bridge", _make_bridge)

@@ -317,3 +317,32 @@ def test_killed_agent_the_robot_holds_and_a_safety_event_is_reported(bridge: Bri
         observer.hold()  # and the driver seat is free for the next agent
     finally:
         observer.close()
+
+
+def test_orchestrator_drives_the_robot_side_safety_layer(bridge: Bridge) -> None:
+    """RobotRuntime takes the bridge as the safety layer: its e-stop latches on the robot, robot events reach the bus."""
+    from agent.events import EventBus
+    from agent.orchestrator import RobotRuntime
+    from agent.system2 import CoachOnlySystem2
+
+    bus = EventBus()
+    subscription = bus.subscribe(kinds=["safety"])
+    robot = bridge.robot()
+    try:
+        runtime = RobotRuntime("arm1", robot, policy=object(), system2=CoachOnlySystem2(), recorder=None, bus=bus)
+        assert runtime.robot is robot  # no second, blind safety layer on the agent side
+        since = time.time()
+        runtime.estop("api e-stop")
+        assert robot.estopped and bridge.status()["estopped"] is True
+
+        def robot_side_estop():
+            event = subscription.get(timeout=1.0)
+            return event if event is not None and event.data.get("kind") == "estop" and event.ts >= since - 1 else None
+
+        event = wait_until(robot_side_estop, timeout=WAIT_S, what="the robot's estop event on the agent's bus")
+        assert event.robot_id == "arm1" and "api e-stop" in event.data["message"]
+        robot.reset_estop()
+        assert bridge.status()["estopped"] is False
+    finally:
+        subscription.close()
+        robot.close()

@@ -806,7 +806,11 @@ class RobotRuntime:
         if then:
             self._set_subtask(then, SubtaskSource.POLICY)
         else:
-            active.chunks_since_s2 = self.config.every_k_chunks  # ask System 2 at once
+            # System 2's latest opinion takes over at once (the task text if it never had one), and it is
+            # asked again right away
+            if getattr(self.system2, "autonomous", True):
+                self._set_subtask(active.policy_subtask or active.text, SubtaskSource.POLICY)
+            active.chunks_since_s2 = self.config.every_k_chunks
             active.s2_next_try = 0.0
 
     def _do_coach(self, task_id: str, utterance: str) -> dict[str, Any]:

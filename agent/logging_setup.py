@@ -37,11 +37,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time, not the object that existed at configuration time.
+
+    Background threads (webhook delivery, recorders) can log after a test harness or a daemonizing wrapper has
+    replaced and closed the original stream; binding late avoids "I/O operation on closed file" errors.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", json_format: bool = False) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}; expected one of debug, info, warning, error")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.setFormatter(JsonFormatter() if json_format else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -110,16 +110,30 @@ def run_worker(worker_id: int, root: str, jobs: list[Job], options: WorkerOption
         raise
 
 
+def _recover(worker_roots: list[Path]) -> None:
+    """Open (and close) each worker dataset so that an episode a kill interrupted is finished or discarded now,
+    before we decide which jobs are done: one whose end was already recorded counts, a truncated one does not."""
+    from policy.data.merge import writer_like
+    from policy.data.reader import LeRobotDatasetReader
+
+    for root in worker_roots:
+        if (root / "meta" / "info.json").exists():
+            writer_like(LeRobotDatasetReader(root), root).close()
+
+
 def _merge(out: Path, worker_roots: list[Path]) -> int:
+    """Merge worker episodes into `out` in seed order, at most one episode per seed (the first one found)."""
     from policy.data.merge import merge_datasets
 
-    merged = _done_seeds(out)
-    return merge_datasets(
-        out,
-        worker_roots,
-        order=lambda info: int(info.metadata.get(SEED_KEY, 0)),
-        skip=lambda info: SEED_KEY not in info.metadata or int(info.metadata[SEED_KEY]) in merged,
-    )
+    taken = _done_seeds(out)
+
+    def skip(info) -> bool:
+        if SEED_KEY not in info.metadata or int(info.metadata[SEED_KEY]) in taken:
+            return True
+        taken.add(int(info.metadata[SEED_KEY]))
+        return False
+
+    return merge_datasets(out, worker_roots, order=lambda info: int(info.metadata.get(SEED_KEY, 0)), skip=skip)
 
 
 def collect(
@@ -134,6 +148,7 @@ def collect(
     work_dir = out / COLLECT_DIR
     work_dir.mkdir(parents=True, exist_ok=True)
     existing_workers = sorted(p for p in work_dir.glob("worker-*") if p.is_dir())
+    _recover(existing_workers)
     done = _done_seeds(out)
     for path in existing_workers:
         done |= _done_seeds(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -57,10 +58,16 @@ def test_collect_killed_mid_episode_resumes_without_losing_or_duplicating(tmp_pa
 
     out = tmp_path / "demos"
     worker = out / ".hearth" / "collect" / "worker-0"
-    journal = worker / ".hearth" / "staging" / "frames.bin"
+    staging = worker / ".hearth" / "staging"
 
     def second_episode_running() -> bool:
-        return (worker / "meta" / "episodes").exists() and journal.exists() and journal.stat().st_size > 0
+        """Episode 0 committed and episode 1's journal has frames."""
+        try:
+            header = json.loads((staging / "header.json").read_text())
+            return header["episode_index"] == 1 and (staging / "frames.bin").stat().st_size > 0 and (
+                worker / "meta" / "episodes" / "chunk-000" / "file-000.parquet").exists()
+        except (OSError, ValueError, KeyError):
+            return False
 
     with spawn(collect_args(out, 2, 1, 40), tmp_path / "killed.log") as process:
         wait_until(lambda: second_episode_running() or not process.alive(), timeout=240, what="the second episode")

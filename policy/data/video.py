@@ -95,6 +95,8 @@ class VideoEncoder:
             return
         self._closed = True
         try:
+            if self.frames:
+                self._stream.encode()  # end of stream, so the encoder shuts down cleanly (SVT-AV1 logs an error otherwise)
             self._container.close()
         except Exception:  # an encoder that never got a frame may refuse to finish; the file is discarded anyway
             logger.debug("video encoder abort failed for %s", self.path, exc_info=True)

@@ -82,3 +82,35 @@ def test_collect_killed_mid_episode_resumes_without_losing_or_duplicating(tmp_pa
     assert [e.metadata["collect_seed"] for e in reader.episodes] == [100, 101]
     assert not any(e.recovered for e in reader.episodes)
     assert [e.index for e in reader.episodes] == [0, 1] and reader.episodes[1].from_index == reader.episodes[0].length
+
+
+def test_merge_keeps_one_episode_per_seed_and_recovery_counts_ended_episodes(tmp_path) -> None:
+    """No simulator: worker datasets built directly. An episode whose end was recorded before a kill counts as done;
+    a seed present twice (re-collected after such a kill) is merged once."""
+    from agent.commands.collect import _done_seeds, _merge, _recover
+    from policy.data.reader import LeRobotDatasetReader
+    from tests.policy.data.synthetic import SyntheticEpisode, make_writer
+
+    def record(writer, seed: int, length: int = 3) -> None:
+        episode = SyntheticEpisode("t", length, seed)
+        writer.begin_episode("t", metadata={"collect_seed": seed})
+        for i in range(length):
+            writer.add_frame(episode.images(i), episode.state(i), episode.action(i))
+
+    a, b, out = tmp_path / "worker-0", tmp_path / "worker-1", tmp_path / "out"
+    with make_writer(a) as writer:
+        for seed in (100, 100, 102):
+            record(writer, seed)
+            writer.end_episode("timeout", False)
+    writer = make_writer(b)
+    record(writer, 101, 4)
+    writer._running.journal.append_language({"type": "end", "outcome": "timeout", "success": False})
+    writer._release_lock()  # killed after the end was journaled, before the commit
+    assert _done_seeds(b) == set()
+    _recover([a, b])
+    assert _done_seeds(b) == {101}
+    assert _merge(out, [a, b]) == 3
+    merged = LeRobotDatasetReader(out)
+    assert [e.metadata["collect_seed"] for e in merged.episodes] == [100, 101, 102]
+    assert merged.episode(1).length == 4 and merged.episode(1).outcome == "timeout"
+    assert _merge(out, [a, b]) == 0  # a rerun merges nothing twice

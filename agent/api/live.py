@@ -211,7 +211,9 @@ class LiveHub:
                 self.frames_encoded += 1
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return await asyncio.wrap_future(future)
+        # Shielded: the encode is shared between viewers, and one viewer leaving (its task cancelled) must not
+        # cancel a still-queued encode that other viewers are waiting for.
+        return await asyncio.shield(asyncio.wrap_future(future))
 
 
 def _token_from(websocket: WebSocket) -> str | None:

@@ -131,3 +131,39 @@ def test_unreachable_api_and_bad_tokens_are_distinct_errors(served):
     assert bad.value.status == 401 and bad.value.code == "unauthorized"
     with ApiClient(server.url) as anonymous:
         assert anonymous.health()["status"] == "ok"
+
+
+def test_a_viewer_leaving_does_not_cancel_a_frame_another_viewer_waits_for():
+    """Two console tabs watch one robot: their JPEG encodes are shared, and closing one tab while the encode is
+    still queued must not cancel it for the other (it did: the other socket died and had to reconnect)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from agent.api.live import LiveHub
+
+    hub = LiveHub(bus=None, encoder_threads=1)
+    release = threading.Event()
+    hub._encoder.submit(release.wait, 10)  # keep the encoder busy so the shared encode stays queued
+    obs = SimpleNamespace(timestamp=1.0, images={"head": np.zeros((32, 32, 3), np.uint8)})
+
+    async def scenario():
+        leaving = asyncio.create_task(hub.frame(ROBOT, obs, "head", None, 80))
+        staying = asyncio.create_task(hub.frame(ROBOT, obs, "head", None, 80))
+        await asyncio.sleep(0.05)
+        leaving.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.wait_for(staying, timeout=10)
+
+    import base64
+    import json
+
+    try:
+        message = json.loads(asyncio.run(scenario()))
+    finally:
+        release.set()
+        hub.stop()
+    assert message["type"] == "frame" and message["camera"] == "head"
+    assert base64.b64decode(message["data"])[:2] == b"\xff\xd8" and (message["width"], message["height"]) == (32, 32)
+    assert hub.frames_encoded == 1

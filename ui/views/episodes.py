@@ -11,15 +11,15 @@ import shlex
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from ui import session
 from ui.api_client import ApiError, ApiUnreachable
+from ui.compat import FULL_WIDTH, embed_html
 from ui.components import episode_player_html
 from ui.settings import ConsoleSettings
 
 OUTCOMES = ["succeeded", "failed", "aborted", "stopped-by-e-stop", "interrupted"]
-PLAYER_HEIGHT = 640
+PLAYER_HEIGHT = 700
 
 
 def _filters(robots: list[dict[str, Any]]) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
              "recorded": dt.datetime.fromtimestamp(e["recorded_at"]).strftime("%Y-%m-%d %H:%M:%S")}
             for e in episodes
         ],
-        hide_index=True, use_container_width=True,
+        hide_index=True, **FULL_WIDTH,
     )
     labels = [_label(e) for e in episodes]
     chosen = st.selectbox("Open episode", labels, key="ep_open")
@@ -143,7 +143,7 @@ def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
         return
     player_col, side_col = st.columns([3, 1])
     with player_col:
-        components.html(html, height=PLAYER_HEIGHT)
+        embed_html(html, height=PLAYER_HEIGHT)
     with side_col:
         st.markdown(f"**{episode.get('task')}**  \noutcome: **{episode.get('outcome') or 'unlabeled'}** · "
                     f"success: {episode.get('success')}")

@@ -85,6 +85,8 @@ def command(
         raise typer.BadParameter(str(exc), param_hint="--robot") from None
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(f"cannot build robot {kind!r} with {options}: {exc}", param_hint="--robot-option") from None
+    if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("robot bridge on %s without --api-key: anyone who can reach this port can drive the robot", host)
     safe = SafeRobot(inner, limits, watchdog_timeout_s=watchdog)
     server = BridgeServer(safe, host=host, port=port, api_keys=list(api_key), keepalive_s=keepalive_s)
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 from ui import session
 from ui.api_client import ApiError, ApiUnreachable
+from ui.compat import FULL_WIDTH
 
 ESTOP_CSS = """
 <style>
@@ -41,7 +42,7 @@ def estop_panel(robot_id: str) -> None:
     api, who = session.client(), session.identity()
     status_box = st.container()
     message = None
-    if who.can("estop") and st.button("E-STOP", key="estop", type="primary", use_container_width=True):
+    if who.can("estop") and st.button("E-STOP", key="estop", type="primary", **FULL_WIDTH):
         try:
             api.estop(robot_id, reason="operator console e-stop")
         except (ApiError, ApiUnreachable) as exc:
@@ -63,7 +64,7 @@ def estop_panel(robot_id: str) -> None:
         if status.get("estopped"):
             st.markdown('<div class="estop-latched" data-testid="estop-latched">E-STOP LATCHED</div>',
                         unsafe_allow_html=True)
-            if who.can("estop:reset") and st.button("Reset e-stop", key="estop_reset", use_container_width=True):
+            if who.can("estop:reset") and st.button("Reset e-stop", key="estop_reset", **FULL_WIDTH):
                 try:
                     api.reset_estop(robot_id)
                 except (ApiError, ApiUnreachable) as exc:

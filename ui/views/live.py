@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from ui import session, voice
 from ui.api_client import ApiError, ApiUnreachable
+from ui.compat import FULL_WIDTH, embed_html
 from ui.components import live_view_html
 from ui.settings import ConsoleSettings
 
@@ -87,13 +87,13 @@ def active_task_panel(robot_id: str) -> None:
                 + (f" ({status['reason']})" if status.get("reason") else ""))
     if who.can("tasks:write"):
         pause_col, resume_col, abort_col = st.columns(3)
-        if pause_col.button("Pause", key="pause", disabled=state != "running", use_container_width=True):
+        if pause_col.button("Pause", key="pause", disabled=state != "running", **FULL_WIDTH):
             _call("Pause", api.pause, task_id)
             st.rerun(scope="fragment")
-        if resume_col.button("Resume", key="resume", disabled=state != "paused", use_container_width=True):
+        if resume_col.button("Resume", key="resume", disabled=state != "paused", **FULL_WIDTH):
             _call("Resume", api.resume, task_id)
             st.rerun(scope="fragment")
-        if abort_col.button("Abort", key="abort", use_container_width=True):
+        if abort_col.button("Abort", key="abort", **FULL_WIDTH):
             _call("Abort", api.abort, task_id)
             st.rerun(scope="fragment")
     try:
@@ -123,7 +123,7 @@ def render(robot: dict[str, Any] | None, settings: ConsoleSettings) -> None:
     description = robot.get("description") or {}
     st.subheader(f"Live: {robot['id']}" + (f" ({description.get('name')})" if description.get("name") else ""))
     if who.can("live"):
-        components.html(
+        embed_html(
             live_view_html(settings.browser_api_url, robot["id"], session.token(), fps=settings.live_fps),
             height=LIVE_HEIGHT,
         )

@@ -19,7 +19,7 @@ from ui.components import episode_player_html
 from ui.settings import ConsoleSettings
 
 OUTCOMES = ["succeeded", "failed", "aborted", "stopped-by-e-stop", "interrupted"]
-PLAYER_HEIGHT = 700
+PLAYER_HEIGHT = 740
 
 
 def _filters(robots: list[dict[str, Any]]) -> dict[str, Any]:

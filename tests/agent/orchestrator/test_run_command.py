@@ -21,7 +21,7 @@ def test_hearth_run_prints_trace_outcome_and_episode(tmp_path) -> None:
     episodes = tmp_path / "episodes"
     result = subprocess.run(
         [HEARTH, "run", "put the can in the sink", "--robot", "sim-kitchen", "--random-preset", "tiny",
-         "--robot-option", "camera_size=32", "--max-seconds", "20", "--episodes-dir", str(episodes),
+         "--robot-option", "camera_size=32", "--max-seconds", "10", "--episodes-dir", str(episodes),
          "--coach", "0.5:pick up the can"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
         env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
@@ -31,7 +31,7 @@ def test_hearth_run_prints_trace_outcome_and_episode(tmp_path) -> None:
     assert "subtask trace:" in out
     assert re.search(r"\[coach \] pick up the can", out)
     assert "coaching: Policy: " in out and "→ Relabeled: pick up the can" in out
-    assert re.search(r"outcome: failed \(time limit of 20s reached\)", out)
+    assert re.search(r"outcome: failed \(time limit of 10s reached\)", out)
     match = re.search(r"episode: (\S+) \(episode (\d+)\)", out)
     assert match, out
     from policy.data.reader import LeRobotDatasetReader

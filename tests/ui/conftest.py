@@ -52,13 +52,19 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def shoot(artifacts_dir: Path):
-    """page -> name -> screenshot saved as an artifact and under docs/screenshots/<name>.png."""
+    """page -> name -> screenshot saved as a test artifact.
+
+    With HEARTH_UPDATE_SCREENSHOTS=1 it is also copied to docs/screenshots/<name>.png (the README's pictures), so an
+    ordinary test run never leaves the working tree modified.
+    """
+    update_docs = os.environ.get("HEARTH_UPDATE_SCREENSHOTS") == "1"
 
     def take(page, name: str, full_page: bool = False) -> Path:
         path = artifacts_dir / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+        if update_docs:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
         return path
 
     return take

@@ -123,7 +123,9 @@ class SafeRobot(Robot):
     def _emit(self, kind: str, message: str, **details: object) -> None:
         event = SafetyEvent(kind=kind, message=message, details=details)
         self.events.append(event)
-        logger.info("safety %s: %s", kind, message)
+        # limit clamps can fire every tick for an untrained policy: keep them out of the default log (they still
+        # reach on_event); stops, latches and rejections are always worth a warning
+        logger.log(logging.DEBUG if kind.startswith(("limit_", "clamp")) else logging.WARNING, "safety %s: %s", kind, message)
         if self.on_event is not None:
             try:
                 self.on_event(event)

@@ -36,9 +36,15 @@ def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
             raise ValueError(f"robot id {entry.id!r} appears twice in deployment {config.name!r}")
         robot = make_robot(entry.kind, **entry.options)
         policy = PolicyClient(config.policy.url, api_key=config.policy.api_key, timeout_s=config.policy.timeout_s)
+        # System 2 gets its own connection so chunk requests never queue behind a subtask decode
+        s2_client = (
+            PolicyClient(config.policy.url, api_key=config.policy.api_key, timeout_s=config.system2.timeout_s)
+            if config.system2.backend == "local"
+            else None
+        )
         system2 = make_system2(
             config.system2.backend,
-            policy_client=policy,
+            policy_client=s2_client,
             openai_url=config.system2.openai_url,
             openai_model=config.system2.openai_model,
             openai_api_key=config.system2.openai_api_key,

@@ -269,13 +269,16 @@ class Pi05Model(nn.Module):
         return {"loss": loss, "flow_loss": flow_loss, "ce_loss": ce_loss}
 
     # ---- inference: actions ---------------------------------------------------------------------
-    @torch.no_grad()
-    def prefix_cache(self, batch: Pi05Batch) -> tuple[KVCache, Tensor]:
-        """Run the VLM once over images + prompt; returns per-layer keys/values and the prefix valid mask."""
+    def _run_prefix(self, batch: Pi05Batch, final_norm: bool) -> tuple[list[Tensor | None], KVCache, Tensor]:
+        """The VLM alone over images + prompt (bidirectional prefix): outputs, per-layer keys/values, valid mask.
+
+        Shared by action sampling (which only needs the cache) and subtask decoding (which also reads the
+        last valid position's output through the LM head, hence `final_norm`).
+        """
         prefix, prefix_pad, prefix_ar = self.embed_prefix(batch)
         mask = make_attn_mask(prefix_pad, prefix_ar)
         positions = torch.cumsum(prefix_pad.long(), dim=1) - 1
-        _, kv = joint_forward(
+        outs, kv = joint_forward(
             [self.vlm, self.expert],
             [prefix, None],
             [None, None],
@@ -283,8 +286,14 @@ class Pi05Model(nn.Module):
             positions,
             rope_max_wavelength=self.config.rope_max_wavelength,
             return_kv=True,
-            final_norm=False,
+            final_norm=final_norm,
         )
+        return outs, kv, prefix_pad
+
+    @torch.no_grad()
+    def prefix_cache(self, batch: Pi05Batch) -> tuple[KVCache, Tensor]:
+        """Run the VLM once over images + prompt; returns per-layer keys/values and the prefix valid mask."""
+        _, kv, prefix_pad = self._run_prefix(batch, final_norm=False)
         return kv, prefix_pad
 
     def denoise_step(self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
@@ -410,18 +419,7 @@ class Pi05Model(nn.Module):
         """
         eos = self.config.eos_token_id if eos_id is None else eos_id
         b = batch.batch_size
-        prefix, pad, ar = self.embed_prefix(batch)
-        mask = make_attn_mask(pad, ar)
-        positions = torch.cumsum(pad.long(), dim=1) - 1
-        outs, kv = joint_forward(
-            [self.vlm, self.expert],
-            [prefix, None],
-            [None, None],
-            mask,
-            positions,
-            rope_max_wavelength=self.config.rope_max_wavelength,
-            return_kv=True,
-        )
+        outs, kv, pad = self._run_prefix(batch, final_norm=True)
         lengths = pad.long().sum(-1)
         if bool((lengths == 0).any()):
             raise ValueError("every sample needs at least one valid prefix token")

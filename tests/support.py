@@ -103,3 +103,17 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) ->
         yield process
     finally:
         process.stop()
+
+
+def random_policy_for(description, preset: str = "tiny", seed: int = 0):
+    """A random-weight π₀.₅ whose cameras, state/action names and control rate match a robot description."""
+    from policy.inference import Pi05Policy
+
+    return Pi05Policy.build_random(
+        preset,
+        camera_names=tuple(description.camera_names),
+        state_names=description.state_names,
+        action_names=description.action_names,
+        control_hz=description.control_hz,
+        seed=seed,
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.support import PYTHON, ManagedProcess, free_port, wait_until
+from tests.support import PYTHON, ManagedProcess, free_port, random_policy_for, wait_until
 
 ROBOT_ID = "kitchen"
 CAMERA_SIZE = 64
@@ -25,7 +25,6 @@ STARTUP_TIMEOUT_S = 240.0
 
 def build_tiny_checkpoint(folder: Path) -> Path:
     """A random `tiny` π₀.₅ checkpoint with the sim kitchen's cameras, state and action names."""
-    from policy.inference import Pi05Policy
     from robots.registry import make_robot
 
     robot = make_robot("sim-kitchen", camera_size=CAMERA_SIZE, seed=0)
@@ -33,14 +32,7 @@ def build_tiny_checkpoint(folder: Path) -> Path:
         description = robot.describe()
     finally:
         robot.close()
-    policy = Pi05Policy.build_random(
-        "tiny",
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=0,
-    )
+    policy = random_policy_for(description)
     policy.save(folder)
     (folder / "robot.json").write_text(json.dumps({"tasks": description.tasks}))
     return folder

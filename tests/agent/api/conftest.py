@@ -14,6 +14,7 @@ import pytest
 
 from agent.settings import ApiConfig
 from tests.agent.api.support import ServedApp, make_tokens, role_clients
+from tests.support import random_policy_for
 
 ROBOT_ID = "kitchen"
 TASK = "put the can in the sink"
@@ -31,17 +32,7 @@ def sim_robot():
 
 @pytest.fixture(scope="package")
 def tiny_policy(sim_robot):
-    from policy.inference import Pi05Policy
-
-    description = sim_robot.describe()
-    return Pi05Policy.build_random(
-        "tiny",
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=0,
-    )
+    return random_policy_for(sim_robot.describe())
 
 
 @pytest.fixture(scope="package")

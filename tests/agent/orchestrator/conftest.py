@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import random_policy_for
+
 
 @pytest.fixture(scope="package")
 def sim_robot():
@@ -24,13 +26,7 @@ def sim_robot():
 @pytest.fixture(scope="package")
 def tiny_policy(sim_robot):
     """A random tiny π₀.₅ whose cameras and state/action names match the simulated robot."""
-    from policy.inference import Pi05Policy
-
-    description = sim_robot.describe()
-    return Pi05Policy.build_random(
-        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
-        action_names=description.action_names, control_hz=description.control_hz, seed=0,
-    )
+    return random_policy_for(sim_robot.describe())
 
 
 @pytest.fixture(scope="package")

@@ -60,18 +60,14 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
-    """Monotonic count (requests, errors). Only goes up."""
-
-    kind = "counter"
+class _ScalarMetric(_Metric):
+    """One float per label set: the storage, reading and rendering that counters and gauges share."""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()):
         super().__init__(name, help_text, label_names)
         self._values: dict[tuple[str, ...], float] = {}
 
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError("a counter can only increase")
+    def _add(self, amount: float, labels: dict[str, str]) -> None:
         key = self._key(labels)
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
@@ -86,14 +82,21 @@ class Counter(_Metric):
         return [f"{self.name}{_label_text(self.label_names, k)} {_format_value(v)}" for k, v in items]
 
 
-class Gauge(_Metric):
+class Counter(_ScalarMetric):
+    """Monotonic count (requests, errors). Only goes up."""
+
+    kind = "counter"
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        if amount < 0:
+            raise ValueError("a counter can only increase")
+        self._add(amount, labels)
+
+
+class Gauge(_ScalarMetric):
     """A value that goes up and down (open connections, queue depth)."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()):
-        super().__init__(name, help_text, label_names)
-        self._values: dict[tuple[str, ...], float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         key = self._key(labels)
@@ -101,21 +104,10 @@ class Gauge(_Metric):
             self._values[key] = float(value)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+        self._add(amount, labels)
 
     def dec(self, amount: float = 1.0, **labels: str) -> None:
-        self.inc(-amount, **labels)
-
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def samples(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return [f"{self.name}{_label_text(self.label_names, k)} {_format_value(v)}" for k, v in items]
+        self._add(-amount, labels)
 
 
 class Histogram(_Metric):

@@ -244,6 +244,15 @@ def save_lerobot_weights(model: Pi05Model, folder: str | Path, with_model_prefix
     return path
 
 
+def _require_pi05_variants(data: Mapping[str, Any], path: Path) -> None:
+    """Released π₀.₅ weights are gemma_2b + gemma_300m; other variants would load into the wrong shapes."""
+    if (
+        data.get("paligemma_variant", "gemma_2b") != "gemma_2b"
+        or data.get("action_expert_variant", "gemma_300m") != "gemma_300m"
+    ):
+        raise CheckpointError(f"{path}: only gemma_2b + gemma_300m checkpoints are supported")
+
+
 def lerobot_config(folder: str | Path) -> Pi05Config:
     """Build a Pi05Config from a LeRobot pi05 `config.json` (variants, chunk size, dims, resolution)."""
     path = Path(folder) / CONFIG_FILE
@@ -253,11 +262,7 @@ def lerobot_config(folder: str | Path) -> Pi05Config:
         raise CheckpointError(f"{path}: cannot read LeRobot config: {exc}") from None
     if data.get("type") not in (None, "pi05"):
         raise CheckpointError(f"{path}: policy type {data.get('type')!r} is not pi05")
-    if (
-        data.get("paligemma_variant", "gemma_2b") != "gemma_2b"
-        or data.get("action_expert_variant", "gemma_300m") != "gemma_300m"
-    ):
-        raise CheckpointError(f"{path}: only gemma_2b + gemma_300m checkpoints are supported")
+    _require_pi05_variants(data, path)
     resolution = data.get("image_resolution", [224, 224])
     if resolution[0] != 224 or resolution[1] != 224:
         raise CheckpointError(f"{path}: image_resolution {resolution} differs from SigLIP So400m/14's 224")
@@ -306,11 +311,7 @@ def openpi_config(folder: str | Path) -> Pi05Config:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: cannot read openpi config: {exc}") from None
-    if (
-        data.get("paligemma_variant", "gemma_2b") != "gemma_2b"
-        or data.get("action_expert_variant", "gemma_300m") != "gemma_300m"
-    ):
-        raise CheckpointError(f"{path}: only gemma_2b + gemma_300m checkpoints are supported")
+    _require_pi05_variants(data, path)
     return preset(
         "pi05",
         action_horizon=int(data.get("action_horizon", 50)),

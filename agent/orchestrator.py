@@ -975,8 +975,9 @@ class RobotRuntime:
         outcome = OUTCOMES[state]
         path = self._record("finish", outcome, success)
         path_text = str(path) if isinstance(path, str | Path) else None
+        saved = {} if path_text else {"episode_index": None}  # an empty episode is dropped; its index is reused
         self.queue.transition(active.record_id, state, reason, outcome=outcome, success=success,
-                              episode_path=path_text)
+                              episode_path=path_text, **saved)
         record = self.queue.get(active.record_id)
         self.bus.emit("episode", self.robot_id, active.record_id, phase="finished",
                       episode_index=record.episode_index, path=path_text, outcome=outcome, success=success)

@@ -92,13 +92,18 @@ class EpisodeRecorder:
         if self._active:
             self._submit(self._writer.add_event, kind, text)
 
-    def finish(self, outcome: str, success: bool | None = None) -> Path:
-        """End the episode and wait until it is on disk; returns the dataset root."""
+    def finish(self, outcome: str, success: bool | None = None) -> Path | None:
+        """End the episode and wait until it is on disk; returns the dataset root.
+
+        Returns None when nothing was saved (no episode running, or one with no frames, which the writer drops),
+        so callers never point people at an episode that does not exist.
+        """
         self._check_usable()
-        if self._active:
-            self._active = False
-            self._call(self._writer.end_episode, outcome, success)
-        return self.root
+        if not self._active:
+            return None
+        self._active = False
+        saved = self._call(self._writer.end_episode, outcome, success)
+        return self.root if saved is not None else None
 
     @property
     def backlog(self) -> int:

@@ -29,8 +29,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
+    """Package scope: Playwright's sync API keeps an asyncio loop running on the main thread while it is open,
+    which would break any later test that calls asyncio.run(); it closes as soon as the browser tests are done."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

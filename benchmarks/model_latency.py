@@ -83,7 +83,7 @@ def _measure(preset: str, device: str, threads: int, cameras: int, runs: int, wa
         for _ in range(warmup):
             model.sample_actions(batch, noise=noise)
         prefix_ms = timed(lambda: model.prefix_cache(batch), runs, name="prefix")
-        step_ms = timed(lambda: model.denoise_step(kv, pad, noise, t), runs, name="step")
+        step_ms = timed(lambda: model.denoise_step(kv, pad, noise, t, batch.state), runs, name="step")
         chunk_cpu: list[float] = []
         chunk_ms = timed(
             lambda: model.sample_actions(batch, noise=noise, num_steps=policy.config.num_steps),

@@ -44,11 +44,13 @@ def synthetic_prepared(folder: Path, preset_name: str, frames: int, max_len: int
     s1, s2 = sequences(75, 45), sequences(35, 6)
     actions = np.zeros((frames, h, config.max_action_dim), np.float32)
     actions[:, :, :12] = rng.normal(size=(frames, h, 12))
+    states = np.zeros((frames, config.max_state_dim), np.float32)
+    states[:, :12] = rng.uniform(-1, 1, size=(frames, 12))
     arrays = TrainingArrays(
         camera_names=["head", "wrist"], images=rng.integers(0, 255, (frames, 2, size, size, 3), dtype=np.uint8),
         actions=actions, action_dim=12, action_is_pad=np.zeros((frames, h), bool),
         s1_tokens=s1[0], s1_mask=s1[1], s1_loss=s1[2], s2_tokens=s2[0], s2_mask=s2[1], s2_loss=s2[2],
-        has_subtask=np.ones(frames, bool), episode_index=np.zeros(frames, np.int64),
+        has_subtask=np.ones(frames, bool), episode_index=np.zeros(frames, np.int64), states=states,
     )
     names = [f"d{i}" for i in range(12)]
     meta = {"camera_names": ["head", "wrist"], "state_names": names, "action_names": names, "control_hz": 20.0}

@@ -2,8 +2,9 @@
 
 The model works on normalized, padded tensors; this module owns the conversion both ways, the way
 openpi's transform pipeline does it (reference/openpi.md §4.1): images -> resize-with-pad -> [-1, 1];
-state -> quantile-normalize -> 256 bins in the prompt; actions -> unpad -> unnormalize. Bad input is
-refused with a PolicyInputError that says what is wrong; it never becomes a silent zero chunk.
+state -> quantile-normalize -> 256 bins in the prompt, and zero-padded into the continuous state token when
+the model has one; actions -> unpad -> unnormalize. Bad input is refused with a PolicyInputError that says
+what is wrong; it never becomes a silent zero chunk.
 """
 
 from __future__ import annotations
@@ -168,6 +169,9 @@ class Pi05Policy:
             "control_hz": float(metadata.get("control_hz", 20.0)),
             "image_size": config.image_size,
             "preset": config.preset,
+            # the robot interface the weights were trained on ("" / None: not recorded; agent/compat.py decides)
+            "robot_type": str(metadata.get("robot_type") or ""),
+            "robot_interface_version": _optional_int(metadata.get("robot_interface_version")),
         }
         self._lock = threading.Lock()
         self._chunk_ids = itertools.count()
@@ -183,9 +187,15 @@ class Pi05Policy:
         control_hz: float = 20.0,
         seed: int = 0,
         device: str | None = "cpu",
+        robot_type: str = "",
+        robot_interface_version: int | None = None,
         **overrides: Any,
     ) -> Pi05Policy:
-        """Randomly initialised policy with unit norm stats and the household tokenizer (tests, benchmarks)."""
+        """Randomly initialised policy with unit norm stats and the household tokenizer (tests, benchmarks).
+
+        Shaped for a robot, it should also carry the robot's ``robot_type`` and ``interface_version``: a named
+        policy without a version counts as trained on interface v1 (agent/compat.py).
+        """
         tokenizer = household_tokenizer()
         state_names = list(state_names) if state_names is not None else list(DEFAULT_STATE_NAMES)
         action_names = list(action_names) if action_names is not None else list(DEFAULT_ACTION_NAMES)
@@ -204,6 +214,8 @@ class Pi05Policy:
             "state_names": state_names,
             "action_names": action_names,
             "control_hz": control_hz,
+            "robot_type": robot_type,
+            "robot_interface_version": robot_interface_version,
         }
         return cls(model, tokenizer, NormStats.unit(len(state_names), len(action_names)), metadata, device=device)
 
@@ -279,6 +291,7 @@ class Pi05Policy:
         meta = {
             k: self.metadata[k] for k in ("camera_names", "state_names", "action_names", "control_hz", "action_horizon")
         }
+        meta.update({k: self.metadata[k] for k in ("robot_type", "robot_interface_version") if self.metadata[k]})
         write_config(folder, self.model.config, meta)
         self.norm_stats.save(folder / NORM_STATS_FILE)
         self.tokenizer.save(folder)
@@ -329,7 +342,7 @@ class Pi05Policy:
             raise PolicyInputError(f"{len(observations)} observations but {len(texts)} prompts")
         if not observations:
             raise PolicyInputError("no observations")
-        images, tokens, masks = [], [], []
+        images, tokens, masks, states = [], [], [], []
         for obs, text in zip(observations, texts, strict=True):
             if not isinstance(text, str) or not text.strip():
                 raise PolicyInputError("prompt must be a non-empty string")
@@ -341,12 +354,14 @@ class Pi05Policy:
             ids, mask = self._tokens(prompt)
             tokens.append(ids)
             masks.append(mask)
+            states.append(pad_last(state, self.config.max_state_dim))
         n_cam = len(self.metadata["camera_names"])
         return Pi05Batch(
             images=torch.stack(images).to(self.device, self.model.dtype),
             image_masks=torch.ones(len(observations), n_cam, dtype=torch.bool, device=self.device),
             tokens=torch.from_numpy(np.stack(tokens)).to(self.device),
             token_mask=torch.from_numpy(np.stack(masks)).to(self.device),
+            state=torch.from_numpy(np.stack(states)).to(self.device),
         )
 
     def _prev_actions(
@@ -484,6 +499,10 @@ def randomize_adaptive_norms(model: Pi05Model, seed: int, std: float = 0.02) -> 
                 param.copy_(torch.randn(param.shape, generator=generator, device="cpu") * std)
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _readme(metadata: Mapping[str, Any], config: Pi05Config) -> str:
     return (
         "# hearth π₀.₅ checkpoint\n\n"
@@ -491,7 +510,9 @@ def _readme(metadata: Mapping[str, Any], config: Pi05Config) -> str:
         f"- cameras: {', '.join(metadata['camera_names'])} ({config.image_size} px)\n"
         f"- state ({len(metadata['state_names'])}): {', '.join(metadata['state_names'])}\n"
         f"- actions ({len(metadata['action_names'])}): {', '.join(metadata['action_names'])}\n"
-        f"- action horizon: {config.action_horizon} at {metadata['control_hz']} Hz\n\n"
+        f"- action horizon: {config.action_horizon} at {metadata['control_hz']} Hz\n"
+        f"- robot interface: {metadata.get('robot_type') or 'robot type not recorded'}, "
+        f"v{metadata.get('robot_interface_version') or '1 (not recorded)'}\n\n"
         "Files: model.safetensors (weights), config.json (model config + robot metadata), "
         "norm_stats.json (openpi layout), tokenizer.json (prompt tokenizer).\n"
         "Load with `policy.inference.Pi05Policy.from_checkpoint(path)`.\n"

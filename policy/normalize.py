@@ -3,7 +3,9 @@
 π₀.₅ maps each dimension's [q01, q99] range onto [-1, 1] (openpi `Normalize(use_quantiles=True)`), so the
 state bins in the prompt and the flow-matching targets share one scale. We keep openpi's exact formula,
 including its 1e-6 epsilon and its "extra dimensions pass through unchanged" rule, so that stats files
-and checkpoints move between openpi and hearth without a numerical change.
+and checkpoints move between openpi and hearth without a numerical change. The one departure is in computing
+stats from data (`NormStats.from_arrays`): a range narrower than `min_range` is widened, see `widen_quantiles`.
+Stats read from a file are used exactly as stored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,26 @@ import numpy as np
 
 _EPS = 1e-6
 _REQUIRED = ("mean", "std", "q01", "q99")
+# Smallest q99 - q01 that stats computed from data may have, in each dimension's own units (rad, m, gripper units).
+DEFAULT_MIN_RANGE = 0.05
+
+
+def widen_quantiles(q01: np.ndarray, q99: np.ndarray, min_range: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Widen every dimension whose q99 - q01 is below `min_range` to exactly `min_range`, around its midpoint.
+
+    Why: the quantile formula divides by q99 - q01. A dimension that barely moves in the data, say an arm
+    joint whose 1%/99% quantiles are 0.004 rad apart, turns a 0.02 rad reset perturbation into ±12 after
+    normalization: far outside the [-1, 1] the model was trained on, in the state token, the prompt's bins
+    (which clip) and the flow targets alike. A floor on the range caps that gain at 2 / min_range per unit.
+    Symmetric widening keeps the midpoint, so values the data did cover still land near the middle.
+    `min_range` is one number for all dimensions or one per dimension (for robots whose units differ a lot).
+    """
+    min_range = np.asarray(min_range, np.float64)
+    if np.any(min_range < 0):
+        raise ValueError(f"min_range must be >= 0, got {min_range}")
+    q01, q99 = np.asarray(q01, np.float64), np.asarray(q99, np.float64)
+    middle, narrow = (q01 + q99) / 2.0, q99 - q01 < min_range
+    return np.where(narrow, middle - min_range / 2.0, q01), np.where(narrow, middle + min_range / 2.0, q99)
 
 
 @dataclass
@@ -115,8 +137,12 @@ class NormStats:
 
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> NormStats:
-        """Exact statistics over all rows of each [N, d] array (openpi approximates quantiles by histogram)."""
+    def from_arrays(cls, arrays: dict[str, np.ndarray], min_range: float | np.ndarray = DEFAULT_MIN_RANGE) -> NormStats:
+        """Exact statistics over all rows of each [N, d] array (openpi approximates quantiles by histogram).
+
+        Quantile ranges narrower than `min_range` (in each dimension's units) are widened, see `widen_quantiles`;
+        `min_range=0` gives the raw quantiles.
+        """
         features = {}
         for key, values in arrays.items():
             values = np.asarray(values, dtype=np.float64)
@@ -127,12 +153,8 @@ class NormStats:
                 raise ValueError(f"cannot compute norm stats for {key!r} from zero rows")
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"cannot compute norm stats for {key!r}: values contain NaN or inf")
-            features[key] = FeatureStats(
-                mean=values.mean(axis=0),
-                std=values.std(axis=0),
-                q01=np.quantile(values, 0.01, axis=0),
-                q99=np.quantile(values, 0.99, axis=0),
-            )
+            q01, q99 = widen_quantiles(np.quantile(values, 0.01, axis=0), np.quantile(values, 0.99, axis=0), min_range)
+            features[key] = FeatureStats(mean=values.mean(axis=0), std=values.std(axis=0), q01=q01, q99=q99)
         return cls(features)
 
     @classmethod

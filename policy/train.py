@@ -80,7 +80,8 @@ class PreparedData:
     norm_stats: Any  # policy.normalize.NormStats
     tokenizer: Any  # policy.tokenizers.text.TextTokenizer
     fast: Any | None  # policy.tokenizers.fast.FastTokenizer
-    meta: dict[str, Any]  # camera_names, state_names, action_names, control_hz, tasks, episodes, frames, source
+    # camera_names, state_names, action_names, control_hz, robot_type, robot_interface_version, tasks, episodes, ...
+    meta: dict[str, Any]
 
     def save(self, folder: Path, compress: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -125,6 +126,7 @@ def prepare_data(
     episode's end repeat its last action and are flagged in `action_is_pad` (LeRobot's convention), so the
     flow loss ignores them.
     """
+    from policy.data.layout import interface_version_of
     from policy.data.reader import LeRobotDatasetReader
     from policy.training.batching import ExampleEncoder, TrainSample
     from policy.training.data import episode_samples, resize_uint8
@@ -162,6 +164,7 @@ def prepare_data(
         max_action_dim=model_config.max_action_dim,
         loss=config.loss,
         fast=fast,
+        max_state_dim=model_config.max_state_dim,
     )
     arrays = TrainingArrays.build(samples, encoder, cameras, image_size)
     meta = {
@@ -170,6 +173,7 @@ def prepare_data(
         "action_names": reader.action_names,
         "control_hz": reader.fps,
         "robot_type": reader.info.get("robot_type", ""),
+        "robot_interface_version": interface_version_of(reader.info),
         "episodes": len(episodes),
         "frames": len(arrays),
         "tasks": sorted({s.task for _, s in samples}),
@@ -489,6 +493,16 @@ def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info:
         raise TrainingError(
             f"prepared data has action horizon {prepared.arrays.actions.shape[1]}, the model {model_config.action_horizon}"
         )
+    states = prepared.arrays.states
+    if model_config.state_token and states is None:
+        raise TrainingError(
+            "prepared data has no continuous states (it was prepared before the state token existed) but the model "
+            "has a state token: prepare the data again from the dataset, or set model.overrides.state_token: false"
+        )
+    if model_config.state_token and states.shape[1] != model_config.max_state_dim:
+        raise TrainingError(
+            f"prepared states are {states.shape[1]} wide but the model's max_state_dim is {model_config.max_state_dim}"
+        )
     return prepared
 
 
@@ -527,6 +541,9 @@ def export_checkpoint(
         "state_names": meta.get("state_names") or init_meta.get("state_names") or [],
         "action_names": meta.get("action_names") or init_meta.get("action_names") or [],
         "control_hz": meta.get("control_hz", 20.0),
+        # the robot interface the data was recorded on; None (old data) counts as v1, see agent/compat.py
+        "robot_type": meta.get("robot_type") or "",
+        "robot_interface_version": meta.get("robot_interface_version"),
     }
     fast_path = None
     if prepared.fast is not None:

@@ -68,6 +68,11 @@ class Pi05Config:
     # flow-matching loss cannot change the VLM; the VLM is trained by the text/FAST cross-entropy instead.
     knowledge_insulation: bool = False
     ce_loss_weight: float = 1.0
+    # π₀'s continuous state token (openpi src/openpi/models/pi0.py `state_proj`): the normalized state, projected
+    # to one expert token at the start of the suffix. π₀.₅ only writes the state into the prompt as 256 bins, and
+    # measurements showed System 1 ignoring it; the released pi05 weights have no such projection, so the `pi05`
+    # preset keeps this off and loads strictly.
+    state_token: bool = False
     # Text ids the model itself needs (System-2 decoding stops at EOS); PaliGemma uses pad 0, eos 1.
     eos_token_id: int = 1
     pad_token_id: int = 0
@@ -122,17 +127,25 @@ def _tiny() -> Pi05Config:
         expert=GemmaConfig(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16),
         vocab_size=4096,
         max_token_len=48,
+        state_token=True,
         preset="tiny",
     )
 
 
 def _sim_small() -> Pi05Config:
+    """The bundled household checkpoint's size: trainable on 2 CPU cores in hours.
+
+    Native 96 px camera frames (a 3-4 px object at 64 px was too small to line up with) cut into 12 px patches, so
+    each camera is still 64 tokens; a VLM as narrow as the expert, because on a CPU the prefix (two cameras +
+    prompt) dominates the step time and a 128-wide VLM doubled the samples per second of the 256-wide one.
+    """
     return Pi05Config(
-        vision=SiglipConfig(image_size=64, patch_size=8, width=128, depth=4, mlp_dim=512, num_heads=4),
-        vlm=GemmaConfig(width=256, depth=4, mlp_dim=1024, num_heads=4, num_kv_heads=1, head_dim=64),
-        expert=GemmaConfig(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=64),
+        vision=SiglipConfig(image_size=96, patch_size=12, width=128, depth=3, mlp_dim=512, num_heads=4),
+        vlm=GemmaConfig(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=32),
+        expert=GemmaConfig(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=32),
         vocab_size=4096,
-        max_token_len=64,
+        max_token_len=48,
+        state_token=True,
         preset="sim-small",
     )
 

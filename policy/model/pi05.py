@@ -5,13 +5,16 @@ x_t = t·noise + (1-t)·actions, the expert predicts u = noise - actions; the pr
 bidirectional and never sees the suffix; the 50 action tokens form one block that sees the valid prefix
 and itself; positions are cumsum(valid) - 1. Beyond openpi we add what the paper's hierarchy needs:
 cross-entropy on text targets through the tied LM head (System-2 subtasks, FAST tokens), knowledge
-insulation, greedy subtask decoding with a KV cache, and real-time-chunking guidance.
+insulation, greedy subtask decoding with a KV cache, and real-time-chunking guidance. Optionally
+(`Pi05Config.state_token`) the suffix starts with π₀'s continuous state token: prefix | state | actions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +36,8 @@ class Pi05Batch:
     token_loss_mask [B, L] bool (tokens predicted by the CE loss), actions [B, H, A] normalized and padded,
     action_mask [B, A] bool (real action dims), action_is_pad [B, H] bool (steps past an episode's end),
     has_actions [B] bool (samples that contribute to the flow loss, e.g. False for System-2-only samples).
+    state [B, max_state_dim] float: the normalized, zero-padded robot state, the same vector the prompt
+    discretizes; only models with `state_token` read it (and then require it).
     """
 
     images: Tensor
@@ -45,6 +50,7 @@ class Pi05Batch:
     action_mask: Tensor | None = None
     action_is_pad: Tensor | None = None
     has_actions: Tensor | None = None
+    state: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -100,6 +106,7 @@ class Pi05Model(nn.Module):
         self.action_out_proj = nn.Linear(expert.width, config.max_action_dim)
         self.time_mlp_in = nn.Linear(expert.width, expert.width)
         self.time_mlp_out = nn.Linear(expert.width, expert.width)
+        self.state_proj = nn.Linear(config.max_state_dim, expert.width) if config.state_token else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -116,6 +123,11 @@ class Pi05Model(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.action_in_proj.weight.device
+
+    @property
+    def num_state_tokens(self) -> int:
+        """Suffix tokens before the action tokens: 1 with the continuous state token, else 0."""
+        return 0 if self.state_proj is None else 1
 
     def num_image_tokens(self, num_cameras: int) -> int:
         return num_cameras * self.config.vision.num_patches
@@ -153,15 +165,48 @@ class Pi05Model(nn.Module):
         emb = F.silu(self.time_mlp_in(emb.to(self.dtype)))
         return F.silu(self.time_mlp_out(emb))
 
-    def embed_suffix(self, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        return self.action_in_proj(x_t.to(self.dtype)), self.time_condition(t)
+    def embed_suffix(self, x_t: Tensor, t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Suffix tokens [B, S + H, W_expert] (S = `num_state_tokens`) and their AdaRMS condition [B, W_expert].
+
+        With `state_token` the suffix opens with state_proj(state), as π₀ does (openpi pi0.py `embed_suffix`).
+        That token goes through the expert with the same time condition as the action tokens: one condition
+        per sequence keeps `joint_forward` as it is, and because only the action tokens' outputs are read, the
+        state token merely offers keys/values to them, which may as well depend on t.
+        """
+        actions = self.action_in_proj(x_t.to(self.dtype))
+        cond = self.time_condition(t)
+        if self.state_proj is None:
+            return actions, cond
+        state_token = self.state_proj(self._checked_state(state, actions.shape[0]).to(self.dtype))
+        return torch.cat([state_token[:, None, :], actions], dim=1), cond
+
+    def _checked_state(self, state: Tensor | None, batch_size: int) -> Tensor:
+        expected = (batch_size, self.config.max_state_dim)
+        if state is None:
+            raise ValueError(
+                f"this model has a continuous state token (config.state_token); the batch needs `state` {list(expected)}, "
+                "the normalized robot state zero-padded to max_state_dim"
+            )
+        if tuple(state.shape) != expected:
+            raise ValueError(f"state must have shape {list(expected)}, got {list(state.shape)}")
+        return state
 
     def _suffix_masks(self, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        horizon = self.config.action_horizon
-        pad = torch.ones(batch_size, horizon, dtype=torch.bool, device=device)
-        ar = torch.zeros(horizon, dtype=torch.bool, device=device)
-        ar[0] = True
-        return pad, ar[None].expand(batch_size, horizon)
+        """(pad, ar) of the suffix: blocks state | actions (π₀), or one action block without a state token.
+
+        Under `make_attn_mask` the state token sees only itself (and the prefix, granted by the callers), while
+        every action token sees the state token and all action tokens.
+        """
+        n_state, length = self.num_state_tokens, self.num_state_tokens + self.config.action_horizon
+        pad = torch.ones(batch_size, length, dtype=torch.bool, device=device)
+        ar = torch.zeros(length, dtype=torch.bool, device=device)
+        ar[0] = True  # the suffix never joins the prefix's block
+        ar[n_state] = True  # the action block starts after the state token (index 0 again without one)
+        return pad, ar[None].expand(batch_size, length)
+
+    def _action_velocity(self, suffix_out: Tensor) -> Tensor:
+        """Expert outputs of the whole suffix -> velocities [B, H, A]; the state token's output is discarded."""
+        return self.action_out_proj(suffix_out[:, self.num_state_tokens :]).float()
 
     def _suffix_visible_prefix(self, batch: Pi05Batch, prefix_pad: Tensor) -> Tensor:
         """Prefix tokens the action tokens may see: valid ones, minus CE targets (e.g. FAST action tokens)."""
@@ -190,7 +235,7 @@ class Pi05Model(nn.Module):
                 rope_max_wavelength=self.config.rope_max_wavelength,
             )
             return outs[0], None
-        suffix, cond = self.embed_suffix(x_t, t)
+        suffix, cond = self.embed_suffix(x_t, t, batch.state)
         b, lp, ls = prefix.shape[0], prefix.shape[1], suffix.shape[1]
         suffix_pad, suffix_ar = self._suffix_masks(b, prefix.device)
         visible = self._suffix_visible_prefix(batch, prefix_pad)
@@ -214,7 +259,7 @@ class Pi05Model(nn.Module):
     def velocity(self, batch: Pi05Batch, x_t: Tensor, t: Tensor) -> Tensor:
         """Uncached velocity v(x_t, t) from one joint pass (training path; reference for the cached path)."""
         _, suffix_out = self.forward_joint(batch, x_t, t)
-        return self.action_out_proj(suffix_out).float()
+        return self._action_velocity(suffix_out)
 
     # ---- training --------------------------------------------------------------------------------
     def sample_time(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
@@ -248,7 +293,7 @@ class Pi05Model(nn.Module):
         zero = prefix_out.sum() * 0.0
         flow_loss = zero
         if has_flow:
-            v = self.action_out_proj(suffix_out).float()
+            v = self._action_velocity(suffix_out)
             weight = torch.ones_like(v)
             if batch.action_mask is not None:
                 weight = weight * batch.action_mask.float()[:, None, :]
@@ -296,13 +341,19 @@ class Pi05Model(nn.Module):
         _, kv, prefix_pad = self._run_prefix(batch, final_norm=False)
         return kv, prefix_pad
 
-    def denoise_step(self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
-        """Velocity from the expert alone, attending to the cached prefix (read-only)."""
+    def denoise_step(
+        self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor, state: Tensor | None = None
+    ) -> Tensor:
+        """Velocity from the expert alone, attending to the cached prefix (read-only).
+
+        `state` ([B, max_state_dim]) is required with `state_token`; its token is recomputed every step (it is
+        one token, and its keys/values depend on t through AdaRMS), as openpi's π₀ does.
+        """
         b, lp = prefix_pad.shape
-        suffix, cond = self.embed_suffix(x_t, t)
+        suffix, cond = self.embed_suffix(x_t, t, state)
         suffix_pad, suffix_ar = self._suffix_masks(b, suffix.device)
-        horizon = suffix.shape[1]
-        mask = torch.cat([prefix_pad[:, None, :].expand(b, horizon, lp), make_attn_mask(suffix_pad, suffix_ar)], dim=2)
+        length = suffix.shape[1]
+        mask = torch.cat([prefix_pad[:, None, :].expand(b, length, lp), make_attn_mask(suffix_pad, suffix_ar)], dim=2)
         positions = prefix_pad.sum(-1, keepdim=True) + torch.cumsum(suffix_pad.long(), dim=1) - 1
         outs, _ = joint_forward(
             [self.vlm, self.expert],
@@ -313,7 +364,7 @@ class Pi05Model(nn.Module):
             rope_max_wavelength=self.config.rope_max_wavelength,
             past_kv=kv,
         )
-        return self.action_out_proj(outs[1]).float()
+        return self._action_velocity(outs[1])
 
     @torch.no_grad()
     def sample_actions(
@@ -344,6 +395,7 @@ class Pi05Model(nn.Module):
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
         kv, prefix_pad = self.prefix_cache(batch)
+        step_velocity = functools.partial(self.denoise_step, kv, prefix_pad, state=batch.state)
         guide = None
         if prev_actions is not None:
             guide = self._rtc_targets(prev_actions, delay, prev_lengths, shape, device)
@@ -353,9 +405,9 @@ class Pi05Model(nn.Module):
             t_value = 1.0 + step * dt
             t = torch.full((b,), t_value, device=device, dtype=torch.float32)
             if guide is None:
-                v = self.denoise_step(kv, prefix_pad, x, t)
+                v = step_velocity(x, t)
             else:
-                v = self._guided_velocity(kv, prefix_pad, x, t, t_value, guide, max_guidance_weight)
+                v = self._guided_velocity(step_velocity, x, t, t_value, guide, max_guidance_weight)
             x = x + dt * v
         return x
 
@@ -382,8 +434,7 @@ class Pi05Model(nn.Module):
 
     def _guided_velocity(
         self,
-        kv: KVCache,
-        prefix_pad: Tensor,
+        step_velocity: Callable[[Tensor, Tensor], Tensor],
         x: Tensor,
         t: Tensor,
         t_value: float,
@@ -394,7 +445,7 @@ class Pi05Model(nn.Module):
         target, weights = guide
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            v = self.denoise_step(kv, prefix_pad, x_in, t)
+            v = step_velocity(x_in, t)
             predicted = x_in - t[:, None, None] * v  # estimate of the clean chunk (t=0)
             error = (target - predicted) * weights[:, :, None]
             (grad,) = torch.autograd.grad(predicted, x_in, grad_outputs=error)

@@ -1,10 +1,11 @@
 """Co-training examples: every frame of the dataset is encoded once as a System-1 AND a System-2 example.
 
 - System 1 (action) example: `Task: {subtask}, State: {bins};\\nAction: ` followed by the chunk's FAST tokens and
-  EOS as CE targets (when `fast_ce`), plus the continuous chunk as the flow-matching target. The action expert
-  never attends to the FAST tokens (the model hides loss-masked prefix tokens from the suffix), so it cannot
-  copy the answer; with knowledge insulation the flow loss does not reach the VLM, which learns actions
-  through the FAST CE instead (arXiv 2505.23705).
+  EOS as CE targets (when `fast_ce`), plus the continuous chunk as the flow-matching target and, for models with
+  a state token, the continuous normalized state (`normalized_state`). The action expert never attends to the
+  FAST tokens (the model hides loss-masked prefix tokens from the suffix), so it cannot copy the answer; with
+  knowledge insulation the flow loss does not reach the VLM, which learns actions through the FAST CE instead
+  (arXiv 2505.23705).
 - System 2 (subtask) example: `Task: {task}, State: {bins};\\nSubtask: ` followed by the subtask text and EOS as
   CE targets; no flow loss (`has_actions` False), because at inference the expert is conditioned on the
   System-1 prompt, never on the System-2 one.
@@ -55,6 +56,7 @@ class ExampleEncoder:
     max_action_dim: int
     loss: LossSettings
     fast: object | None = None  # policy.tokenizers.fast.FastTokenizer
+    max_state_dim: int = 32  # the model's; every preset uses 32, and the model rejects a state of another width
 
     def fast_text_ids(self, actions_norm: np.ndarray) -> list[int]:
         ids = list(self.fast.encode(actions_norm))[: self.loss.max_fast_tokens]
@@ -68,6 +70,16 @@ class ExampleEncoder:
         padded = np.zeros((actions_norm.shape[0], self.max_action_dim), np.float32)
         padded[:, :d] = actions_norm
         return padded, actions_norm
+
+    def normalized_state(self, sample: TrainSample) -> np.ndarray:
+        """float32 [max_state_dim]: the state the prompt discretizes, zero-padded for the continuous state token."""
+        state_norm = self.norm_stats.normalize("state", sample.state)
+        d = state_norm.shape[-1]
+        if d > self.max_state_dim:
+            raise ValueError(f"state dim {d} exceeds the model's max_state_dim {self.max_state_dim}")
+        padded = np.zeros(self.max_state_dim, np.float32)
+        padded[:d] = state_norm
+        return padded
 
     def encode(self, sample: TrainSample) -> tuple[EncodedExample, EncodedExample | None, np.ndarray]:
         state_norm = self.norm_stats.normalize("state", sample.state)

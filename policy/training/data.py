@@ -76,6 +76,8 @@ class TrainingArrays:
     s2_loss: np.ndarray
     has_subtask: np.ndarray  # bool [N]
     episode_index: np.ndarray  # int64 [N]
+    # float32 [N, max_state_dim] normalized, zero-padded, for the state token; None in data prepared before it existed
+    states: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -84,7 +86,7 @@ class TrainingArrays:
     def build(
         cls, samples: Iterable[tuple[int, TrainSample]], encoder: ExampleEncoder, camera_names: Sequence[str], image_size: int
     ) -> TrainingArrays:
-        images, actions, pads, episodes = [], [], [], []
+        images, actions, pads, episodes, states = [], [], [], [], []
         s1, s2, has = [], [], []
         empty = None
         for episode, sample in samples:
@@ -99,6 +101,7 @@ class TrainingArrays:
             s2.append(ex2 if ex2 is not None else empty)
             has.append(ex2 is not None)
             actions.append(padded)
+            states.append(encoder.normalized_state(sample))
             pads.append(np.asarray(sample.action_is_pad, bool))
             episodes.append(episode)
         if not images:
@@ -118,6 +121,7 @@ class TrainingArrays:
             s2_loss=np.stack([e.loss_mask for e in s2]),
             has_subtask=np.asarray(has, bool),
             episode_index=np.asarray(episodes, np.int64),
+            states=np.stack(states),
         )
 
     # ---- files -----------------------------------------------------------------------------------
@@ -131,14 +135,16 @@ class TrainingArrays:
         meta = json.dumps({"camera_names": self.camera_names, "action_dim": self.action_dim})
         tmp = path.with_name(path.name + ".tmp.npz")
         writer = np.savez_compressed if compress else np.savez
-        writer(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
+        optional = {"states": self.states} if self.states is not None else {}
+        writer(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS}, **optional)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> TrainingArrays:
         with np.load(Path(path), allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            return cls(camera_names=meta["camera_names"], action_dim=int(meta["action_dim"]),
+            states = data["states"] if "states" in data.files else None
+            return cls(camera_names=meta["camera_names"], action_dim=int(meta["action_dim"]), states=states,
                        **{k: data[k] for k in cls._ARRAYS})
 
     # ---- batching --------------------------------------------------------------------------------
@@ -151,6 +157,7 @@ class TrainingArrays:
             s1=tuple(torch.from_numpy(a).to(device) for a in (self.s1_tokens, self.s1_mask, self.s1_loss)),
             s2=tuple(torch.from_numpy(a).to(device) for a in (self.s2_tokens, self.s2_mask, self.s2_loss)),
             has_subtask=torch.from_numpy(self.has_subtask).to(device),
+            states=torch.from_numpy(self.states).to(device) if self.states is not None else None,
         )
 
 
@@ -165,6 +172,7 @@ class TorchArrays:
     s1: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     s2: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     has_subtask: torch.Tensor
+    states: torch.Tensor | None = None
 
     def batch(self, indices: torch.Tensor, system2: torch.Tensor) -> Pi05Batch:
         """indices [B] into the frames; system2 [B] bool asks for the subtask example (where one exists)."""
@@ -188,6 +196,7 @@ class TorchArrays:
             action_mask=self.action_mask[None].expand(b, -1),
             action_is_pad=self.action_is_pad[indices],
             has_actions=~use_s2,
+            state=self.states[indices] if self.states is not None else None,
         )
 
 

@@ -174,6 +174,27 @@ def test_pi05_key_table_matches_lerobot_pi05_base() -> None:
     assert EMBED_KEY not in shapes
 
 
+def test_state_token_is_saved_and_configs_without_it_load_as_before(policy: Pi05Policy, tmp_path) -> None:
+    import dataclasses
+
+    from policy.checkpoints import load_weights
+
+    policy.save(tmp_path / "with")
+    assert "state_proj.weight" in load_file(str(tmp_path / "with" / "model.safetensors"))
+    # a checkpoint written before the flag existed: no state_token in config.json, no state_proj weights
+    older = Pi05Policy.build_random("tiny", seed=3, state_token=False, **NAMES)
+    older.save(tmp_path / "older")
+    config_path = tmp_path / "older" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["model"]["state_token"]
+    config_path.write_text(json.dumps(config))
+    loaded = Pi05Policy.from_checkpoint(tmp_path / "older", device="cpu")
+    assert not loaded.config.state_token and loaded.model.state_proj is None
+    np.testing.assert_array_equal(_actions(loaded), _actions(older))
+    with pytest.raises(CheckpointError, match=r"missing keys \(2\): state_proj.bias, state_proj.weight"):
+        load_weights(Pi05Model(dataclasses.replace(loaded.config, state_token=True)), tmp_path / "older")
+
+
 def test_from_checkpoint_refuses_foreign_folders(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         Pi05Policy.from_checkpoint(tmp_path / "nope")

@@ -154,6 +154,19 @@ def test_bad_input_is_refused_clearly(policy: Pi05Policy) -> None:
         policy.act(obs, "x", noise=np.zeros((3, 3)))
 
 
+def test_batch_carries_the_normalized_padded_state_and_actions_follow_it(policy: Pi05Policy) -> None:
+    obs = _obs(3)
+    batch = policy.make_batch([obs], ["open the fridge"])
+    state = batch.state.numpy()
+    assert state.shape == (1, policy.config.max_state_dim)
+    np.testing.assert_array_equal(state[0, :4], policy.normalized_state(obs))
+    assert not state[0, 4:].any()
+    moved = _obs(3, state=obs.state + 0.5)  # same images, another state
+    a = policy.act(obs, "open the fridge", noise=_noise(policy)).actions
+    b = policy.act(moved, "open the fridge", noise=_noise(policy)).actions
+    assert np.abs(a - b).max() > 1e-4
+
+
 def test_save_and_reload_reproduces_actions(policy: Pi05Policy, tmp_path) -> None:
     policy.save(tmp_path / "ckpt")
     for name in ("model.safetensors", "config.json", "norm_stats.json", "tokenizer.json", "README.md"):

@@ -75,3 +75,36 @@ def test_unit_stats_are_identity() -> None:
     stats = NormStats.unit(3, 2)
     x = np.array([-0.7, 0.0, 0.9], np.float32)
     np.testing.assert_allclose(stats.normalize("state", x), x, atol=1e-6)
+
+
+def test_narrow_ranges_are_widened_when_computed_but_stored_stats_are_kept(tmp_path) -> None:
+    """A joint that barely moves in the data must not turn a small perturbation into a huge normalized value."""
+    rng = np.random.default_rng(2)
+    still = 0.3 + rng.uniform(-0.002, 0.002, 1000)  # q99 - q01 ≈ 0.004 rad
+    moving = rng.uniform(-1.0, 1.0, 1000)
+    values = np.stack([still, moving], axis=1)
+    raw = NormStats.from_arrays({"state": values}, min_range=0.0)["state"]
+    assert raw.q99[0] - raw.q01[0] < 0.005
+    perturbed = np.array([0.3 + 0.02, 0.0], np.float32)  # a 0.02 rad reset offset
+    assert abs(NormStats({"state": raw}).normalize("state", perturbed)[0]) > 9.0
+
+    stats = NormStats.from_arrays({"state": values})  # default min_range 0.05
+    s = stats["state"]
+    assert s.q99[0] - s.q01[0] == pytest.approx(0.05, abs=1e-6)
+    assert (s.q01[0] + s.q99[0]) / 2 == pytest.approx((raw.q01[0] + raw.q99[0]) / 2, abs=1e-6)  # same midpoint
+    assert s.q01[1] == raw.q01[1] and s.q99[1] == raw.q99[1]  # wide dimensions are untouched
+    assert s.mean[0] == raw.mean[0] and s.std[0] == raw.std[0]
+    assert abs(stats.normalize("state", perturbed)[0]) == pytest.approx(0.8, abs=0.05)
+
+    # per-dimension floors, and bad floors
+    per_dim = NormStats.from_arrays({"state": values}, min_range=np.array([0.1, 3.0]))["state"]
+    assert per_dim.q99[0] - per_dim.q01[0] == pytest.approx(0.1, abs=1e-6)
+    assert per_dim.q99[1] - per_dim.q01[1] == pytest.approx(3.0, abs=1e-6)
+    with pytest.raises(ValueError, match="min_range"):
+        NormStats.from_arrays({"state": values}, min_range=-1.0)
+
+    # a stored file is read as it is, narrow range and all
+    NormStats({"state": raw}).save(tmp_path)
+    loaded = NormStats.load(tmp_path)["state"]
+    np.testing.assert_array_equal(loaded.q01, raw.q01)
+    np.testing.assert_array_equal(loaded.q99, raw.q99)

@@ -21,7 +21,7 @@ def randomize_(module: nn.Module, seed: int = 0, std: float = 0.05) -> nn.Module
 def random_batch(
     config: Pi05Config, batch_size: int = 2, num_cameras: int = 2, seed: int = 0, text_len: int = 12
 ) -> Pi05Batch:
-    """Random images/prompts with some padding and one absent camera, plus training targets."""
+    """Random images/prompts/states with some padding and one absent camera, plus training targets."""
     g = torch.Generator().manual_seed(seed)
     size = config.image_size
     lengths = torch.tensor([text_len - 3 - i for i in range(batch_size)]).clamp(min=2)
@@ -32,6 +32,8 @@ def random_batch(
     action_mask = torch.zeros(batch_size, config.max_action_dim, dtype=torch.bool)
     action_mask[:, :7] = True
     actions = torch.randn(batch_size, config.action_horizon, config.max_action_dim, generator=g) * action_mask[:, None]
+    state = torch.zeros(batch_size, config.max_state_dim)
+    state[:, :8] = torch.rand(batch_size, 8, generator=g) * 2 - 1  # 8 real state dims, zero-padded like the policy's
     return Pi05Batch(
         images=torch.rand(batch_size, num_cameras, 3, size, size, generator=g) * 2 - 1,
         image_masks=image_masks,
@@ -39,4 +41,5 @@ def random_batch(
         token_mask=token_mask,
         actions=actions,
         action_mask=action_mask,
+        state=state,
     )

@@ -23,14 +23,25 @@ def model() -> Pi05Model:
     return _tiny()
 
 
+def _count(config: Pi05Config) -> int:
+    return sum(p.numel() for p in Pi05Model(config).parameters())
+
+
 def test_preset_sizes() -> None:
-    tiny = sum(p.numel() for p in Pi05Model(preset("tiny")).parameters())
-    small = sum(p.numel() for p in Pi05Model(preset("sim-small")).parameters())
-    assert tiny < 5_000_000
-    assert 1_000_000 < small < 50_000_000
+    tiny = _count(preset("tiny"))
+    small = _count(preset("sim-small"))
+    # the state token's projection (max_state_dim·W + W) took tiny from 388,352 to 389,408; sim-small is the
+    # 96 px / 128-wide-VLM preset of the bundled checkpoint (was 7,316,768 at 64 px with a 256-wide VLM)
+    assert tiny == 389_408
+    assert small == 3_592_608
+    for name, total in (("tiny", tiny), ("sim-small", small)):
+        config = preset(name)
+        assert config.state_token
+        assert total - _count(preset(name, state_token=False)) == (config.max_state_dim + 1) * config.expert.width
     assert preset("sim-small").image_size <= 128
     with torch.device("meta"):
         full = Pi05Model(preset("pi05"))
+    assert full.state_proj is None  # the released weights have no state token
     assert sum(p.numel() for p in full.parameters()) == 3_616_757_520
 
 
@@ -64,6 +75,31 @@ def test_attention_mask_semantics() -> None:
     assert not mask[3].any()  # a padded token sees nothing
 
 
+def test_state_token_forms_pi0s_middle_block(model: Pi05Model) -> None:
+    """prefix | state | actions: the state token sees only itself in the suffix, actions see the state and all actions."""
+    pad, ar = model._suffix_masks(1, torch.device("cpu"))
+    assert model.num_state_tokens == 1 and pad.shape == (1, 1 + model.config.action_horizon)
+    mask = make_attn_mask(pad, ar)[0]
+    assert mask[0, 0] and not mask[0, 1:].any()
+    assert mask[1:].all()
+
+
+def test_actions_follow_the_state_only_through_the_state_token(model: Pi05Model) -> None:
+    batch = random_batch(model.config)
+    x = torch.randn_like(batch.actions)
+    t = torch.tensor([0.3, 0.7])
+    flipped = dataclasses.replace(batch, state=-batch.state)
+    plain = _tiny(state_token=False)
+    with torch.no_grad():
+        assert (model.velocity(batch, x, t) - model.velocity(flipped, x, t)).abs().max() > 1e-5  # float noise: ~1e-7
+        assert torch.equal(plain.velocity(batch, x, t), plain.velocity(flipped, x, t))
+        assert torch.equal(plain.velocity(batch, x, t), plain.velocity(dataclasses.replace(batch, state=None), x, t))
+    with pytest.raises(ValueError, match="needs `state`"):
+        model.velocity(dataclasses.replace(batch, state=None), x, t)
+    with pytest.raises(ValueError, match="state must have shape"):
+        model.sample_actions(dataclasses.replace(batch, state=batch.state[:, :8]))
+
+
 def test_fixed_noise_is_deterministic(model: Pi05Model) -> None:
     batch = random_batch(model.config)
     noise = torch.randn(2, model.config.action_horizon, 32, generator=torch.Generator().manual_seed(7))
@@ -89,7 +125,7 @@ def test_kv_cached_sampling_equals_uncached_forward(model: Pi05Model) -> None:
     kv, pad = model.prefix_cache(batch)
     t = torch.tensor([0.37, 0.81])
     with torch.no_grad():
-        diff = (model.denoise_step(kv, pad, noise, t) - model.velocity(batch, noise, t)).abs().max()
+        diff = (model.denoise_step(kv, pad, noise, t, batch.state) - model.velocity(batch, noise, t)).abs().max()
     assert diff.item() <= 1e-5
 
 

@@ -12,6 +12,9 @@ from the caller's thread, and the task bookkeeping follows on the next tick.
 
 Faults: if the worker is gone (PolicyUnavailable) or late beyond `worker_late_s`, the robot holds still, the
 task pauses with the reason, the worker is probed, and the task resumes by itself when the worker answers.
+A worker whose metadata frame does not fit the robot (agent/compat.py: another interface version, other action
+names, ...) is reported as an error event at start-up, and every chunk is checked before it is used: the task
+fails with that message and the robot never executes the chunk.
 Pause causes stack (operator, worker, System 2, waiting for a coach): the task runs only when none is left.
 """
 
@@ -22,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from agent.coaching import CoachingState, interpret, relabel_text
+from agent.compat import PolicyMismatchError, check_policy_fits_robot
 from agent.config import StrictModel
 from agent.events import EventBus
 from agent.executor import BackgroundCaller, ChunkRequest, RtcExecutor
@@ -106,6 +110,15 @@ def _clone_policy(policy: Any) -> Any | None:
     return None
 
 
+def _check_fits(policy: Any, description: Any, source: str) -> None:
+    """PolicyMismatchError unless the policy's metadata (a worker's metadata frame) fits the robot; a policy without
+    metadata is not checked here (the chunk's action count still is). On a caller thread: reading a client's
+    metadata may connect."""
+    metadata = getattr(policy, "metadata", None)
+    if isinstance(metadata, Mapping):
+        check_policy_fits_robot(metadata, description, source)
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     from policy.client import PolicyUnavailable
 
@@ -162,6 +175,8 @@ class RobotRuntime:
         self.recorder = recorder
         self.bus = bus
         self.description = self.robot.describe()
+        url = getattr(policy, "url", None)
+        self._policy_source = f"policy worker {url}" if url else "the policy"
         self.control_hz = float(self.config.control_hz or self.description.control_hz)
         self.period = 1.0 / self.control_hz
         self.queue = TaskQueue(robot_id, on_transition=self._on_transition)
@@ -449,7 +464,7 @@ class RobotRuntime:
             self._error("robot", f"first observation failed: {exc}")
         for caller, policy in zip(self._s1, self._s1_policies, strict=True):
             if hasattr(type(policy), "metadata"):  # the class: reading the property would connect (and raise)
-                caller.submit(("warmup", -1), lambda p=policy: p.metadata)
+                caller.submit(("warmup", -1), lambda p=policy: _check_fits(p, self.description, self._policy_source))
 
     def _loop(self) -> None:
         self._warm_up()
@@ -459,6 +474,8 @@ class RobotRuntime:
             self._run_commands()
             if self._active is None and not self._start_next():
                 now = time.monotonic()
+                # warm-up answers arrive while idle: a worker that does not fit the robot is reported right away
+                self._collect_system1(self._tick, now, self._poll_s1())
                 if self.config.idle_observe_hz > 0 and now >= idle_next_obs:
                     idle_next_obs = now + 1.0 / self.config.idle_observe_hz
                     try:
@@ -610,15 +627,24 @@ class RobotRuntime:
         policy = self._s1_policies[index]
         request = self.executor.build_request(tick, obs, subtask)
         prev, delay = request.prev_chunk, request.delay
-        if not self._s1[index].submit(("act", self._epoch, request),
-                                      lambda: policy.act(obs, subtask, prev_chunk=prev, delay=delay)):
+        description, source = self.description, self._policy_source
+
+        def act() -> Any:
+            result = policy.act(obs, subtask, prev_chunk=prev, delay=delay)
+            _check_fits(policy, description, source)  # after the call: the metadata of the connection that answered
+            return result
+
+        if not self._s1[index].submit(("act", self._epoch, request), act):
             self.executor.request_failed(request)
 
     def _collect_system1(self, tick: int, now: float, results: list) -> None:
         for result in results:
             kind, epoch = result.tag[0], result.tag[1]
             if kind == "warmup":
-                if result.error is None and self._worker_status == "unknown":
+                if isinstance(result.error, PolicyMismatchError):
+                    if self._last_error != f"worker: {result.error}":  # one report, not one per connection
+                        self._error("worker", str(result.error))
+                elif result.error is None and self._worker_status == "unknown":
                     self._worker_status = "ok"
                 continue
             if kind == "probe":
@@ -633,6 +659,9 @@ class RobotRuntime:
                 self.executor.request_failed(request)
                 if _is_unavailable(result.error):
                     self._worker_lost(f"policy worker unavailable: {result.error}")
+                elif isinstance(result.error, PolicyMismatchError):
+                    self._error("worker", str(result.error))
+                    self._finish(TaskState.FAILED, str(result.error))
                 else:
                     self._error("worker", str(result.error))
                     self._finish(TaskState.FAILED, f"policy worker error: {result.error}")

@@ -45,6 +45,7 @@ class EpisodeRecorder:
             state_names=description.state_names,
             action_names=description.action_names,
             live=live_video,
+            robot_interface_version=description.interface_version,
         )
         self._queue: queue.Queue[tuple[Callable[..., Any], tuple, Future | None]] = queue.Queue()
         self._error: BaseException | None = None

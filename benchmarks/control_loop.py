@@ -153,6 +153,7 @@ def _worker_process(description):
     policy = Pi05Policy.build_random(
         "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
         action_names=description.action_names, control_hz=description.control_hz, seed=0,
+        robot_type=description.robot_type, robot_interface_version=description.interface_version,
     )
     with tempfile.TemporaryDirectory() as folder:
         policy.save(Path(folder) / "tiny")

@@ -105,7 +105,8 @@ class PolicyClient:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The worker's metadata frame (camera/state/action names, horizon, control rate); connects if needed."""
+        """The worker's metadata frame (camera/state/action names, horizon, control rate, the robot interface it was
+        trained on); connects if needed."""
         with self._lock:
             if self._conn is None:
                 self._conn = self._connect()

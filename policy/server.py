@@ -1,6 +1,8 @@
 """The policy worker: an openpi-compatible WebSocket server for System 1 (actions) and System 2 (subtasks).
 
-Wire (reference/openpi.md §3.9): on open the server sends one binary msgpack frame with metadata; then each
+Wire (reference/openpi.md §3.9): on open the server sends one binary msgpack frame with metadata (the policy's
+camera/state/action names, horizon, control rate, and the robot interface it was trained on: `robot_type` and
+`robot_interface_version`, None when not recorded, so a remote agent can refuse a mismatch); then each
 binary request `msgpack(obs)` gets one binary reply with `actions`, `server_timing` and `policy_timing`. Errors
 are a text frame (the message, or a traceback for internal failures) followed by close 1011 — exactly what the
 unmodified `openpi_client.WebsocketClientPolicy` expects. `GET /healthz` answers "OK\n"; `GET /metrics` answers

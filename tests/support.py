@@ -106,7 +106,7 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) ->
 
 
 def random_policy_for(description, preset: str = "tiny", seed: int = 0):
-    """A random-weight π₀.₅ whose cameras, state/action names and control rate match a robot description."""
+    """A random-weight π₀.₅ whose cameras, state/action names, control rate and robot interface match a robot."""
     from policy.inference import Pi05Policy
 
     return Pi05Policy.build_random(
@@ -116,4 +116,6 @@ def random_policy_for(description, preset: str = "tiny", seed: int = 0):
         action_names=description.action_names,
         control_hz=description.control_hz,
         seed=seed,
+        robot_type=description.robot_type,
+        robot_interface_version=description.interface_version,
     )

@@ -167,11 +167,19 @@ def _in_process_worker(checkpoint: Path | None, preset: str, description, seed: 
     from policy.server import PolicyServer
 
     if checkpoint is not None:
+        from agent.compat import PolicyMismatchError, check_policy_fits_robot
+
         policy = Pi05Policy.from_checkpoint(checkpoint)
+        try:
+            check_policy_fits_robot(policy.metadata, description, f"checkpoint {checkpoint}")
+        except PolicyMismatchError as exc:  # refused before the robot moves: one line, no traceback
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     else:
         policy = Pi05Policy.build_random(
             preset, camera_names=tuple(description.camera_names), state_names=description.state_names,
             action_names=description.action_names, control_hz=description.control_hz, seed=seed,
+            robot_type=description.robot_type, robot_interface_version=description.interface_version,
         )
     server = PolicyServer(policy, host="127.0.0.1", port=0)
     with server.run_in_thread() as port:

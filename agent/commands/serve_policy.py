@@ -3,6 +3,9 @@
 Heavy imports (torch, the model) happen inside the command so `hearth --help` stays fast. The bound URL is
 printed once listening (port 0 picks a free port, and scripts read the line); SIGTERM and SIGINT stop the
 server cleanly: open connections are closed with 1001 and the inference thread is joined.
+
+`--robot NAME` refuses to start a checkpoint that does not fit that robot (agent/compat.py: interface version,
+action/state names, cameras), so a worker never serves actions in units the robot does not speak.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ def command(
     device: str | None = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu)."),
     cameras: str | None = typer.Option(None, "--cameras", help="Random policy: comma-separated camera names."),
     seed: int = typer.Option(0, "--seed", help="Random policy: weight seed."),
+    robot: str | None = typer.Option(
+        None, "--robot", help="Refuse to start unless the policy fits this robot (robot config name such as "
+        "sim-kitchen, a .yaml path, or a registered robot); random weights (hearth mapping) are shaped for it."
+    ),
 ) -> None:
     """Serve System 1 (actions) and System 2 (subtasks) to robots and openpi clients."""
     from policy.mappings import MAPPING_NAMES, mapping_defaults
@@ -50,6 +57,7 @@ def command(
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
+    description = _robot_description(robot) if robot else None
 
     from policy.inference import Pi05Policy
 
@@ -60,6 +68,12 @@ def command(
             policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
         except (CheckpointError, ValueError, OSError) as exc:
             raise typer.BadParameter(f"cannot load checkpoint {checkpoint}: {exc}", param_hint="--checkpoint") from exc
+    elif description is not None and mapping == "hearth":
+        policy = Pi05Policy.build_random(
+            random_preset, camera_names=tuple(description.camera_names), state_names=description.state_names,
+            action_names=description.action_names, control_hz=description.control_hz, seed=seed,
+            robot_type=description.robot_type, robot_interface_version=description.interface_version,
+        )
     else:
         default_cameras, state_dim, action_dim = mapping_defaults(mapping)
         camera_names = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else default_cameras
@@ -70,6 +84,16 @@ def command(
             action_names=[f"action_{i}" for i in range(action_dim)],
             seed=seed,
         )
+
+    if description is not None:
+        from agent.compat import PolicyMismatchError, check_policy_fits_robot
+
+        try:
+            source = f"checkpoint {checkpoint}" if checkpoint is not None else f"random {random_preset} policy"
+            check_policy_fits_robot(policy.metadata, description, source)
+        except PolicyMismatchError as exc:  # refused at start-up: one line, no traceback
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
 
     server = PolicyServer(
         policy,
@@ -94,3 +118,17 @@ def command(
 
     asyncio.run(main())
     typer.echo("policy worker stopped")
+
+
+def _robot_description(name: str):
+    """The RobotDescription of `--robot NAME`; an unknown or unbuildable robot is a usage error."""
+    from agent.compat import describe_robot
+    from robots.config import RobotConfigError
+    from robots.registry import UnknownRobotError
+
+    try:
+        return describe_robot(name)
+    except (RobotConfigError, UnknownRobotError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--robot") from None
+    except (TypeError, ValueError, OSError) as exc:
+        raise typer.BadParameter(f"cannot build robot {name!r} to read its description: {exc}", param_hint="--robot") from None

@@ -26,6 +26,8 @@ INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
 HEARTH_DIR = ".hearth"  # staging of the running episode and the writer lock; not part of the format
+# info.json key (ours, additive): the RobotDescription.interface_version the episodes were recorded with
+INTERFACE_VERSION_KEY = "hearth_robot_interface_version"
 
 STATE = "observation.state"
 ACTION = "action"
@@ -151,12 +153,14 @@ def features(
 
 def info_json(
     robot_type: str, fps: int, feature_block: dict[str, dict[str, Any]], total_episodes: int, total_frames: int,
-    total_tasks: int,
+    total_tasks: int, robot_interface_version: int | None = None,
 ) -> dict[str, Any]:
     has_video = any(f.get("dtype") == "video" for f in feature_block.values())
+    version = {} if robot_interface_version is None else {INTERFACE_VERSION_KEY: int(robot_interface_version)}
     return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": robot_type,
+        **version,
         "total_episodes": total_episodes,
         "total_frames": total_frames,
         "total_tasks": total_tasks,
@@ -169,6 +173,12 @@ def info_json(
         "video_path": VIDEO_PATH if has_video else None,
         "features": feature_block,
     }
+
+
+def interface_version_of(info: dict[str, Any]) -> int | None:
+    """The robot interface version a dataset was recorded with; None when not recorded (older or foreign data)."""
+    value = info.get(INTERFACE_VERSION_KEY)
+    return None if value is None else int(value)
 
 
 def camera_names_of(feature_block: dict[str, dict[str, Any]]) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from policy.data.layout import interface_version_of
 from policy.data.reader import EpisodeInfo, LeRobotDatasetReader
 from policy.data.writer import OUTCOME_RECOVERED, LeRobotDatasetWriter
 
@@ -19,10 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 def writer_like(reader: LeRobotDatasetReader, root: str | Path) -> LeRobotDatasetWriter:
-    """A writer at `root` with the same fps, robot type, cameras, state and action names as `reader`'s dataset."""
+    """A writer at `root` with the same fps, robot type and interface version, cameras, state and action names as
+    `reader`'s dataset."""
     shapes = {c: tuple(reader.features[f"observation.images.{c}"]["shape"][:2]) for c in reader.camera_names}
     return LeRobotDatasetWriter(
-        root, reader.fps, reader.info.get("robot_type") or "", shapes, reader.state_names, reader.action_names
+        root, reader.fps, reader.info.get("robot_type") or "", shapes, reader.state_names, reader.action_names,
+        robot_interface_version=interface_version_of(reader.info),
     )
 
 

@@ -76,13 +76,19 @@ class LeRobotDatasetWriter:
         state_names: list[str],
         action_names: list[str],
         live: bool = True,
+        robot_interface_version: int | None = None,
     ):
         """live=True: video settings that never stall other threads of the process (a control loop); False for
-        offline collection, where smaller files matter more (see policy/data/video.py)."""
+        offline collection, where smaller files matter more (see policy/data/video.py).
+
+        robot_interface_version: the RobotDescription.interface_version of the recording robot, stored in info.json
+        so training can tell which meaning of the action vector the data has; None keeps what the dataset says.
+        """
         self.root = Path(root)
         self.live = bool(live)
         self.fps = integer_fps(fps)
         self.robot_type = robot_type
+        self.robot_interface_version = None if robot_interface_version is None else int(robot_interface_version)
         self.camera_shapes = {name: (int(h), int(w)) for name, (h, w) in camera_shapes.items()}
         for name, (h, w) in self.camera_shapes.items():
             try:
@@ -287,6 +293,12 @@ class LeRobotDatasetWriter:
             or reader.action_names != self.action_names
         ):
             raise DatasetError(f"{reader.root} has different fps, cameras, state or action names than {self.root}")
+        theirs = layout.interface_version_of(reader.info)
+        if theirs is not None and self.robot_interface_version is not None and theirs != self.robot_interface_version:
+            raise DatasetError(
+                f"{reader.root} was recorded with robot interface version {theirs}, {self.root} with "
+                f"{self.robot_interface_version}"
+            )
         arrays = reader.episode_arrays(episode_index)
         row = reader.episode_row(episode_index)
         new_index = self.num_episodes
@@ -441,7 +453,8 @@ class LeRobotDatasetWriter:
         elif not (self.root / layout.TASKS_PATH).exists():
             self._write_tasks()
         info = layout.info_json(
-            self.robot_type, self.fps, self._features, self.num_episodes, self.num_frames, len(self._tasks)
+            self.robot_type, self.fps, self._features, self.num_episodes, self.num_frames, len(self._tasks),
+            self.robot_interface_version,
         )
         path = self.root / layout.INFO_PATH
         if not path.exists() or json.loads(path.read_text()) != json.loads(json.dumps(info)):
@@ -540,6 +553,13 @@ class LeRobotDatasetWriter:
         new_cams = {k: tuple(v["shape"][:2]) for k, v in self._features.items() if v.get("dtype") == "video"}
         if old and old_cams != new_cams:
             problems.append(f"cameras {old_cams} != {new_cams}")
+        recorded = layout.interface_version_of(info)
+        if recorded is None and self._episodes:
+            recorded = 1  # episodes recorded before datasets stored the version: every robot spoke v1 then
+        if self.robot_interface_version is None:
+            self.robot_interface_version = layout.interface_version_of(info)
+        elif recorded is not None and recorded != self.robot_interface_version:
+            problems.append(f"robot interface version {recorded} != {self.robot_interface_version}")
         if problems:
             raise DatasetError(f"{self.root} holds a dataset with different features: " + "; ".join(problems))
 

@@ -180,6 +180,8 @@ def prepared_dir(tmp_path_factory, tiny_config):
 
 
 def test_prepared_data_encodes_both_example_kinds(prepared_dir, tiny_config) -> None:
+    import numpy as np
+
     from policy.tokenizers.text import household_tokenizer
     from policy.train import PreparedData
 
@@ -199,6 +201,21 @@ def test_prepared_data_encodes_both_example_kinds(prepared_dir, tiny_config) -> 
     assert torch.equal(batch.tokens[0], torch.from_numpy(arrays.s2_tokens[0]))
     assert torch.equal(batch.tokens[1], torch.from_numpy(arrays.s1_tokens[1]))
     assert batch.images.shape == (4, 2, 3, 32, 32) and batch.images.min() >= -1 and batch.images.max() <= 1
+    # the continuous state for the state token: normalized like the prompt's bins, zero-padded to max_state_dim
+    assert arrays.states.shape == (24, 32) and not arrays.states[:, 3:].any()
+    phase = np.array([i * len(SUBTASKS) // 24 for i in range(24)], np.float32)
+    np.testing.assert_allclose(arrays.states[:, 0], prepared.norm_stats.normalize("state", phase[:, None])[:, 0])
+    assert torch.equal(batch.state, torch.from_numpy(arrays.states[:4]))
+
+
+def test_data_prepared_without_states_is_refused_for_a_state_token_model(prepared_dir, tiny_config, tmp_path) -> None:
+    from policy.train import PreparedData, TrainingError, train
+
+    prepared = PreparedData.load(prepared_dir)
+    prepared.arrays.states = None  # as data prepared before the state token existed
+    prepared.save(tmp_path / "old-data")
+    with pytest.raises(TrainingError, match="no continuous states"):
+        train(tiny_config, tmp_path / "old-data", tmp_path / "run", progress=False)
 
 
 def test_a_few_training_steps_decrease_the_loss_and_export_a_loadable_policy(prepared_dir, tiny_config, tmp_path) -> None:
@@ -219,6 +236,24 @@ def test_a_few_training_steps_decrease_the_loss_and_export_a_loadable_policy(pre
     policy = Pi05Policy.from_checkpoint(result.checkpoint, device="cpu")
     assert policy.metadata["camera_names"] == ["head", "wrist"] and policy.metadata["action_names"] == ["a0", "a1"]
     assert (result.checkpoint / "fast_tokenizer.json").exists() and (result.checkpoint / "training.json").exists()
+
+
+def test_export_records_the_robot_interface_the_data_was_recorded_on(tiny_config, tmp_path) -> None:
+    import json
+
+    from policy.normalize import NormStats
+    from policy.train import PreparedData, build_model, export_checkpoint
+
+    model, _, tokenizer, _ = build_model(tiny_config, None)
+    meta = {"camera_names": ["head", "wrist"], "state_names": ["s0"], "action_names": ["a0", "a1"],
+            "control_hz": 20.0, "robot_type": "test-bot", "robot_interface_version": 3}
+    for name, data in (("new", meta), ("old", {k: v for k, v in meta.items() if not k.startswith("robot_")})):
+        prepared = PreparedData(None, NormStats.unit(1, 2), tokenizer, None, data)  # export reads no arrays
+        export_checkpoint(tmp_path / name, model, None, prepared, tiny_config, {}, step=0)
+    new = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert new["robot_type"] == "test-bot" and new["robot_interface_version"] == 3
+    old = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert "robot_type" not in old and "robot_interface_version" not in old  # agent/compat.py reads this as v1
 
 
 def test_resume_restores_step_optimizer_and_ema_exactly(prepared_dir, tiny_config, tmp_path) -> None:
@@ -258,7 +293,7 @@ def _write_dataset(root) -> None:
     from policy.data.writer import LeRobotDatasetWriter
 
     writer = LeRobotDatasetWriter(root, 20.0, "test-bot", {"head": (48, 48), "wrist": (48, 48)},
-                                  ["s0", "s1", "s2"], ["a0", "a1"])
+                                  ["s0", "s1", "s2"], ["a0", "a1"], robot_interface_version=3)
     rng = np.random.default_rng(1)
     for episode in range(2):
         writer.begin_episode("put the can in the sink")
@@ -301,8 +336,10 @@ def test_hearth_train_cli_reads_a_lerobot_dataset_and_exports_a_checkpoint(tmp_p
     pad = prepared.arrays.action_is_pad
     assert not pad[0].any() and pad[13, 1:].all() and not pad[13, 0]  # the last frame's chunk is padding after 1 step
     assert prepared.arrays.has_subtask.all()
+    assert prepared.meta["robot_type"] == "test-bot" and prepared.meta["robot_interface_version"] == 3
     policy = Pi05Policy.from_checkpoint(tmp_path / "run" / "checkpoint", device="cpu")
     assert policy.metadata["state_names"] == ["s0", "s1", "s2"]
+    assert policy.metadata["robot_type"] == "test-bot" and policy.metadata["robot_interface_version"] == 3
     assert json.loads((tmp_path / "run" / "checkpoint" / "training.json").read_text())["steps"] == 4
     bad = tmp_path / "bad.yaml"
     bad.write_text("stepz: 3\n")

@@ -141,6 +141,38 @@ def test_empty_episode_is_not_saved_and_second_writer_is_refused(tmp_path) -> No
         assert write_episode(writer, SyntheticEpisode("t", 3)) == 0
 
 
+def test_the_robot_interface_version_is_recorded_kept_and_enforced(tmp_path) -> None:
+    import json
+
+    from policy.data.layout import INTERFACE_VERSION_KEY
+    from policy.data.merge import merge_datasets
+    from policy.data.writer import LeRobotDatasetWriter
+    from tests.policy.data.synthetic import ACTION_NAMES, STATE_NAMES
+
+    def writer(root, version):
+        return LeRobotDatasetWriter(root, FPS, "synthetic", CAMERAS, STATE_NAMES, ACTION_NAMES,
+                                    robot_interface_version=version)
+
+    def recorded(root):
+        return json.loads((root / "meta" / "info.json").read_text()).get(INTERFACE_VERSION_KEY)
+
+    with writer(tmp_path / "v2", 2) as w:
+        write_episode(w, SyntheticEpisode("t", 3))
+    assert recorded(tmp_path / "v2") == 2
+    with writer(tmp_path / "v2", None) as w:  # a writer that does not know the version keeps the dataset's
+        write_episode(w, SyntheticEpisode("t", 3))
+    assert recorded(tmp_path / "v2") == 2
+    with pytest.raises(DatasetError, match="robot interface version 2 != 3"):
+        writer(tmp_path / "v2", 3)
+    with make_writer(tmp_path / "old") as w:  # recorded before datasets stored the version: v1
+        write_episode(w, SyntheticEpisode("t", 3))
+    assert recorded(tmp_path / "old") is None
+    with pytest.raises(DatasetError, match="robot interface version 1 != 2"):
+        writer(tmp_path / "old", 2)
+    assert merge_datasets(tmp_path / "merged", [tmp_path / "v2"]) == 2
+    assert recorded(tmp_path / "merged") == 2
+
+
 def test_incompatible_features_are_refused(tmp_path) -> None:
     from policy.data.writer import LeRobotDatasetWriter
 

@@ -67,6 +67,24 @@ def test_openpi_client_gets_metadata_actions_and_timing(server: PolicyServer) ->
     assert not np.allclose(first["actions"], second["actions"])  # different observations, different chunks
 
 
+def test_metadata_frame_names_the_robot_interface_the_policy_was_trained_on(tiny_policy) -> None:
+    """Additive keys a remote agent checks against its robot before moving it (agent/compat.py)."""
+    from policy.client import PolicyClient
+    from policy.inference import Pi05Policy
+
+    unknown = PolicyServer(tiny_policy, port=0).metadata
+    assert unknown["robot_type"] == "" and unknown["robot_interface_version"] is None  # not recorded
+    trained = {**tiny_policy.metadata, "robot_type": "panda_omron", "robot_interface_version": 2}
+    kitchen = Pi05Policy(tiny_policy.model, tiny_policy.tokenizer, tiny_policy.norm_stats, trained, device="cpu")
+    with PolicyServer(kitchen, port=0).run_in_thread() as port:
+        client = PolicyClient(f"ws://127.0.0.1:{port}", timeout_s=30.0)
+        try:
+            frame = client.metadata
+        finally:
+            client.close()
+    assert frame["robot_type"] == "panda_omron" and frame["robot_interface_version"] == 2
+
+
 def test_health_and_metrics_endpoints(server: PolicyServer) -> None:
     status, _, body = _http_get(server.bound_port, "/healthz")
     assert (status, body) == (200, "OK\n")

@@ -10,8 +10,8 @@ Protocol (what `hearth eval` measures, stated so the numbers can be judged):
   both read from the robot at the end of the episode.
 - Subtask accuracy: at each System-2 query the prediction is compared (case and whitespace normalised) with
   the reference label of the *current sim state*: the first unfinished move of the task, and within it
-  "go to {source}" until the base stands at that furniture (the expert's stand-off pose, position and
-  heading), "pick up {object}" until it is held, "go to {target}" until the base stands at the target, then
+  "go to {source}" until the base stands at that furniture (stopped in its work zone: at its edge, facing it,
+  torso set; the pick's line-up moves the base along it), "pick up {object}" until it is held, "go to {target}" until the base stands at the target, then
   "place ...". These are the scripted expert's own subtask texts and decision points, computed from state,
   so the reference stays meaningful when the policy's trajectory differs from any demonstration (an expert
   run in lockstep would drift to its own timeline instead). Known difference: the expert keeps "pick up"
@@ -154,33 +154,36 @@ class _NullRecorder:
 class SubtaskReference:
     """The subtask the task needs next from the robot's current state (see module docstring), or "done".
 
-    Nearly stateless: the only memory is "this object's carry has begun" (held and the arm tucked once), so
-    arm sway while driving with the object does not flip the reference back to "pick up".
+    Nearly stateless: the only memories are "this object's carry has begun" (held and the arm tucked once), so
+    arm sway while driving with the object does not flip the reference back to "pick up", and "the base has
+    stopped at this furniture" (until it leaves its work zone), so the line-up does not flip it back to "go to".
     """
 
     def __init__(self, robot):
         self.robot = robot
         self._carrying: set[int] = set()
+        self._arrived: set[str] = set()
 
     def __call__(self) -> str:
-        import math
-
         from robots.sim.expert import HOME_ARM, TORSO_FOR
-        from robots.sim.kitchen import standoff_pose, wrap_angle
+        from robots.sim.kitchen import in_work_zone
         from robots.sim.tasks import FURNITURE_OF
 
         robot = self.robot
         state = robot.state()
         arm_home = float(np.max(np.abs(state[:7] - HOME_ARM))) < 0.05
 
+        base_speed = float(np.linalg.norm(robot.data.qvel[robot._base_dof[:2]]))
+
         def at(furniture: str) -> bool:
-            x, y, yaw = (float(v) for v in robot.base_pose())
-            sx, sy, syaw = standoff_pose(furniture, x if furniture == "shelf" else y)
-            return (
-                math.hypot(x - sx, y - sy) < 0.03
-                and abs(wrap_angle(yaw - syaw)) < 0.05
-                and abs(float(state[8]) - TORSO_FOR[furniture]) < 0.01
-            )
+            """Arrived: in the furniture's work zone with the torso set, having stopped there once (the line-up
+            moves the base again without leaving)."""
+            if not (in_work_zone(robot.base_pose(), furniture) and abs(float(state[8]) - TORSO_FOR[furniture]) < 0.01):
+                self._arrived.discard(furniture)
+                return False
+            if base_speed < 0.05:
+                self._arrived.add(furniture)
+            return furniture in self._arrived
 
         previous_place = None
         for index, move in enumerate(robot.spec.moves):
@@ -227,6 +230,7 @@ def run_episode(policy, robot, task: str, seed: int, settings: EvalSettings, rec
 
     reference_of = SubtaskReference(robot)
     track_reference()
+    recording = not isinstance(recorder, _NullRecorder)
     while steps < settings.max_steps:
         if robot.task_success():
             ended_by = "success"
@@ -250,11 +254,14 @@ def run_episode(policy, robot, task: str, seed: int, settings: EvalSettings, rec
         for index in range(min(settings.execute_steps, actions.shape[0])):
             recorder.record(obs, actions[index], chunks, index)
             robot.act(actions[index])
-            obs = robot.observe()
+            if recording:
+                obs = robot.observe()
             steps += 1
             track_reference()
             if steps >= settings.max_steps or robot.task_success():
                 break
+        if not recording:  # render only what the policy sees: the frame it is asked about next
+            obs = robot.observe()
         chunks += 1
     success = bool(robot.task_success())
     if success:
@@ -274,6 +281,24 @@ def run_episode(policy, robot, task: str, seed: int, settings: EvalSettings, rec
         wall_s=time.monotonic() - started,
         predicted_subtasks=predicted_log,
     )
+
+
+class BlindPolicy:
+    """Wraps a policy so that every camera image it sees is black: the ablation that shows a policy needs its
+    cameras (`hearth eval --blank-images`). State and text are unchanged."""
+
+    def __init__(self, policy) -> None:
+        self.policy = policy
+        self.metadata = getattr(policy, "metadata", {})
+
+    def _blank(self, obs):
+        return obs.model_copy(update={"images": {name: np.zeros_like(image) for name, image in obs.images.items()}})
+
+    def subtask(self, obs, task: str) -> str:
+        return self.policy.subtask(self._blank(obs), task)
+
+    def act(self, obs, prompt: str):
+        return self.policy.act(self._blank(obs), prompt)
 
 
 def plan_jobs(tasks: Sequence[str], episodes: int, seed_offset: int) -> list[tuple[str, int]]:
@@ -296,9 +321,15 @@ def evaluate(
     jobs: Sequence[tuple[str, int]],
     settings: EvalSettings,
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    source: str = "the policy",
 ) -> list[EpisodeResult]:
     """Run each (task, seed) job with `policy` (a Pi05Policy or anything with `subtask(obs, task)` and
-    `act(obs, prompt)`) in one simulator, recording episodes when `settings.record_dir` is set."""
+    `act(obs, prompt)`) in one simulator, recording episodes when `settings.record_dir` is set.
+
+    A policy whose metadata does not fit the robot (agent/compat.py) raises PolicyMismatchError before anything
+    moves or is recorded; `source` names the policy in that message (e.g. "checkpoint runs/x/checkpoint").
+    """
+    from agent.compat import check_policy_fits_robot
     from robots.registry import make_robot
 
     results: list[EpisodeResult] = []
@@ -306,6 +337,9 @@ def evaluate(
         return results
     robot = make_robot(settings.robot_name, task=jobs[0][0], seed=jobs[0][1], **robot_options(policy, settings))
     try:
+        metadata = getattr(policy, "metadata", None)
+        if metadata is not None:
+            check_policy_fits_robot(metadata, robot.describe(), source)
         recorder = _make_recorder(settings.record_dir, robot)
         try:
             for task, seed in jobs:

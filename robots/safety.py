@@ -7,8 +7,12 @@ a base speed/acceleration limit and a workspace box for the mobile base. A softw
 stop when no action (or ``hold()``) arrives within ``watchdog_timeout_s``. Each intervention is reported as a
 ``SafetyEvent`` through ``on_event`` because operators must see when the layer changed what the policy asked.
 
-Which action dimensions are position targets and which are base velocities is read from ``describe()``: units
-"rad"/"m" are position targets, names in ``SafetyLimits.base_velocity_names`` are the base command.
+Which action dimensions are position targets and which command the base is read from ``describe()``: units
+"rad"/"m" are position targets; a base is commanded either by velocities (names in
+``SafetyLimits.base_velocity_names``: speed and acceleration limits) or by odometry pose targets (names in
+``SafetyLimits.base_pose_names`` among the actions: the target may lead the measured pose by at most
+``max_base_lead`` m / ``max_base_yaw_lead`` rad, since the robot's pose controller turns lead into speed, and
+must lie inside the workspace box).
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class SafetyLimits(BaseModel):
     max_base_yaw_rate: float = Field(1.5, gt=0, description="rad/s")
     max_base_acceleration: float = Field(2.5, gt=0, description="m/s^2 per planar axis")
     max_base_yaw_acceleration: float = Field(5.0, gt=0, description="rad/s^2")
+    max_base_lead: float = Field(0.6, gt=0, description="m: pose-target base, distance of target from pose")
+    max_base_yaw_lead: float = Field(0.8, gt=0, description="rad: pose-target base, heading lead")
     workspace: WorkspaceBox | None = None
     base_velocity_names: tuple[str, str, str] = ("base_vx", "base_vy", "base_wz")
     base_pose_names: tuple[str, str, str] = ("base_x", "base_y", "base_yaw")
@@ -110,6 +116,10 @@ class SafeRobot(Robot):
         if np.any(self._lower > self._upper):
             raise ValueError("safety limits leave an empty range for some action")
         self._is_position = np.array([a.unit.split(" ")[0] in POSITION_UNITS for a in desc.actions])
+        pose_targets = [names.index(n) if n in names else -1 for n in lim.base_pose_names]
+        self._base_target_idx = pose_targets if all(i >= 0 for i in pose_targets) else None
+        if self._base_target_idx is not None:  # limited as a whole by _limit_base_target, not per dimension
+            self._is_position[self._base_target_idx] = False
         self._vel = np.array([lim.joint_velocity.get(a.name, lim.max_joint_velocity) for a in desc.actions])
         base = [names.index(n) if n in names else -1 for n in lim.base_velocity_names]
         self._base_idx = base if all(i >= 0 for i in base) else None
@@ -125,7 +135,9 @@ class SafeRobot(Robot):
         self.events.append(event)
         # limit clamps can fire every tick for an untrained policy: keep them out of the default log (they still
         # reach on_event); stops, latches and rejections are always worth a warning
-        logger.log(logging.DEBUG if kind.startswith(("limit_", "clamp")) else logging.WARNING, "safety %s: %s", kind, message)
+        logger.log(
+            logging.DEBUG if kind.startswith(("limit_", "clamp")) else logging.WARNING, "safety %s: %s", kind, message
+        )
         if self.on_event is not None:
             try:
                 self.on_event(event)
@@ -321,6 +333,41 @@ class SafeRobot(Robot):
         # 3. the mobile base
         if self._base_idx is not None:
             out = self._limit_base(out)
+        if self._base_target_idx is not None and self._pose_idx is not None:
+            out = self._limit_base_target(out)
+        return out
+
+    def _limit_base_target(self, out: np.ndarray) -> np.ndarray:
+        """Pose-target base: keep the target near the measured pose and inside the workspace."""
+        lim = self.limits
+        ix, iy, iw = self._base_target_idx  # type: ignore[misc]
+        state = self.robot.current_state()
+        x, y, yaw = (float(state[i]) for i in self._pose_idx)  # type: ignore[union-attr]
+        tx, ty, tyaw = float(out[ix]), float(out[iy]), float(out[iw])
+        lead = math.hypot(tx - x, ty - y)
+        yaw_lead = (tyaw - yaw + math.pi) % (2 * math.pi) - math.pi
+        if lead > lim.max_base_lead or abs(yaw_lead) > lim.max_base_yaw_lead:
+            scale = min(1.0, lim.max_base_lead / lead)
+            self._emit(
+                "limit_base_lead",
+                f"base target {lead:.2f} m / {yaw_lead:.2f} rad from the base limited to "
+                f"{lim.max_base_lead:.2f} m / {lim.max_base_yaw_lead:.2f} rad",
+                requested=[tx, ty, tyaw],
+            )
+            tx, ty = x + (tx - x) * scale, y + (ty - y) * scale
+            tyaw = yaw + float(np.clip(yaw_lead, -lim.max_base_yaw_lead, lim.max_base_yaw_lead))
+        box = lim.workspace
+        if box is not None:
+            cx, cy = min(max(tx, box.x_min), box.x_max), min(max(ty, box.y_min), box.y_max)
+            if (cx, cy) != (tx, ty):
+                self._emit(
+                    "workspace",
+                    f"base target ({tx:.2f}, {ty:.2f}) moved inside the workspace to ({cx:.2f}, {cy:.2f})",
+                    position=[x, y],
+                    requested=[tx, ty],
+                )
+                tx, ty = cx, cy
+        out[[ix, iy, iw]] = (tx, ty, tyaw)
         return out
 
     def _limit_base(self, out: np.ndarray) -> np.ndarray:

@@ -46,6 +46,9 @@ class RobotDescription(BaseModel):
     actions: list[JointSpec]
     control_hz: float = Field(gt=0)
     tasks: list[str] = Field(default_factory=list)
+    # Which meaning of the state/action vectors this robot speaks; a checkpoint trained on one version must not
+    # drive a robot that speaks another (same names, different units is the dangerous case).
+    interface_version: int = Field(1, ge=1)
 
     @property
     def camera_names(self) -> list[str]:
@@ -74,10 +77,14 @@ class Observation(BaseModel):
     @classmethod
     def _check_images(cls, images: object) -> dict[str, np.ndarray]:
         if not isinstance(images, dict):
-            raise ValueError(f"images must be a mapping of camera name to (H, W, 3) uint8 arrays, got {type(images).__name__}")
+            raise ValueError(
+                f"images must be a mapping of camera name to (H, W, 3) uint8 arrays, got {type(images).__name__}"
+            )
         for name, image in images.items():
             if not isinstance(image, np.ndarray):
-                raise ValueError(f"images[{name!r}] must be a numpy array of shape (H, W, 3) uint8, got {type(image).__name__}")
+                raise ValueError(
+                    f"images[{name!r}] must be a numpy array of shape (H, W, 3) uint8, got {type(image).__name__}"
+                )
             if image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"images[{name!r}] must have shape (H, W, 3), got {image.shape}")
             if image.dtype != np.uint8:

@@ -51,15 +51,19 @@ def collect_worker(args: tuple) -> list[dict]:
 
     torch.set_num_threads(1)
     from policy.training.data import resize_uint8
-    from robots.sim.expert import ScriptedExpert
+    from robots.sim.expert import ScriptedExpert, start_near
     from robots.sim.kitchen import SimKitchen
+    from robots.sim.tasks import FURNITURE_OF
 
     robot = SimKitchen(task=jobs[0][1], camera_size=camera_size, seed=jobs[0][0])
     episodes = []
     try:
-        for seed, task, noise in jobs:
+        for done, (seed, task, noise, mid_task) in enumerate(jobs):
             robot.set_task(task)
             obs = robot.reset(seed)
+            if mid_task:  # begin at the first object's furniture, perturbed: line-up and recovery data
+                start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], np.random.default_rng(seed))
+                obs = robot.observe()
             expert = ScriptedExpert(robot, noise=noise, seed=seed)
             images = {c: [] for c in robot.cameras}
             states, actions, labels = [], [], []
@@ -75,12 +79,15 @@ def collect_worker(args: tuple) -> list[dict]:
                 robot.act(executed)
                 obs = robot.observe()
             episodes.append({
-                "seed": seed, "task": task, "noise": noise, "success": bool(robot.task_success()),
+                "seed": seed, "task": task, "noise": noise, "mid_task": mid_task,
+                "success": bool(robot.task_success()),
                 "images": {c: np.stack(f) for c, f in images.items()},
                 "states": np.stack(states).astype(np.float32), "actions": np.stack(actions), "labels": labels,
                 "state_names": robot.describe().state_names, "action_names": robot.describe().action_names,
-                "control_hz": robot.control_hz,
+                "control_hz": robot.control_hz, "interface_version": robot.describe().interface_version,
             })
+            print(f"collected {done + 1}/{len(jobs)}: seed {seed} {task!r} {len(actions)} frames "
+                  f"success={episodes[-1]['success']}", flush=True)
     finally:
         robot.close()
     return episodes
@@ -121,6 +128,10 @@ def main() -> int:
     parser.add_argument("--export-mjb", type=Path, default=None, help="write the compiled kitchen model and exit")
     parser.add_argument("--train-seconds", type=float, default=None,
                         help="calibrate the step time on this machine, then set steps to fill this budget")
+    parser.add_argument("--collect-only", action="store_true", help="stop after collecting and preparing the data")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start from this checkpoint (fresh optimizer; its norm stats are kept)")
+    parser.add_argument("--seed-offset", type=int, default=0, help="first collection seed (held-out seeds are 1000+)")
     parser.add_argument("--set", action="append", default=[], help="config override key=value (YAML value)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -163,7 +174,11 @@ def main() -> int:
         from robots.sim.tasks import TASKS
 
         started = time.monotonic()
-        jobs = [(j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0) for j in range(args.episodes)]
+        # every other episode with expert noise (DART), every third one starting mid-task at the first object
+        jobs = [(args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, j % 3 == 2)
+                for j in range(args.episodes)]
+        if any(seed >= 1000 for seed, *_ in jobs):
+            raise SystemExit("collection seeds must stay below 1000: seeds 1000+ are held out for evaluation")
         with context.Pool(args.workers) as pool:
             chunks = pool.map(
                 collect_worker,
@@ -171,6 +186,10 @@ def main() -> int:
                  for part in split(jobs, args.workers)],
             )
         episodes = sorted((e for chunk in chunks for e in chunk), key=lambda e: e["seed"])
+        failed = [e["seed"] for e in episodes if not e["success"]]
+        if failed:  # e.g. an object knocked off the furniture: not a demonstration of the task
+            logger.info("dropping %d failed expert episodes (seeds %s)", len(failed), failed)
+            episodes = [e for e in episodes if e["success"]]
         timings["collect_s"] = time.monotonic() - started
         frames = sum(len(e["actions"]) for e in episodes)
         successes = sum(e["success"] for e in episodes)
@@ -182,12 +201,16 @@ def main() -> int:
         timings["prepare_s"] = time.monotonic() - started
         del episodes, chunks, prepared
 
+    if args.collect_only:
+        print(json.dumps(timings), flush=True)
+        return 0
     from policy.train import train
 
     if args.train_seconds and not (out / "run" / "train_state").exists():
         config = calibrate_steps(config, data_dir, out, args.train_seconds, timings)
     started = time.monotonic()
-    result = train(config, data_dir, out / "run", resume=(out / "run" / "train_state").exists(), progress=False)
+    result = train(config, data_dir, out / "run", resume=(out / "run" / "train_state").exists(), progress=False,
+                   init=args.init)
     timings["train_s"] = time.monotonic() - started
     print(f"checkpoint: {result.checkpoint} after {result.steps} steps ({result.samples_per_s:.0f} samples/s)",
           flush=True)
@@ -221,9 +244,10 @@ def encode_worker(args: tuple) -> dict[str, np.ndarray]:
     from policy.training.data import episode_samples
 
     out: dict[str, list] = {k: [] for k in ("actions", "action_is_pad", "s1_tokens", "s1_mask", "s1_loss",
-                                             "s2_tokens", "s2_mask", "s2_loss", "has_subtask")}
+                                             "s2_tokens", "s2_mask", "s2_loss", "has_subtask", "states")}
     for sample in episode_samples({}, states, actions, labels, task, horizon):
         ex1, ex2, padded = encoder.encode(sample)
+        out["states"].append(encoder.normalized_state(sample))  # for the continuous state token
         out["actions"].append(padded)
         out["action_is_pad"].append(sample.action_is_pad)
         out["s1_tokens"].append(ex1.tokens)
@@ -268,10 +292,13 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
     from policy.training.data import TrainingArrays, episode_samples
 
     tokenizer = household_tokenizer()
-    norm_stats = NormStats.from_arrays({
-        "state": np.concatenate([e["states"] for e in episodes]),
-        "actions": np.concatenate([e["actions"] for e in episodes]),
-    })
+    if args.init is not None:  # a warm start keeps the normalization its weights were trained with
+        norm_stats = NormStats.load(args.init / "norm_stats.json")
+    else:
+        norm_stats = NormStats.from_arrays({
+            "state": np.concatenate([e["states"] for e in episodes]),
+            "actions": np.concatenate([e["actions"] for e in episodes]),
+        })
     horizon = model_config.action_horizon
     fit_samples = []
     rng = np.random.default_rng(config.seed)
@@ -281,7 +308,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         fit_samples.extend((e["seed"], chunked[i]) for i in picks)
     fast = _fit_fast(fit_samples, norm_stats, config) if config.loss.fast_ce else None
     encoder = ExampleEncoder(tokenizer, norm_stats, config.loss.max_token_len or model_config.max_token_len,
-                             model_config.max_action_dim, config.loss, fast)
+                             model_config.max_action_dim, config.loss, fast, max_state_dim=model_config.max_state_dim)
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers) as pool:
         encoded = pool.map(encode_worker, [(encoder, e["states"], e["actions"], e["labels"], e["task"], horizon)
@@ -298,6 +325,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         s1_tokens=cat("s1_tokens"), s1_mask=cat("s1_mask"), s1_loss=cat("s1_loss"),
         s2_tokens=cat("s2_tokens"), s2_mask=cat("s2_mask"), s2_loss=cat("s2_loss"),
         has_subtask=cat("has_subtask"),
+        states=cat("states"),
         episode_index=np.concatenate([np.full(len(e["actions"]), e["seed"]) for e in episodes]),
     )
     meta = {
@@ -306,6 +334,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         "action_names": episodes[0]["action_names"],
         "control_hz": episodes[0]["control_hz"],
         "robot_type": "panda_omron",
+        "robot_interface_version": episodes[0]["interface_version"],
         "episodes": len(episodes),
         "successful_episodes": sum(e["success"] for e in episodes),
         "frames": len(arrays),

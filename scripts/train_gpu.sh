@@ -30,7 +30,7 @@ fi
 TASKS=()
 while IFS= read -r line; do TASKS+=(--task "$line"); done < <("$PY" -c "from robots.sim.tasks import TASKS; print('\n'.join(TASKS))")
 echo "== collect $EPISODES expert episodes with $WORKERS simulator processes -> $OUT/demos"
-"$PY" -m agent.cli collect "${TASKS[@]}" --episodes "$EPISODES" --workers "$WORKERS" --noise 0.3 \
+"$PY" -m agent.cli collect "${TASKS[@]}" --episodes "$EPISODES" --workers "$WORKERS" --noise 0.3 --mid-task-every 3 \
   --out "$OUT/demos" --no-progress
 echo "== train (bf16, $NPROC process(es)) -> $OUT/run"
 if [ "$NPROC" -gt 1 ]; then

@@ -38,6 +38,10 @@ class WorkerOptions:
     cameras: tuple[str, ...]
     noise: float
     max_steps: int
+    mid_task_every: int = 0  # every N-th episode starts at its first object's furniture (0 = never)
+
+    def starts_mid_task(self, job: Job) -> bool:
+        return self.mid_task_every > 0 and job.number % self.mid_task_every == self.mid_task_every - 1
 
 
 def plan_jobs(tasks: list[str], episodes: int, seed: int) -> list[Job]:
@@ -65,7 +69,8 @@ def run_worker(worker_id: int, root: str, jobs: list[Job], options: WorkerOption
     from agent.logging_setup import configure_logging
     from policy.data.writer import LeRobotDatasetWriter
     from robots.registry import make_robot
-    from robots.sim.expert import ScriptedExpert
+    from robots.sim.expert import ScriptedExpert, start_near
+    from robots.sim.tasks import FURNITURE_OF
 
     configure_logging("WARNING", False)
     try:
@@ -76,14 +81,20 @@ def run_worker(worker_id: int, root: str, jobs: list[Job], options: WorkerOption
             root, description.control_hz, description.robot_type,
             {c.name: (c.height, c.width) for c in description.cameras},
             description.state_names, description.action_names, live=False,
+            robot_interface_version=description.interface_version,
         )
         try:
             for job in jobs:
                 robot.set_task(job.task)
                 obs = robot.reset(job.seed)
+                mid_task = options.starts_mid_task(job)
+                if mid_task:  # perturbed start at the furniture: line-up and recovery data without the drive
+                    start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], np.random.default_rng(job.seed))
+                    obs = robot.observe()
                 expert = ScriptedExpert(robot, noise=options.noise, seed=job.seed)
                 writer.begin_episode(job.task, metadata={SEED_KEY: job.seed, "noise": options.noise,
-                                                         "expert": "scripted", "robot": options.robot})
+                                                         "expert": "scripted", "robot": options.robot,
+                                                         "mid_task": mid_task})
                 label, steps = None, 0
                 while steps < options.max_steps:
                     executed, new_label = expert.act()
@@ -221,6 +232,9 @@ def command(
     cameras: str = typer.Option("head,wrist", "--cameras", help="Comma-separated camera names."),
     max_steps: int = typer.Option(1200, "--max-steps", min=1, help="Control ticks per episode at most."),
     robot: str = typer.Option("sim-kitchen", "--robot", help="Registered simulated robot."),
+    mid_task_every: int = typer.Option(
+        0, "--mid-task-every", min=0, help="Every N-th episode starts, perturbed, at its first object's furniture."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Collect scripted-expert demonstrations into a LeRobotDataset v3.0 (resumable)."""
@@ -231,7 +245,7 @@ def command(
         raise typer.BadParameter(f"unknown task(s) {unknown}; sim-kitchen tasks: {TASKS}", param_hint="--task")
     options = WorkerOptions(robot=robot, camera_size=camera_size,
                             cameras=tuple(c.strip() for c in cameras.split(",") if c.strip()),
-                            noise=noise, max_steps=max_steps)
+                            noise=noise, max_steps=max_steps, mid_task_every=mid_task_every)
     started = time.monotonic()
     try:
         result = collect(out, list(task), episodes, workers, seed, options, progress_bar=progress)

@@ -49,6 +49,7 @@ def command(
     api_port: int = typer.Option(8080, "--api-port"),
     console_port: int = typer.Option(8501, "--console-port"),
     max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time limit for the --headless task."),
+    seed: int = typer.Option(1000, "--seed", help="Scene of the --headless task (1000+: never used for training)."),
 ) -> None:
     """Run the whole demo stack, or one task headless."""
     policy_args = _policy_source(checkpoint, random_preset)
@@ -56,7 +57,7 @@ def command(
     if headless:
         argv = _hearth(
             "run", task, "--robot", "sim-kitchen", *policy_args,
-            "--episodes-dir", str(workdir / "episodes"), "--max-seconds", str(max_seconds),
+            "--episodes-dir", str(workdir / "episodes"), "--max-seconds", str(max_seconds), "--seed", str(seed),
         )
         raise typer.Exit(subprocess.call(argv, stdin=subprocess.DEVNULL))
     _run_stack(policy_args, workdir, worker_port, api_port, console_port)
@@ -74,7 +75,9 @@ def _run_stack(policy_args: list[str], workdir: Path, worker_port: int, api_port
     services = [
         ServiceSpec(
             "policy-worker",
-            _hearth("serve-policy", *policy_args, "--host", "127.0.0.1", "--port", str(worker_port)),
+            # --robot: a checkpoint trained on another interface of the kitchen is refused before anything moves
+            _hearth("serve-policy", *policy_args, "--robot", "sim-kitchen", "--host", "127.0.0.1",
+                    "--port", str(worker_port)),
             health_url=f"http://127.0.0.1:{worker_port}/healthz",
         ),
         ServiceSpec(

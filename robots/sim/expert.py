@@ -1,9 +1,15 @@
 """ScriptedExpert: solves every sim-kitchen task from simulator state and labels each tick with its subtask.
 
-The script is a Python generator per task — drive to a standoff pose, pick top-down, drive, place — that reads
-the simulator between ticks, so it is closed-loop: perturbations (``noise`` > 0) push the base or the arm off
-course and the next ticks steer back, which is what demonstrations need to teach recovery. A failed grasp is
-retried from above. Labels follow the paper's style ("go to the table", "pick up the can",
+The script is a Python generator per task that reads the simulator between ticks, so it is closed-loop:
+- "go to the X": drive (through the doorway if needed) to X's fixed stand-off (``standoff_pose``), arm tucked;
+- "pick up the Y": line the base up so Y is ``REACH`` straight ahead (the only part that needs to *see* Y)
+  while the arm unfolds to hover over that point, then a fixed top-down grasp, lift and tuck;
+- "place the Y on Z": line up with the place spot (a fixed spot per object and surface, the sink's centre, or
+  the bowl, which must be seen), lower, release, tuck.
+The base is commanded by pose targets: while driving, a waypoint a short lead ahead of the base; when lining up,
+the final pose itself. Perturbations (``noise`` > 0) push the base or the arm off course, including during the
+final approach, line-up and pre-grasp hover (never while the fingers close or open), and the next ticks steer
+back, which is what demonstrations need to teach recovery. A failed grasp is retried after lining up again. Labels follow the paper's style ("go to the table", "pick up the can",
 "place the can in the sink"); after the last subtask the label is "done" and the action holds still.
 
 With noise the executed action is ``clean + perturbation``; ``last_clean_action`` keeps the unperturbed one for
@@ -19,7 +25,17 @@ from collections.abc import Iterator
 import numpy as np
 
 from robots.sim import scene
-from robots.sim.kitchen import ARM_LIMITS, HOME_ARM, SimKitchen, standoff_pose, wrap_angle
+from robots.sim.kitchen import (
+    ARM_LIMITS,
+    BASE_GAIN,
+    FACING,
+    HOME_ARM,
+    REACH,
+    SimKitchen,
+    reach_pose,
+    standoff_pose,
+    wrap_angle,
+)
 from robots.sim.tasks import FURNITURE_OF, Move
 
 logger = logging.getLogger(__name__)
@@ -27,14 +43,20 @@ logger = logging.getLogger(__name__)
 Step = tuple[np.ndarray, str]
 
 TORSO_FOR = {"table": 0.12, "counter": 0.28, "shelf": 0.2}
-BASE_SPEED = 0.8  # m/s cruise
+BASE_SPEED = 0.7  # m/s cruise
 BASE_ACCEL = 1.6  # m/s^2
-YAW_RATE = 1.3  # rad/s
+YAW_RATE = 1.2  # rad/s
 YAW_ACCEL = 3.0  # rad/s^2
 ARM_FAST = 0.45  # m/s free-space hand speed
 ARM_SLOW = 0.2  # m/s near objects
 JOINT_SPEED = 1.6  # rad/s in joint-space moves
 APPROACH_BACKOFF = 0.35  # m: turn in the open before the final straight approach
+HOVER = 0.12  # m: the hand hovers this far above the grasp/release point while the base lines up
+ALIGNED_XY, ALIGNED_YAW = 0.006, 0.012  # m, rad: the base is lined up (grasp tolerance is ~2-3 cm)
+# Where a carried object goes on a surface, along its edge: one fixed spot per object so that two objects put on
+# the same surface (clear the table) never land on each other. The table's spot avoids the bowl (seen).
+PLACE_ALONG = {"counter": {"can": 0.02, "bottle": -0.2}, "shelf": {}, "table": {}}
+DEFAULT_ALONG = {"counter": -0.1, "shelf": 0.35, "table": 0.25}
 LO = np.array([lo for lo, _ in ARM_LIMITS]) + 0.02
 HI = np.array([hi for _, hi in ARM_LIMITS]) - 0.02
 
@@ -73,11 +95,12 @@ class ScriptedExpert:
         self.q_cmd = d.qpos[robot._arm_qpos].copy()
         self.torso_cmd = float(d.qpos[robot._torso_qpos])
         self.grip_cmd = 0.0
-        self.base_cmd = np.zeros(3)  # robot-frame vx, vy, wz (for acceleration limits)
+        self.base_vel = np.zeros(3)  # robot-frame vx, vy, wz the drive plans with (for acceleration limits)
+        self.base_target = self._pose_state()
         self._down_base = self._down_orientation()
         self._perturb_left = 0
         self._perturb = np.zeros(12)
-        self._perturbable = False  # perturb only in free-space motion, never while grasping or releasing
+        self._perturbable = False  # perturb in free motion and while lining up, never while grasping or releasing
         self._driving = False
         self.last_clean_action = self._action()
         self.label = ""
@@ -98,7 +121,6 @@ class ScriptedExpert:
             except StopIteration:
                 self._done = True
         if self._done:
-            self.base_cmd[:] = 0.0
             clean = self._action()
             self.label = "done"
         self.last_clean_action = clean.copy()
@@ -106,16 +128,16 @@ class ScriptedExpert:
 
     # ------------------------------------------------------------------ noise
     def _noise_for(self, clean: np.ndarray) -> np.ndarray:
-        """Temporally correlated perturbations, only while moving in free space (never during grasp/release)."""
+        """Temporally correlated perturbations of the base target or the arm (never during grasp/release)."""
         if self.noise <= 0 or not self._perturbable:
             self._perturb_left = 0
             return np.zeros(12)
-        if self._perturb_left <= 0 and self.rng.random() < 0.05 * min(1.0, self.noise):
-            self._perturb_left = int(self.rng.integers(4, 9))
+        if self._perturb_left <= 0 and self.rng.random() < 0.06 * min(1.0, self.noise):
+            self._perturb_left = int(self.rng.integers(4, 10))
             p = np.zeros(12)
-            if self._driving:
-                p[9:11] = self.rng.normal(0.0, 0.35 * self.noise, size=2)
-                p[11] = self.rng.normal(0.0, 0.5 * self.noise)
+            if self._driving or self.rng.random() < 0.5:
+                p[9:11] = self.rng.normal(0.0, 0.25 * self.noise, size=2)
+                p[11] = self.rng.normal(0.0, 0.3 * self.noise)
             else:
                 p[:7] = self.rng.normal(0.0, 0.12 * self.noise, size=7)
             self._perturb = p
@@ -130,8 +152,17 @@ class ScriptedExpert:
         a[:7] = self.q_cmd
         a[7] = self.grip_cmd
         a[8] = self.torso_cmd
-        a[9:12] = self.base_cmd
+        a[9:12] = self.base_target
         return a
+
+    def _pose_state(self) -> np.ndarray:
+        """Base pose in the state's convention (yaw in [YAW_STATE_LOW, YAW_STATE_LOW + 2 pi))."""
+        return np.asarray(self.robot.state()[9:12], dtype=np.float64)
+
+    def _yaw_target(self, yaw: float) -> float:
+        """``yaw`` expressed next to the current state yaw (the controller wraps; targets should not jump 2 pi)."""
+        current = float(self._pose_state()[2])
+        return current + wrap_angle(yaw - current)
 
     def _down_orientation(self) -> np.ndarray:
         """Hand pointing straight down, yaw fixed relative to the base (derived from the home posture)."""
@@ -188,20 +219,26 @@ class ScriptedExpert:
 
     # ------------------------------------------------------------------ primitives
     def _drive(self, goal: tuple[float, float, float], label: str, torso: float) -> Iterator[Step]:
-        """Holonomic drive through the doorway if needed, turning in the open, then a straight final approach."""
+        """Holonomic drive through the doorway if needed, turning in the open, then a straight final approach.
+
+        Each tick's base target is a waypoint ``v / BASE_GAIN`` ahead (the pose controller then moves at the planned
+        velocity ``v``); within reach of the goal the target is the goal itself, so the policy learns where
+        "go to the X" ends, not a velocity profile.
+        """
         r = self.robot
         gx, gy, gyaw = goal
         face = np.array([math.cos(gyaw), math.sin(gyaw)])
         pre = (gx - APPROACH_BACKOFF * face[0], gy - APPROACH_BACKOFF * face[1])
         waypoints: list[tuple[float, float, float, bool]] = []
-        x0 = float(r.base_pose()[0])
+        x0, y0, yaw0 = r.base_pose()
         door = sum(scene.DIVIDER_X) / 2
         if (x0 < door) != (gx < door):
             side = 1.0 if x0 > door else -1.0
             waypoints.append((door + 0.4 * side, 0.0, 0.2, True))
             waypoints.append((door - 0.4 * side, 0.0, 0.2, True))
-        waypoints.append((pre[0], pre[1], 0.12, True))
-        waypoints.append((gx, gy, 0.012, False))
+        if math.hypot(gx - x0, gy - y0) > APPROACH_BACKOFF or abs(wrap_angle(gyaw - yaw0)) > 0.5:
+            waypoints.append((pre[0], pre[1], 0.12, True))  # not already in front of it: turn in the open first
+        waypoints.append((gx, gy, 0.008, False))
         self._driving = True
         self._perturbable = True
         for wx, wy, tol, passing in waypoints:
@@ -212,9 +249,17 @@ class ScriptedExpert:
                 yaw_err = wrap_angle(gyaw - yaw)
                 if passing and dist < tol:
                     break
-                if not passing and dist < tol and abs(yaw_err) < 0.015 and np.linalg.norm(self.base_cmd) < 0.05:
+                speed_now = float(np.linalg.norm(r.data.qvel[r._base_dof[:2]]))
+                if not passing and dist < tol and abs(yaw_err) < 0.012 and speed_now < 0.03:
                     break
-                self._perturbable = dist > 0.5
+                self._perturbable = True
+                self._toward_joints(HOME_ARM)
+                self.torso_cmd += float(np.clip(torso - self.torso_cmd, -0.15 * self.dt, 0.15 * self.dt))
+                if not passing and dist < 0.3 and abs(yaw_err) < 0.5:
+                    self.base_vel[:] = 0.0
+                    self.base_target = np.array([gx, gy, self._yaw_target(gyaw)])
+                    yield self._action(), label
+                    continue
                 speed = BASE_SPEED if passing else min(BASE_SPEED, 1.8 * dist)
                 v_world = err / max(dist, 1e-6) * speed
                 c, s = math.cos(yaw), math.sin(yaw)
@@ -222,13 +267,16 @@ class ScriptedExpert:
                 wz = float(np.clip(2.5 * yaw_err, -YAW_RATE, YAW_RATE))
                 target = np.array([*v_robot, wz])
                 limit = np.array([BASE_ACCEL, BASE_ACCEL, YAW_ACCEL]) * self.dt
-                self.base_cmd = self.base_cmd + np.clip(target - self.base_cmd, -limit, limit)
-                self._toward_joints(HOME_ARM)
-                self.torso_cmd += float(np.clip(torso - self.torso_cmd, -0.15 * self.dt, 0.15 * self.dt))
+                self.base_vel = self.base_vel + np.clip(target - self.base_vel, -limit, limit)
+                vx, vy, w = self.base_vel
+                pose = self._pose_state()
+                lead = np.array([c * vx - s * vy, s * vx + c * vy]) / BASE_GAIN
+                self.base_target = np.array([pose[0] + lead[0], pose[1] + lead[1], pose[2] + w / BASE_GAIN])
                 yield self._action(), label
             else:
                 logger.warning("drive to %s timed out at %s", goal, r.base_pose())
-        self.base_cmd[:] = 0.0
+        self.base_vel[:] = 0.0
+        self.base_target = np.array([gx, gy, self._yaw_target(gyaw)])
         self._driving = False
         self._perturbable = False
         # settle the torso if it is still moving
@@ -281,6 +329,44 @@ class ScriptedExpert:
         for _ in range(ticks):
             yield self._action(), label
 
+    def _hover_joints(self, height: float) -> np.ndarray:
+        """Arm joints that put the hand ``height`` m above the floor, ``REACH`` straight ahead of the base.
+
+        Relative to the base, so the same posture serves wherever the base is still driving to.
+        """
+        x, y, yaw = self.robot.base_pose()
+        point = np.array([x + REACH * math.cos(yaw), y + REACH * math.sin(yaw), height])
+        return self._ik(HOME_ARM, point, self._down_world(), iters=60)
+
+    def _line_up(self, pose: tuple[float, float, float], q_hover: np.ndarray, label: str) -> Iterator[Step]:
+        """Drive the base to ``pose`` (the target itself, it is close) while the arm unfolds to ``q_hover``.
+
+        Perturbations are on: a pushed base or arm must come back to the same lined-up pose, which is what the
+        policy has to learn from its cameras.
+        """
+        r = self.robot
+        gx, gy, gyaw = pose
+        for _ in range(300):
+            self.base_target = np.array([gx, gy, self._yaw_target(gyaw)])
+            arm_there = self._toward_joints(q_hover)
+            x, y, yaw = r.base_pose()
+            speed_now = float(np.linalg.norm(r.data.qvel[r._base_dof[:2]]))
+            arm_err = float(np.max(np.abs(r.data.qpos[r._arm_qpos] - self.q_cmd)))
+            if (
+                arm_there
+                and math.hypot(gx - x, gy - y) < ALIGNED_XY
+                and abs(wrap_angle(gyaw - yaw)) < ALIGNED_YAW
+                and speed_now < 0.02
+                and arm_err < 0.02
+                and self._perturb_left == 0
+            ):
+                break
+            self._perturbable = True
+            yield self._action(), label
+        else:
+            logger.warning("line-up to %s timed out at %s", pose, r.base_pose())
+        self._perturbable = False
+
     # ------------------------------------------------------------------ task script
     def _run(self) -> Iterator[Step]:
         for move in self.robot.spec.moves:
@@ -298,31 +384,29 @@ class ScriptedExpert:
                 p = r.object_position(move.obj)
                 where = src if attempt == 0 else furniture_near(p)
                 label = go_src if where == src else f"go to the {where}"
-                yield from self._drive(
-                    standoff_pose(where, p[0] if where == "shelf" else p[1]), label, TORSO_FOR[where]
-                )
-                yield from self._pick(move.obj, pick)
+                if not in_work_zone_of(r, where):
+                    yield from self._drive(standoff_pose(where), label, TORSO_FOR[where])
+                yield from self._pick(move.obj, where, pick)
             if r.held_object != move.obj:
                 logger.info("pick of %s failed (attempt %d)", move.obj, attempt + 1)
                 continue
-            spot = self._place_spot(move)
-            yield from self._drive(standoff_pose(dst, spot[0] if dst == "shelf" else spot[1]), go_dst, TORSO_FOR[dst])
-            yield from self._place(move.obj, spot, place)
+            yield from self._drive(standoff_pose(dst), go_dst, TORSO_FOR[dst])
+            yield from self._place(move, place)
             if r.object_on(move.obj, move.target):
                 return
             logger.info("place of %s on %s failed (attempt %d)", move.obj, move.target, attempt + 1)
         self.failed = True
 
-    def _pick(self, obj: str, label: str) -> Iterator[Step]:
+    def _pick(self, obj: str, furniture: str, label: str) -> Iterator[Step]:
         r = self.robot
         for _ in range(3):
             p = r.object_position(obj)
             bottom, top, _radius = r.object_extent[obj]
             grasp_z = max(p[2] + top - 0.03, p[2] + bottom + 0.02)
-            grasp = np.array([p[0], p[1], grasp_z])
-            above = grasp + np.array([0.0, 0.0, 0.12])
             self.grip_cmd = 0.0
-            yield from self._hand_move(above, label, ARM_FAST, free=True)
+            q_hover = self._hover_joints(grasp_z + HOVER)
+            yield from self._line_up(reach_pose(furniture, p[0], p[1]), q_hover, label)
+            grasp = self._fk(self.q_cmd)[0] - np.array([0.0, 0.0, HOVER])
             yield from self._hand_move(grasp, label, ARM_SLOW, free=False)
             self.grip_cmd = 1.0
             yield from self._hold(label, 6)
@@ -332,10 +416,11 @@ class ScriptedExpert:
                 return
             self.grip_cmd = 0.0
             yield from self._hold(label, 4)
-            yield from self._hand_move(above, label, ARM_SLOW, free=False)
+            yield from self._hand_move(grasp + np.array([0.0, 0.0, HOVER]), label, ARM_SLOW, free=False)
 
     def _place_spot(self, move: Move) -> np.ndarray:
-        """Where the held object's bottom goes: the bowl or sink centre, else the freest spot on the surface."""
+        """Where the held object's bottom goes (world x, y, z): the bowl or the sink's centre, else the object's
+        fixed spot along the surface, ``REACH`` in from the stand-off."""
         r = self.robot
         if move.target == "bowl":
             b = r.object_position("bowl")
@@ -344,27 +429,46 @@ class ScriptedExpert:
         if move.target == "sink":
             cx, cy, _ = surface.area.center
             return np.array([cx, cy, surface.height])
-        area = surface.area
-        others = [r.object_position(n) for n in r.object_names if n != move.obj]
-        best, best_score = None, -1.0
-        for x in np.linspace(area.x0 + 0.03, area.x1 - 0.03, 4):
-            for y in np.linspace(area.y0 + 0.04, area.y1 - 0.04, 9):
-                score = min([math.hypot(x - o[0], y - o[1]) for o in others] + [1.0])
-                if score > best_score:
-                    best, best_score = (x, y), score
-        assert best is not None
-        return np.array([best[0], best[1], surface.height])
+        along = PLACE_ALONG[move.target].get(move.obj, DEFAULT_ALONG[move.target])
+        if move.target == "table" and abs(r.object_position("bowl")[1] - along) < 0.25:
+            along = -along  # the bowl stands there: the other end of the table
+        x, y, yaw = standoff_pose(move.target, along)
+        return np.array([x + REACH * math.cos(yaw), y + REACH * math.sin(yaw), surface.height])
 
-    def _place(self, obj: str, spot: np.ndarray, label: str) -> Iterator[Step]:
+    def _place(self, move: Move, label: str) -> Iterator[Step]:
         r = self.robot
+        obj = move.obj
+        spot = self._place_spot(move)
         bottom = r.object_extent[obj][0]
         grip = self._grip_measured()
         below_grip = r.object_position(obj)[2] + bottom - grip[2]  # object bottom relative to the grip point
-        release = np.array([spot[0], spot[1], spot[2] + 0.015 - below_grip])
-        above = release + np.array([0.0, 0.0, 0.12])
-        yield from self._hand_move(above, label, ARM_FAST, free=True)
+        release_z = spot[2] + 0.015 - below_grip
+        q_hover = self._hover_joints(release_z + HOVER)
+        yield from self._line_up(reach_pose(FURNITURE_OF[move.target], spot[0], spot[1]), q_hover, label)
+        release = self._fk(self.q_cmd)[0] - np.array([0.0, 0.0, HOVER])
         yield from self._hand_move(release, label, ARM_SLOW, free=False)
         self.grip_cmd = 0.0
         yield from self._hold(label, 5)
         yield from self._hand_move(release + np.array([0.0, 0.0, 0.12]), label, ARM_FAST, free=False)
         yield from self._joint_move(HOME_ARM, label)
+
+
+def in_work_zone_of(robot: SimKitchen, furniture: str) -> bool:
+    from robots.sim.kitchen import in_work_zone
+
+    return in_work_zone(robot.base_pose(), furniture)
+
+
+def start_near(robot: SimKitchen, furniture: str, rng: np.random.Generator) -> None:
+    """Move the robot (before any action) to a perturbed pose at ``furniture``'s edge: demonstrations that begin
+    mid-task, where the line-up and recovery the policy must learn happen, instead of always after a long drive."""
+    x, y, yaw = standoff_pose(furniture)
+    face = FACING[furniture]
+    back = rng.uniform(0.0, 0.25)
+    side = rng.uniform(-0.45, 0.45)
+    x += -back * math.cos(face) - side * math.sin(face)
+    y += -back * math.sin(face) + side * math.cos(face)
+    robot._set_base_pose(x, y, yaw + rng.uniform(-0.35, 0.35))
+    robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
+    robot._ctrl_hold()
+    robot._mujoco.mj_forward(robot.model, robot.data)

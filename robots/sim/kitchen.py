@@ -5,10 +5,14 @@ Action (12, robot units; ``describe()`` is authoritative):
   gripper         0 = open .. 1 = closed (finger gap follows it; the grasp assist grasps at >= 0.5 and releases
                   below 0.35, a hysteresis so a policy hovering around 0.5 does not drop what it holds)
   torso           absolute torso-lift target [m], 0 .. 0.34
-  base_vx, base_vy  base velocity in the robot's own frame [m/s] (x forward, y left)
-  base_wz         base yaw rate [rad/s]
-Absolute joint targets and base velocities are what the pi0.5 paper's mobile robots command, and they are easy to
-imitate: a held action means "stay here".
+  base_x, base_y  base pose target in the odometry (world) frame [m]
+  base_yaw        base heading target [rad] (same convention as the state; the controller takes the short way)
+Every dimension is an absolute target, so "stay here" is the current state and a small error in a predicted
+action is a small error in pose, not a velocity that integrates into drift. The base controller (``act``) drives
+toward the pose target at ``BASE_GAIN`` per second of error, capped at the base's speed limits; a target far away
+means "full speed toward it in a straight line", so a policy (or the scripted expert) gives nearby waypoints.
+Interface version 2 (``INTERFACE_VERSION``): version 1 commanded base velocities; checkpoints record the version
+they were trained on and are refused on a robot with another.
 
 State (12): arm_joint1..7 [rad], gripper opening [m] (finger gap), torso [m], base_x, base_y [m], base_yaw [rad]
 (world-frame odometry of the base origin under the arm mount; yaw in [-pi/2, 3pi/2), see YAW_STATE_LOW).
@@ -47,8 +51,10 @@ ARM_LIMITS = [
 ]
 HOME_ARM = np.array([0.0, -0.35, 0.0, -2.45, 0.0, 2.1, 0.785398])  # arm tucked above the base, hand down
 TORSO_RANGE = (0.0, 0.34)
-MAX_BASE_SPEED = 1.0  # m/s, robosuite's velocity servo range
-MAX_BASE_YAW_RATE = 1.5  # rad/s
+MAX_BASE_SPEED = 0.8  # m/s, cap of the base pose controller
+MAX_BASE_YAW_RATE = 1.3  # rad/s
+BASE_GAIN = 4.0  # 1/s: commanded base velocity per unit of pose error (linear and yaw)
+INTERFACE_VERSION = 2  # bump when the meaning of the action or state vector changes
 ROBOT_FRONT = 0.15  # base origin to the front of the wheeled base [m]
 STANDOFF = 0.24  # base origin to the edge of the furniture it works at [m]
 # The state reports yaw in [-pi/2, 3pi/2): the working headings (0 counter, pi/2 shelf, pi table) are then all far
@@ -56,17 +62,29 @@ STANDOFF = 0.24  # base origin to the edge of the furniture it works at [m]
 YAW_STATE_LOW = -math.pi / 2
 GRIP_CLOSE = 0.5  # gripper command at which the grasp assist may take hold of an object
 GRIP_RELEASE = 0.35  # ... and below which it lets go
+GRASP_SLACK = 0.02  # how far off-centre (beyond the object's radius) the closing fingers still take hold [m]
+GRASP_IN_PLANE = 0.035  # ... and across the closing direction [m]
 
-ACTION_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_vx", "base_vy", "base_wz"]
+ACTION_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
 STATE_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
+
+
+REACH = 0.45  # base origin to the point the arm picks at / places over, straight ahead [m]
+# Where "go to the X" ends: a fixed stand-off per piece of furniture, facing it, halfway along its work area
+# (the counter's between its free top and the sink). Fixed, so the policy learns it from the text and odometry;
+# lining up with an object (seen in the cameras) is part of the pick/place subtask that follows.
+WORK_ALONG = {"table": 0.0, "counter": -0.28, "shelf": 0.35}
+FACING = {"table": math.pi, "counter": 0.0, "shelf": math.pi / 2}
 
 
 def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-def standoff_pose(furniture: str, along: float) -> tuple[float, float, float]:
-    """Where the base stands to work at ``furniture`` with the arm in line with ``along`` (y or x along the edge)."""
+def standoff_pose(furniture: str, along: float | None = None) -> tuple[float, float, float]:
+    """Where the base stands to work at ``furniture``: ``STANDOFF`` from its edge, ``along`` it (default: the
+    fixed work spot ``WORK_ALONG``), facing it."""
+    along = WORK_ALONG[furniture] if along is None else along
     if furniture == "table":
         return (scene.TABLE.x1 + STANDOFF, along, math.pi)
     if furniture == "counter":
@@ -74,6 +92,22 @@ def standoff_pose(furniture: str, along: float) -> tuple[float, float, float]:
     if furniture == "shelf":
         return (along, scene.SHELF.y0 - STANDOFF, math.pi / 2)
     raise ValueError(f"no standoff for {furniture!r}")
+
+
+def reach_pose(furniture: str, x: float, y: float) -> tuple[float, float, float]:
+    """The base pose facing ``furniture`` that puts the world point (x, y) ``REACH`` straight ahead of the base."""
+    yaw = FACING[furniture]
+    return (x - REACH * math.cos(yaw), y - REACH * math.sin(yaw), yaw)
+
+
+def in_work_zone(pose: Sequence[float], furniture: str) -> bool:
+    """Whether a base pose is at ``furniture``'s edge facing it (anywhere along it): where pick/place happen."""
+    x, y, yaw = (float(v) for v in pose)
+    sx, sy, syaw = standoff_pose(furniture)
+    face_x, face_y = math.cos(syaw), math.sin(syaw)
+    depth = (sx - x) * face_x + (sy - y) * face_y  # > 0: farther back than the stand-off
+    along = -(x - sx) * face_y + (y - sy) * face_x
+    return bool(-0.08 < depth < 0.3 and abs(along) < 0.75 and abs(wrap_angle(yaw - syaw)) < 0.25)
 
 
 class SimKitchen(Robot):
@@ -176,6 +210,7 @@ class SimKitchen(Robot):
     # ------------------------------------------------------------------ Robot interface
     def describe(self) -> RobotDescription:
         s = self.camera_size
+        r = scene.ROOM_BOUNDS
         cams = [CameraSpec(name=c, height=s, width=s, wrist=(c == "wrist")) for c in self.cameras]
         arm = [
             JointSpec(name=f"arm_joint{i + 1}", unit="rad", lower=lo, upper=hi) for i, (lo, hi) in enumerate(ARM_LIMITS)
@@ -184,11 +219,13 @@ class SimKitchen(Robot):
             *arm,
             JointSpec(name="gripper", unit="1 (0 open, 1 closed)", lower=0.0, upper=1.0),
             JointSpec(name="torso", unit="m", lower=TORSO_RANGE[0], upper=TORSO_RANGE[1]),
-            JointSpec(name="base_vx", unit="m/s (robot frame)", lower=-MAX_BASE_SPEED, upper=MAX_BASE_SPEED),
-            JointSpec(name="base_vy", unit="m/s (robot frame)", lower=-MAX_BASE_SPEED, upper=MAX_BASE_SPEED),
-            JointSpec(name="base_wz", unit="rad/s", lower=-MAX_BASE_YAW_RATE, upper=MAX_BASE_YAW_RATE),
+            JointSpec(name="base_x", unit="m (world)", lower=r.x0, upper=r.x1),
+            JointSpec(name="base_y", unit="m (world)", lower=r.y0, upper=r.y1),
+            # a target may lie a little past the state's yaw range (the short way round from near its ends)
+            JointSpec(
+                name="base_yaw", unit="rad (world)", lower=YAW_STATE_LOW - 1.0, upper=YAW_STATE_LOW + 2 * math.pi + 1.0
+            ),
         ]
-        r = scene.ROOM_BOUNDS
         state = [
             *arm,
             JointSpec(name="gripper", unit="m (finger gap)", lower=0.0, upper=0.08),
@@ -205,6 +242,7 @@ class SimKitchen(Robot):
             actions=actions,
             control_hz=self.control_hz,
             tasks=list(TASKS),
+            interface_version=INTERFACE_VERSION,
         )
 
     @property
@@ -304,13 +342,14 @@ class SimKitchen(Robot):
         d.ctrl[self._finger_act] = (0.04, -0.04)
 
     def hold_action(self) -> np.ndarray:
-        """Stay where you are: arm and torso at their measured positions, base stopped, gripper unchanged."""
+        """Stay where you are: arm, torso and base at their measured positions, gripper unchanged."""
         with self._lock:
             d = self.data
             action = np.zeros(12, dtype=np.float64)
             action[:7] = d.qpos[self._arm_qpos]
             action[7] = 1.0 if self.held_object is not None or d.ctrl[self._finger_act[0]] < 0.02 else 0.0
             action[8] = d.qpos[self._torso_qpos]
+            action[9:12] = self.state()[9:12]
             return action
 
     def current_state(self) -> np.ndarray:
@@ -333,18 +372,27 @@ class SimKitchen(Robot):
             grip = float(np.clip(a[7], 0.0, 1.0))
             d.ctrl[self._finger_act] = (0.04 * (1.0 - grip), -0.04 * (1.0 - grip))
             d.ctrl[self._torso_act] = float(np.clip(a[8], *TORSO_RANGE))
-            yaw = float(d.qpos[self._base_qpos[2]])
-            vx, vy = np.clip(a[9:11], -MAX_BASE_SPEED, MAX_BASE_SPEED)
-            wz = float(np.clip(a[11], -MAX_BASE_YAW_RATE, MAX_BASE_YAW_RATE))
-            c, s = math.cos(yaw), math.sin(yaw)
-            # slide joints move the yaw pivot; add the pivot's velocity so (vx, vy) is the origin's velocity
-            rpx, rpy = c * self._yaw_pivot[0] - s * self._yaw_pivot[1], s * self._yaw_pivot[0] + c * self._yaw_pivot[1]
-            d.ctrl[self._base_act] = (c * vx - s * vy - wz * rpy, s * vx + c * vy + wz * rpx, wz)
+            self._drive_toward(a[9:12])
             self._mujoco.mj_step(m, d, nstep=self.n_substeps)
             self._snap_held_object()
             self._update_grasp(grip)
             self.ticks += 1
             self._update_milestones()
+
+    def _drive_toward(self, target: np.ndarray) -> None:
+        """Base pose controller: world velocity proportional to the pose error, capped at the speed limits."""
+        d = self.data
+        x, y, yaw = self.base_pose()
+        err = np.array([float(target[0]) - x, float(target[1]) - y]) * BASE_GAIN
+        speed = float(np.linalg.norm(err))
+        if speed > MAX_BASE_SPEED:
+            err *= MAX_BASE_SPEED / speed
+        wz = float(np.clip(BASE_GAIN * wrap_angle(float(target[2]) - yaw), -MAX_BASE_YAW_RATE, MAX_BASE_YAW_RATE))
+        q_yaw = float(d.qpos[self._base_qpos[2]])
+        c, s = math.cos(q_yaw), math.sin(q_yaw)
+        # slide joints move the yaw pivot; add the pivot's velocity so the commanded velocity is the origin's
+        rpx, rpy = c * self._yaw_pivot[0] - s * self._yaw_pivot[1], s * self._yaw_pivot[0] + c * self._yaw_pivot[1]
+        d.ctrl[self._base_act] = (err[0] - wz * rpy, err[1] + wz * rpx, wz)
 
     # ------------------------------------------------------------------ grasp assist
     def grip_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +412,7 @@ class SimKitchen(Robot):
         closing_axis = abs(rel[1])  # fingers slide along the site's y axis
         in_plane = abs(rel[0])
         height_ok = p[2] + bottom - 0.01 <= g[2] <= p[2] + top + 0.015
-        return bool(closing_axis < radius + 0.012 and in_plane < 0.03 and height_ok)
+        return bool(closing_axis < radius + GRASP_SLACK and in_plane < GRASP_IN_PLANE and height_ok)
 
     def _update_grasp(self, grip_command: float) -> None:
         mj, m, d = self._mujoco, self.model, self.data

@@ -257,11 +257,13 @@ def _cameras(root: ET.Element, camera_size: int) -> None:
     """Head camera on the torso (moves with base and lift) and a fixed 'third' overview camera."""
     support = root.find(".//body[@name='mobilebase0_support']")
     assert support is not None, "robosuite PandaOmron model changed: no mobilebase0_support body"
-    # High on the torso, left of the arm, looking forward-down past the arm at the workspace in front of the base.
+    # A mast camera high above the base's centre line, pitched 63 degrees down: it sees the whole edge of the
+    # furniture in front (both ends of the table) with the tucked arm a thin column in the middle, instead of the
+    # arm filling the view (the old camera sat beside the arm at shoulder height).
     ET.SubElement(
         support,
         "camera",
-        {"name": "head", "pos": "-0.3 0.25 1.0", "xyaxes": "-0.177 -0.984 0 0.584 -0.105 0.805", "fovy": "75"},
+        {"name": "head", "pos": "-0.25 0 1.55", "xyaxes": "0 -1 0 0.891 0 0.454", "fovy": "60"},
     )
     worldbody = root.find("worldbody")
     assert worldbody is not None

@@ -15,7 +15,16 @@ from robots.types import Observation, RobotDescription, SafetyEvent
 from tests.support import wait_until
 
 J1 = ACTION_NAMES.index("arm_joint1")
-VX, VY, WZ = (ACTION_NAMES.index(n) for n in ("base_vx", "base_vy", "base_wz"))
+BX, BY, BYAW = (ACTION_NAMES.index(n) for n in ("base_x", "base_y", "base_yaw"))
+BASE = [BX, BY, BYAW]
+
+
+def ahead(robot: Robot, sim: SimKitchen, metres: float) -> np.ndarray:
+    """A "stay here" action whose base target lies ``metres`` straight ahead of the base."""
+    action = robot.hold_action()
+    x, y, yaw = sim.base_pose()
+    action[BX], action[BY] = x + metres * np.cos(yaw), y + metres * np.sin(yaw)
+    return action
 
 
 class Recording(Robot):
@@ -94,18 +103,18 @@ def test_over_limit_joint_target_is_clamped_and_reported(safe) -> None:
 
 def test_nan_action_is_rejected_before_mujoco_and_the_robot_holds(safe) -> None:
     robot, inner, events = safe
-    moving = inner.hold_action()
-    moving[VX] = 0.3
+    moving = ahead(inner, inner.robot, 0.15)
     for _ in range(5):
         robot.act(moving)
     bad = moving.copy()
     bad[J1] = np.nan
-    bad[VY] = np.inf
+    bad[BY] = np.inf
     robot.act(bad)
     assert kinds(events)[-1] == "nonfinite_action"
-    assert set(events[-1].details["names"]) == {"arm_joint1", "base_vy"}
+    assert set(events[-1].details["names"]) == {"arm_joint1", "base_y"}
     assert all(np.all(np.isfinite(a)) for a in inner.applied)
-    assert inner.applied[-1][VX] == 0.0  # holding means the base stops
+    # holding means the base's target is where it stands
+    np.testing.assert_allclose(inner.applied[-1][BASE], inner.robot.state()[9:12], atol=0.03)
     assert np.all(np.isfinite(inner.robot.data.qpos))
 
 
@@ -114,28 +123,27 @@ def test_estop_latches_until_reset(safe) -> None:
     robot.estop("test")
     assert robot.estopped and kinds(events)[-1] == "estop"
     start = inner.robot.base_pose()
-    drive = inner.hold_action()
-    drive[VX] = 0.5
+    drive = ahead(inner, inner.robot, 0.5)
     for _ in range(20):
         robot.act(drive)
     assert np.allclose(inner.robot.base_pose()[:2], start[:2], atol=0.01)
-    assert all(a[VX] == 0.0 for a in inner.applied[-20:])
     robot.reset_estop()
     assert not robot.estopped and kinds(events)[-1] == "estop_reset"
     for _ in range(20):
         robot.act(drive)
-    assert np.linalg.norm(inner.robot.base_pose()[:2] - start[:2]) > 0.2
+    assert np.linalg.norm(inner.robot.base_pose()[:2] - start[:2]) > 0.4
 
 
-def test_base_speed_is_limited(safe) -> None:
+def test_base_target_lead_is_limited(safe) -> None:
     robot, inner, events = safe
-    drive = inner.hold_action()
-    drive[VX], drive[VY] = 1.0, 1.0
-    for _ in range(30):
-        robot.act(drive)
-    speeds = [np.hypot(a[VX], a[VY]) for a in inner.applied]
-    assert max(speeds) <= 0.9 + 1e-9
-    assert "limit_base_speed" in kinds(events) and "limit_base_acceleration" in kinds(events)
+    far = ahead(inner, inner.robot, 3.0)
+    far[BYAW] += 2.0
+    robot.act(far)
+    pose = inner.robot.state()[9:12]
+    applied = inner.applied[-1]
+    assert np.hypot(applied[BX] - pose[0], applied[BY] - pose[1]) <= 0.6 + 0.02
+    assert abs(applied[BYAW] - pose[2]) <= 0.8 + 0.02
+    assert "limit_base_lead" in kinds(events)
 
 
 def test_workspace_box_stops_the_base_at_its_edge(sim: SimKitchen) -> None:
@@ -146,12 +154,10 @@ def test_workspace_box_stops_the_base_at_its_edge(sim: SimKitchen) -> None:
     robot = SafeRobot(Recording(sim), SafetyLimits(workspace=box), watchdog_timeout_s=30.0, on_event=events.append)
     try:
         robot.reset(0)
-        drive = sim.hold_action()
-        drive[VX] = 0.6
-        for _ in range(60):  # 3 s at 0.6 m/s would leave the box by far
-            robot.act(drive)
+        for _ in range(60):  # chasing a target 0.5 m ahead for 3 s would leave the box by far
+            robot.act(ahead(sim, sim, 0.5))
         bx, by, _ = sim.base_pose()
-        assert box.x_min - 0.1 <= bx <= box.x_max + 0.1 and box.y_min - 0.1 <= by <= box.y_max + 0.1
+        assert box.x_min - 0.02 <= bx <= box.x_max + 0.02 and box.y_min - 0.02 <= by <= box.y_max + 0.02
         assert "workspace" in kinds(events)
     finally:
         robot.close()
@@ -165,11 +171,9 @@ def test_watchdog_is_armed_by_the_first_action_and_stops_the_robot(sim: SimKitch
         robot.reset(0)
         time.sleep(0.5)
         assert "watchdog" not in kinds(events)  # not armed before the first action
-        drive = inner.hold_action()
-        drive[VX] = 0.1
-        robot.act(drive)
+        robot.act(ahead(inner, sim, 0.3))
         wait_until(lambda: "watchdog" in kinds(events), timeout=10.0, what="watchdog event")
-        assert inner.applied[-1][VX] == 0.0
+        np.testing.assert_allclose(inner.applied[-1][BASE], sim.state()[9:12], atol=0.05)  # target = where it is
         fired = kinds(events).count("watchdog")
         time.sleep(0.5)
         assert kinds(events).count("watchdog") == fired  # fires once, re-armed only by the next action

@@ -9,9 +9,19 @@ import numpy as np
 import pytest
 
 from robots.registry import UnknownRobotError, available_robots, make_robot
-from robots.sim.expert import ScriptedExpert
-from robots.sim.kitchen import ACTION_NAMES, STATE_NAMES, SimKitchen
-from robots.sim.tasks import TASK_SPECS, TASKS
+from robots.sim.expert import ScriptedExpert, start_near
+from robots.sim.kitchen import (
+    ACTION_NAMES,
+    MAX_BASE_SPEED,
+    REACH,
+    STATE_NAMES,
+    SimKitchen,
+    in_work_zone,
+    reach_pose,
+    standoff_pose,
+    wrap_angle,
+)
+from robots.sim.tasks import FURNITURE_OF, TASK_SPECS, TASKS
 
 
 @pytest.fixture
@@ -121,19 +131,62 @@ def test_unknown_task_is_a_clear_error_and_known_ones_are_matched_leniently(blin
     assert blind.task == "put the fruit in the bowl"
 
 
-def test_base_velocity_is_in_the_robot_frame(blind: SimKitchen) -> None:
+def test_base_goes_to_its_pose_target_and_holds_it(blind: SimKitchen) -> None:
     blind.reset(2)
-    x0, y0, yaw = blind.base_pose()
-    action = blind.hold_action()
-    action[9] = 0.4  # forward
-    for _ in range(20):
-        blind.act(action)
+    x0, y0, yaw0 = blind.base_pose()
+    heading = np.array([np.cos(yaw0), np.sin(yaw0)])
+    target = blind.hold_action()
+    target[9:11] = np.array([x0, y0]) + 0.4 * heading  # 0.4 m straight ahead
+    target[11] = blind.state()[11] + 0.3  # and turn 0.3 rad left
+    for _ in range(40):  # 2 s
+        blind.act(target)
     x1, y1, yaw1 = blind.base_pose()
-    moved = np.array([x1 - x0, y1 - y0])
-    heading = np.array([np.cos(yaw), np.sin(yaw)])
-    assert moved @ heading > 0.3  # about 0.4 m in one second, along the heading
-    assert abs(moved @ np.array([-heading[1], heading[0]])) < 0.03
-    assert abs(yaw1 - yaw) < 0.02
+    assert np.hypot(x1 - target[9], y1 - target[10]) < 0.01
+    assert abs(wrap_angle(yaw1 - yaw0 - 0.3)) < 0.01
+    hold = blind.hold_action()
+    np.testing.assert_allclose(hold[9:12], blind.state()[9:12])
+    for _ in range(20):  # "stay here" is the measured pose: no drift
+        blind.act(hold)
+    assert np.hypot(*(blind.base_pose()[:2] - np.array([x1, y1]))) < 0.005
+
+
+def test_a_far_target_moves_at_the_speed_limit(blind: SimKitchen) -> None:
+    blind.reset(2)
+    x0 = blind.base_pose()[0]
+    target = blind.hold_action()
+    target[9] = x0 + 5.0  # far away: full speed toward it, never faster
+    for _ in range(10):
+        blind.act(target)
+    speed = float(np.linalg.norm(blind.data.qvel[blind._base_dof[:2]]))
+    assert 0.6 < speed <= MAX_BASE_SPEED + 0.05
+
+
+def test_work_zone_and_reach_pose_geometry() -> None:
+    for furniture in ("table", "counter", "shelf"):
+        pose = standoff_pose(furniture)
+        assert in_work_zone(pose, furniture)
+        x, y, yaw = pose
+        assert not in_work_zone((x - 0.6 * np.cos(yaw), y - 0.6 * np.sin(yaw), yaw), furniture)  # too far back
+        assert not in_work_zone((x, y, yaw + 1.0), furniture)  # not facing it
+        px, py = x + REACH * np.cos(yaw), y + REACH * np.sin(yaw)
+        np.testing.assert_allclose(reach_pose(furniture, px, py), pose, atol=1e-9)
+
+
+def test_expert_solves_tasks_that_start_mid_task(blind: SimKitchen) -> None:
+    for task, seed in (("put the milk on the shelf", 5), ("bring the bread to the table", 6)):
+        blind.set_task(task)
+        blind.reset(seed)
+        start_near(blind, FURNITURE_OF[blind.spec.moves[0].source], np.random.default_rng(seed))
+        expert = ScriptedExpert(blind, noise=0.5, seed=seed)
+        labels = []
+        for _ in range(900):
+            action, label = expert.act()
+            labels.append(label)
+            blind.act(action)
+            if expert.done:
+                break
+        assert blind.task_success(), (task, labels[-1])
+        assert labels[0] == blind.spec.subtasks[1]  # already at the furniture: the pick comes first
 
 
 @pytest.mark.parametrize("spec", TASK_SPECS, ids=[s.text for s in TASK_SPECS])

@@ -20,11 +20,11 @@ if [ "$STAGE" -gt 1 ]; then INIT=(--init checkpoints/sim-small); fi
 SEED_OFFSET=$(( (STAGE - 1) * EPISODES ))
 
 "$PY" scripts/sim_small_pipeline.py --out "$OUT" --config configs/training/sim-small-cpu.yaml \
-  --episodes "$EPISODES" --seed-offset "$SEED_OFFSET" --workers "$WORKERS" --train-seconds "$TRAIN_SECONDS" \
+  --episodes "$EPISODES" --seed-offset "$SEED_OFFSET" --workers "$WORKERS" --train-seconds "$TRAIN_SECONDS" --max-steps 1500 \
   --eval-episodes 0 "${INIT[@]}"
 CKPT="$OUT/run/checkpoint"
 .venv/bin/hearth eval --checkpoint "$CKPT" --episodes 20 --max-steps 1200 --no-record --device cpu --out "$OUT/eval"
-.venv/bin/hearth eval --checkpoint "$CKPT" --episodes 4 --per-subtask --device cpu --out "$OUT/eval"
-.venv/bin/hearth eval --checkpoint "$CKPT" --episodes 4 --max-steps 1200 --no-record --blank-images --device cpu \
+.venv/bin/hearth eval --checkpoint "$CKPT" --episodes 2 --per-subtask --device cpu --out "$OUT/eval"
+.venv/bin/hearth eval --checkpoint "$CKPT" --episodes 2 --max-steps 900 --no-record --blank-images --device cpu \
   --out "$OUT/eval-blind"
 echo "checkpoint: $CKPT   reports: $OUT/eval/eval.json $OUT/eval/per_subtask.json $OUT/eval-blind/eval.json"

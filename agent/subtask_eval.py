@@ -94,7 +94,7 @@ def achieved(robot, task_move, subtask: str) -> bool:
     return False
 
 
-def _move_of(robot, index: int, subtasks: Sequence[str]):
+def _move_of(robot, index: int):
     """The task move a subtask belongs to (4 subtasks per move, in order)."""
     return robot.spec.moves[min(index // 4, len(robot.spec.moves) - 1)]
 
@@ -110,7 +110,7 @@ def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack
     for _ in range(start):
         action, _label = expert.act()
         robot.act(action)
-    move = _move_of(robot, index, [s for s, _, _ in segments])
+    move = _move_of(robot, index)
     budget = max(int(slack * expert_ticks), execute_steps)
     started = time.monotonic()
     ticks = 0

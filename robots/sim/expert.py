@@ -32,6 +32,7 @@ from robots.sim.kitchen import (
     HOME_ARM,
     REACH,
     SimKitchen,
+    in_work_zone,
     reach_pose,
     standoff_pose,
     wrap_angle,
@@ -384,7 +385,7 @@ class ScriptedExpert:
                 p = r.object_position(move.obj)
                 where = src if attempt == 0 else furniture_near(p)
                 label = go_src if where == src else f"go to the {where}"
-                if not in_work_zone_of(r, where):
+                if not in_work_zone(r.base_pose(), where):
                     yield from self._drive(standoff_pose(where), label, TORSO_FOR[where])
                 yield from self._pick(move.obj, where, pick)
             if r.held_object != move.obj:
@@ -451,12 +452,6 @@ class ScriptedExpert:
         yield from self._hold(label, 5)
         yield from self._hand_move(release + np.array([0.0, 0.0, 0.12]), label, ARM_FAST, free=False)
         yield from self._joint_move(HOME_ARM, label)
-
-
-def in_work_zone_of(robot: SimKitchen, furniture: str) -> bool:
-    from robots.sim.kitchen import in_work_zone
-
-    return in_work_zone(robot.base_pose(), furniture)
 
 
 def start_near(robot: SimKitchen, furniture: str, rng: np.random.Generator) -> None:

@@ -38,16 +38,13 @@ def build_tiny_checkpoint(folder: Path) -> Path:
     return folder
 
 
-def write_deployment(
-    folder: Path, worker_port: int, api_port: int, camera_size: int = CAMERA_SIZE, seed: int | None = None
-) -> Path:
-    options: dict = {"camera_size": camera_size}
+def write_deployment(folder: Path, worker_port: int, api_port: int) -> Path:
     path = folder / "deployment.yaml"
     path.write_text(
         yaml.safe_dump(
             {
                 "name": "console-test",
-                "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": options}],
+                "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": CAMERA_SIZE}}],
                 "policy": {"url": f"ws://127.0.0.1:{worker_port}", "timeout_s": 20},
                 "system2": {"backend": "local", "every_k_chunks": 2},
                 "api": {
@@ -57,8 +54,6 @@ def write_deployment(
                     "live_max_fps": 15,
                 },
                 "episodes_dir": str(folder / "episodes"),
-                # every task starts in the same scene when a seed is given
-                **({"orchestrator": {"seed": seed}} if seed is not None else {}),
             }
         )
     )
@@ -104,21 +99,11 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_stack(
-    folder: Path,
-    with_robot: bool = True,
-    checkpoint: Path | None = None,
-    camera_size: int = CAMERA_SIZE,
-    seed: int | None = None,
-) -> Iterator[Stack]:
-    """Start worker, API and console; yield once all three answer; stop them all on exit.
-
-    The worker serves ``checkpoint`` (default: a tiny random one shaped for the kitchen); ``seed`` fixes the
-    scene every task starts in.
-    """
+def running_stack(folder: Path, with_robot: bool = True) -> Iterator[Stack]:
+    """Start worker, API and console; yield once all three answer; stop them all on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     worker_port, api_port, console_port = free_port(), free_port(), free_port()
-    deployment = write_deployment(folder, worker_port, api_port, camera_size, seed)
+    deployment = write_deployment(folder, worker_port, api_port)
     database_url = f"sqlite:///{folder / 'hearth.db'}"
     tokens = {role: create_token(database_url, role) for role in ("operator", "viewer", "automation")}
     api_url = f"http://127.0.0.1:{api_port}"
@@ -132,7 +117,7 @@ def running_stack(
             [*hearth, "console", "--api-url", api_url, "--host", "127.0.0.1", "--port", str(console_port)],
             folder / "console.log", env)
         if with_robot:
-            checkpoint = checkpoint or build_tiny_checkpoint(folder / "checkpoint")
+            checkpoint = build_tiny_checkpoint(folder / "checkpoint")
             stack.processes["worker"] = ManagedProcess(
                 [*hearth, "serve-policy", "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
                  "--port", str(worker_port)], folder / "worker.log", env)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from policy.action_frame import ActionFrame, apply_to_model, apply_to_robot
 from policy.checkpoints import (
     CONFIG_FILE,
     NORM_STATS_FILE,
@@ -172,7 +173,10 @@ class Pi05Policy:
             # the robot interface the weights were trained on ("" / None: not recorded; agent/compat.py decides)
             "robot_type": str(metadata.get("robot_type") or ""),
             "robot_interface_version": _optional_int(metadata.get("robot_interface_version")),
+            # which actions the model predicts relative to the chunk's start state (policy/action_frame.py)
+            "action_frame": dict(metadata.get("action_frame") or {}),
         }
+        self.action_frame = ActionFrame.from_metadata(self.metadata)
         self._lock = threading.Lock()
         self._chunk_ids = itertools.count()
 
@@ -291,7 +295,9 @@ class Pi05Policy:
         meta = {
             k: self.metadata[k] for k in ("camera_names", "state_names", "action_names", "control_hz", "action_horizon")
         }
-        meta.update({k: self.metadata[k] for k in ("robot_type", "robot_interface_version") if self.metadata[k]})
+        meta.update({
+            k: self.metadata[k] for k in ("robot_type", "robot_interface_version", "action_frame") if self.metadata[k]
+        })
         write_config(folder, self.model.config, meta)
         self.norm_stats.save(folder / NORM_STATS_FILE)
         self.tokenizer.save(folder)
@@ -365,14 +371,15 @@ class Pi05Policy:
         )
 
     def _prev_actions(
-        self, prev_chunks: Sequence[np.ndarray | None], delays: Sequence[int]
+        self, prev_chunks: Sequence[np.ndarray | None], delays: Sequence[int], states: Sequence[np.ndarray]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The previous chunks' remaining actions, in the model's frame relative to the new chunk's start state."""
         if all(p is None for p in prev_chunks):
             return None
         horizon, action_dim = self.config.action_horizon, len(self.metadata["action_names"])
         prev = np.zeros((len(prev_chunks), horizon, self.config.max_action_dim), np.float32)
         lengths = np.zeros(len(prev_chunks), np.int64)
-        for i, (chunk, delay) in enumerate(zip(prev_chunks, delays, strict=True)):
+        for i, (chunk, delay, state) in enumerate(zip(prev_chunks, delays, states, strict=True)):
             if chunk is None:
                 continue
             chunk = np.asarray(chunk, dtype=np.float32)
@@ -382,8 +389,9 @@ class Pi05Policy:
                 raise PolicyInputError("prev_chunk contains NaN or inf")
             if not 0 <= delay <= chunk.shape[0]:
                 raise PolicyInputError(f"delay {delay} must be between 0 and the prev_chunk length {chunk.shape[0]}")
+            model_frame = apply_to_model(self.action_frame, chunk, state)
             prev[i, : chunk.shape[0]] = pad_last(
-                self.norm_stats.normalize("actions", chunk), self.config.max_action_dim
+                self.norm_stats.normalize("actions", model_frame), self.config.max_action_dim
             )
             lengths[i] = chunk.shape[0]
         delay_t = torch.tensor(
@@ -435,7 +443,8 @@ class Pi05Policy:
             if len(arrays) != b or any(a.shape != shape for a in arrays):
                 raise PolicyInputError(f"noise must have shape {shape} per observation")
             noise_t = torch.from_numpy(np.stack(arrays)).to(self.device)
-        prev = self._prev_actions(prev_chunks, delays)
+        states = [np.asarray(obs.state, np.float32) for obs in observations]  # validated by make_batch
+        prev = self._prev_actions(prev_chunks, delays, states)
         with self._lock:
             if prev is None:
                 actions = self.model.sample_actions(batch, noise=noise_t, num_steps=self.config.num_steps)
@@ -452,7 +461,9 @@ class Pi05Policy:
         normalized = actions.float().cpu().numpy()[:, :, : len(self.metadata["action_names"])]
         chunks = []
         for i in range(b):
-            robot_units = self.norm_stats.unnormalize("actions", normalized[i])
+            robot_units = apply_to_robot(
+                self.action_frame, self.norm_stats.unnormalize("actions", normalized[i]), states[i]
+            )
             if not np.all(np.isfinite(robot_units)):
                 raise RuntimeError("the model produced NaN/inf actions; refusing to return them")
             chunks.append(

@@ -28,8 +28,8 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from policy.action_frame import ActionFrame
+from policy.normalize import NormStats
 from policy.training.augment import augment_images, wrist_flags
+from policy.training.batching import TrainSample
 from policy.training.config import TrainConfig
 from policy.training.data import TrainingArrays, batch_indices
 from policy.training.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, shutdown
@@ -94,7 +97,6 @@ class PreparedData:
 
     @classmethod
     def load(cls, folder: Path) -> PreparedData:
-        from policy.normalize import NormStats
         from policy.tokenizers.text import TextTokenizer
 
         fast = None
@@ -109,6 +111,38 @@ class PreparedData:
             fast=fast,
             meta=json.loads((folder / DATA_META_FILE).read_text()),
         )
+
+
+def reframe_prepared(prepared: PreparedData, frame_spec: dict[str, Any] | None) -> PreparedData:
+    """The same frames with their action chunks re-expressed in another action frame, and fresh action stats.
+
+    Why: collecting and tokenizing the demonstrations takes longer than converting them; prepared arrays hold
+    normalized absolute chunks and states, which `NormStats.unnormalize` inverts exactly (no clipping), so a
+    dataset can move to relative actions (policy/action_frame.py) without the simulator. State stats, prompts
+    and images are unchanged.
+    """
+    meta = prepared.meta
+    if (meta.get("action_frame") or None) == (frame_spec or None):
+        return prepared
+    arrays = prepared.arrays
+    if arrays.states is None:
+        raise TrainingError("prepared data without continuous states cannot be re-framed; prepare it again")
+    if prepared.fast is not None:
+        raise TrainingError("prepared data with FAST targets cannot be re-framed (the tokens encode the old frame)")
+    old = ActionFrame.from_metadata(meta)
+    new = ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], meta["action_names"],
+                                 meta["state_names"]) if frame_spec else None
+    a, s = arrays.action_dim, len(meta["state_names"])
+    states = prepared.norm_stats.unnormalize("state", arrays.states[:, :s])
+    absolute = old.to_robot(prepared.norm_stats.unnormalize("actions", arrays.actions[..., :a]), states) \
+        if old is not None else prepared.norm_stats.unnormalize("actions", arrays.actions[..., :a])
+    reframed = new.to_model(absolute, states) if new is not None else absolute
+    action_stats = NormStats.from_arrays({"actions": reframed[~arrays.action_is_pad]})
+    norm_stats = NormStats({"state": prepared.norm_stats["state"], "actions": action_stats["actions"]})
+    actions = arrays.actions.copy()
+    actions[..., :a] = norm_stats.normalize("actions", reframed)
+    return PreparedData(replace(arrays, actions=actions), norm_stats, prepared.tokenizer, prepared.fast,
+                        {**meta, "action_frame": frame_spec})
 
 
 def is_prepared_data(path: Path) -> bool:
@@ -128,7 +162,7 @@ def prepare_data(
     """
     from policy.data.layout import interface_version_of
     from policy.data.reader import LeRobotDatasetReader
-    from policy.training.batching import ExampleEncoder, TrainSample
+    from policy.training.batching import ExampleEncoder
     from policy.training.data import episode_samples, resize_uint8
 
     reader = LeRobotDatasetReader(data_dir)
@@ -140,6 +174,9 @@ def prepare_data(
     if missing:
         raise TrainingError(f"{data_dir}: no camera(s) {missing}; the dataset has {reader.camera_names}")
     norm_stats = reader.norm_stats([e.index for e in episodes])
+    frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
+    frame = (ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], reader.action_names,
+                                    reader.state_names) if frame_spec else None)
     horizon = model_config.action_horizon
     image_size = model_config.vision.image_size
     samples: list[tuple[int, TrainSample]] = []
@@ -154,8 +191,10 @@ def prepare_data(
         labels = [episode.subtask_at(t)[0] or "" for t in range(arrays["action"].shape[0])]
         samples.extend(
             (episode.index, s)
-            for s in episode_samples(videos, arrays["state"], arrays["action"], labels, episode.task, horizon)
+            for s in episode_samples(videos, arrays["state"], arrays["action"], labels, episode.task, horizon, frame)
         )
+    if frame is not None:  # the flow targets are relative: their quantiles, not the dataset's absolute ones
+        norm_stats = NormStats({"state": norm_stats["state"], "actions": model_frame_action_stats(samples)["actions"]})
     fast = _fit_fast(samples, norm_stats, config) if config.loss.fast_ce else None
     encoder = ExampleEncoder(
         tokenizer=tokenizer,
@@ -174,6 +213,7 @@ def prepare_data(
         "control_hz": reader.fps,
         "robot_type": reader.info.get("robot_type", ""),
         "robot_interface_version": interface_version_of(reader.info),
+        "action_frame": frame_spec,
         "episodes": len(episodes),
         "frames": len(arrays),
         "tasks": sorted({s.task for _, s in samples}),
@@ -183,6 +223,12 @@ def prepare_data(
         "action_horizon": horizon,
     }
     return PreparedData(arrays, norm_stats, tokenizer, fast, meta)
+
+
+def model_frame_action_stats(samples: Sequence[tuple[int, TrainSample]]) -> NormStats:
+    """Action stats over every real (not padded) step of every chunk, in the frame the model predicts."""
+    steps = np.concatenate([s.actions[~np.asarray(s.action_is_pad, bool)] for _, s in samples])
+    return NormStats.from_arrays({"actions": steps})
 
 
 def _fit_fast(samples, norm_stats, config: TrainConfig):
@@ -209,6 +255,11 @@ class _LossModule(nn.Module):
         return self.model.compute_loss(batch, noise=noise, time=time)
 
 
+# Config fields a warm start may change: the action expert has no positional weights per chunk step (the
+# horizon is just how many suffix tokens it runs on), and the Euler step count is a sampling choice.
+INIT_OVERRIDABLE = frozenset({"action_horizon", "num_steps"})
+
+
 def build_model(config: TrainConfig, init: Path | None):
     """(model, model_config, tokenizer, init_metadata): fresh from a preset, or loaded from `--init`."""
     from policy.model.config import preset
@@ -220,6 +271,13 @@ def build_model(config: TrainConfig, init: Path | None):
         policy = Pi05Policy.from_checkpoint(init, device="cpu")
         model = policy.model.float()
         model.config.knowledge_insulation = config.loss.knowledge_insulation
+        for key, value in config.model.overrides.items():
+            if key not in INIT_OVERRIDABLE:
+                raise TrainingError(
+                    f"model.overrides.{key} cannot change a warm-started model (only {sorted(INIT_OVERRIDABLE)} can: "
+                    "they leave every weight's meaning and shape alone)"
+                )
+            setattr(model.config, key, value)
         return model, model.config, policy.tokenizer, dict(policy.metadata)
     from policy.tokenizers.text import household_tokenizer
 
@@ -489,6 +547,14 @@ def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info:
         raise TrainingError(
             f"prepared data has {prepared.arrays.images.shape[2]} px images but the model expects {image_size} px"
         )
+    if prepared.arrays.actions.shape[1] > model_config.action_horizon:
+        # the chunk at t is actions[t : t + H]; its first H' steps are exactly the shorter chunk
+        horizon = model_config.action_horizon
+        prepared.arrays.actions = prepared.arrays.actions[:, :horizon]
+        prepared.arrays.action_is_pad = prepared.arrays.action_is_pad[:, :horizon]
+    # prepared for another action frame: re-expressed in memory, after the cut (stats of the chunks trained on)
+    frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
+    prepared = reframe_prepared(prepared, frame_spec)
     if prepared.arrays.actions.shape[1] != model_config.action_horizon:
         raise TrainingError(
             f"prepared data has action horizon {prepared.arrays.actions.shape[1]}, the model {model_config.action_horizon}"
@@ -544,6 +610,7 @@ def export_checkpoint(
         # the robot interface the data was recorded on; None (old data) counts as v1, see agent/compat.py
         "robot_type": meta.get("robot_type") or "",
         "robot_interface_version": meta.get("robot_interface_version"),
+        "action_frame": meta.get("action_frame"),
     }
     fast_path = None
     if prepared.fast is not None:

@@ -240,12 +240,12 @@ def main() -> int:
 
 def encode_worker(args: tuple) -> dict[str, np.ndarray]:
     """Tokenize one episode's System-1 and System-2 examples (the slow, CPU-bound part of data preparation)."""
-    encoder, states, actions, labels, task, horizon = args
+    encoder, states, actions, labels, task, horizon, frame = args
     from policy.training.data import episode_samples
 
     out: dict[str, list] = {k: [] for k in ("actions", "action_is_pad", "s1_tokens", "s1_mask", "s1_loss",
                                              "s2_tokens", "s2_mask", "s2_loss", "has_subtask", "states")}
-    for sample in episode_samples({}, states, actions, labels, task, horizon):
+    for sample in episode_samples({}, states, actions, labels, task, horizon, frame):
         ex1, ex2, padded = encoder.encode(sample)
         out["states"].append(encoder.normalized_state(sample))  # for the continuous state token
         out["actions"].append(padded)
@@ -285,6 +285,7 @@ def calibrate_steps(config, data_dir: Path, out: Path, seconds: float, timings: 
 
 
 def prepare_from_episodes(episodes: list[dict], config, model_config, args):
+    from policy.action_frame import ActionFrame
     from policy.normalize import NormStats
     from policy.tokenizers.text import household_tokenizer
     from policy.train import PreparedData, _fit_fast
@@ -292,26 +293,33 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
     from policy.training.data import TrainingArrays, episode_samples
 
     tokenizer = household_tokenizer()
-    if args.init is not None:  # a warm start keeps the normalization its weights were trained with
-        norm_stats = NormStats.load(args.init / "norm_stats.json")
-    else:
-        norm_stats = NormStats.from_arrays({
-            "state": np.concatenate([e["states"] for e in episodes]),
-            "actions": np.concatenate([e["actions"] for e in episodes]),
-        })
     horizon = model_config.action_horizon
+    frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
+    frame = ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], episodes[0]["action_names"],
+                                   episodes[0]["state_names"]) if frame_spec else None
+    chunks = [s for e in episodes for s in episode_samples({}, e["states"], e["actions"], e["labels"], e["task"],
+                                                            horizon, frame)]
+    steps = np.concatenate([s.actions[~s.action_is_pad] for s in chunks])  # targets in the model's frame
+    norm_stats = NormStats.from_arrays({"state": np.concatenate([e["states"] for e in episodes]), "actions": steps})
+    del chunks, steps
+    if args.init is not None:  # a warm start keeps the normalization its weights were trained with
+        init_stats = NormStats.load(args.init / "norm_stats.json")
+        init_frame = json.loads((args.init / "config.json").read_text()).get("action_frame")
+        same_frame = (init_frame or None) == frame_spec
+        norm_stats = NormStats({"state": init_stats["state"],
+                                "actions": (init_stats if same_frame else norm_stats)["actions"]})
     fit_samples = []
     rng = np.random.default_rng(config.seed)
     for e in episodes:  # FAST is fitted on chunks only: no images needed
         picks = rng.choice(len(e["actions"]), size=min(20, len(e["actions"])), replace=False)
-        chunked = episode_samples({}, e["states"], e["actions"], e["labels"], e["task"], horizon)
+        chunked = episode_samples({}, e["states"], e["actions"], e["labels"], e["task"], horizon, frame)
         fit_samples.extend((e["seed"], chunked[i]) for i in picks)
     fast = _fit_fast(fit_samples, norm_stats, config) if config.loss.fast_ce else None
     encoder = ExampleEncoder(tokenizer, norm_stats, config.loss.max_token_len or model_config.max_token_len,
                              model_config.max_action_dim, config.loss, fast, max_state_dim=model_config.max_state_dim)
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers) as pool:
-        encoded = pool.map(encode_worker, [(encoder, e["states"], e["actions"], e["labels"], e["task"], horizon)
+        encoded = pool.map(encode_worker, [(encoder, e["states"], e["actions"], e["labels"], e["task"], horizon, frame)
                                            for e in episodes], chunksize=4)
     cameras = list(episodes[0]["images"])
 
@@ -335,6 +343,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         "control_hz": episodes[0]["control_hz"],
         "robot_type": "panda_omron",
         "robot_interface_version": episodes[0]["interface_version"],
+        "action_frame": frame_spec,
         "episodes": len(episodes),
         "successful_episodes": sum(e["success"] for e in episodes),
         "frames": len(arrays),

@@ -13,7 +13,9 @@ def command(
     episodes: int = typer.Option(10, "--episodes", "-n", min=1, help="Episodes per task."),
     seed_offset: int = typer.Option(1000, "--seed-offset", help="Episode i uses seed offset+i (collection uses 0..)."),
     max_steps: int = typer.Option(1200, "--max-steps", min=1, help="Control ticks per episode at most (60 s)."),
-    execute_steps: int = typer.Option(25, "--execute-steps", min=1, help="Actions run from each chunk."),
+    execute_steps: int | None = typer.Option(
+        None, "--execute-steps", min=1, help="Actions run from each chunk (default: half the policy's horizon)."
+    ),
     camera_size: int = typer.Option(96, "--camera-size", help="Sim camera pixels (resized to the model's input)."),
     record: Path | None = typer.Option(None, "--record", help="Episode dataset folder (default: OUT/episodes)."),
     out: Path = typer.Option(Path("runs/eval"), "--out", "-o", help="Folder for eval.json and the episodes."),
@@ -44,6 +46,8 @@ def command(
         policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--checkpoint") from None
+    if execute_steps is None:  # openpi's LIBERO recipe replans after half of a 10-step chunk as well
+        execute_steps = max(1, int(policy.metadata["action_horizon"]) // 2)
     if blank_images:
         policy = BlindPolicy(policy)
     if per_subtask:

@@ -86,10 +86,25 @@ class FinetuneSettings(_Strict):
     )
 
 
+class ActionFrameSettings(_Strict):
+    """Actions the model predicts relative to the chunk's start state (policy/action_frame.py), by name."""
+
+    relative: list[str] = Field(default_factory=list, description="actions predicted as action - same-named state")
+    base_pose: list[str] | None = Field(
+        default=None, description="(x, y, yaw) action names of a planar base pose, predicted in the base's frame"
+    )
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"relative": list(self.relative), "base_pose": list(self.base_pose) if self.base_pose else None}
+
+
 class DataSettings(_Strict):
     """Every frame is decoded, resized and tokenized once and training reads from memory (policy/training/data.py)."""
 
     max_episodes: int | None = Field(default=None, ge=1)
+    action_frame: ActionFrameSettings | None = Field(
+        default=None, description="None: the model predicts absolute actions in robot units"
+    )
 
 
 class TrainConfig(_Strict):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from policy.action_frame import ActionFrame, apply_to_model
 from policy.model.pi05 import Pi05Batch
 from policy.training.batching import ExampleEncoder, TrainSample
 
@@ -38,12 +39,13 @@ def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
 
 def episode_samples(
     images: dict[str, np.ndarray], states: np.ndarray, actions: np.ndarray, subtasks: Sequence[str], task: str,
-    horizon: int,
+    horizon: int, frame: ActionFrame | None = None,
 ) -> list[TrainSample]:
     """One episode's frames as training samples: the chunk at t is actions[t : t + H].
 
     Steps past the episode's end repeat its last action and are flagged in `action_is_pad` (LeRobot's
     convention), so the flow loss ignores them. `images` maps camera -> [T, S, S, 3] uint8 at model size.
+    With a `frame`, each chunk is expressed relative to the state at t (policy/action_frame.py).
     """
     length = actions.shape[0]
     samples = []
@@ -53,7 +55,7 @@ def episode_samples(
         samples.append(TrainSample(
             images={c: frames[t] for c, frames in images.items()},
             state=np.asarray(states[t], np.float32),
-            actions=chunk.astype(np.float32),
+            actions=apply_to_model(frame, chunk, states[t]),
             action_is_pad=np.arange(horizon) >= end - t,
             task=task,
             subtask=subtasks[t] or "",

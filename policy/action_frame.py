@@ -1,0 +1,128 @@
+"""Which action dimensions the model predicts relative to the robot's state at the start of the chunk.
+
+Why: a robot interface should take absolute targets (a joint position, an odometry pose) because they are easy to
+check and safe to hold, but a small model predicting them has to reproduce absolute world coordinates to a few
+centimetres out of a range of metres. Normalized over the ~3 m a mobile base covers, a 0.05 flow-matching error is
+8-15 cm, larger than a grasp tolerance. Relative to the state at the chunk's start, the same targets span a few
+tens of centimetres, so the same normalized error is a few centimetres. openpi does this for joints
+(`DeltaActions` / `AbsoluteActions` in Physical-Intelligence/openpi `src/openpi/transforms.py`, with a mask that
+leaves grippers absolute); we add a planar base pose, made relative in the robot's own frame so that "the bowl is
+ahead and to the left" maps to the same numbers wherever the robot stands.
+
+The frame is a property of the checkpoint (stored in its config metadata), not of the robot: the robot interface
+stays absolute, training converts each chunk with `to_model`, and inference converts back with `to_robot`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def wrap_angle(a: np.ndarray) -> np.ndarray:
+    """Angles mapped to [-pi, pi)."""
+    return (np.asarray(a) + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@dataclass(frozen=True)
+class ActionFrame:
+    """Action indices made relative to the state (`joint_pairs`) and an optional planar base pose.
+
+    `joint_pairs` are (action index, state index): the model predicts ``action - state``. `base_pose` is the
+    (x, y, yaw) action indices with their state indices: the model predicts the target's offset expressed in the
+    base's frame at chunk start, ``R(-yaw) @ (target_xy - state_xy)`` and ``wrap(target_yaw - state_yaw)``.
+    Every other action index stays absolute (grippers, as in openpi).
+    """
+
+    joint_pairs: tuple[tuple[int, int], ...] = ()
+    base_pose: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None
+
+    # ---- construction from names (what checkpoints and configs store) ----------------------------------------
+    @classmethod
+    def from_names(
+        cls,
+        relative: Sequence[str],
+        base_pose: Sequence[str] | None,
+        action_names: Sequence[str],
+        state_names: Sequence[str],
+    ) -> ActionFrame:
+        """Resolve names to indices; each relative action must have a state of the same name."""
+        action_index = {name: i for i, name in enumerate(action_names)}
+        state_index = {name: i for i, name in enumerate(state_names)}
+
+        def pair(name: str) -> tuple[int, int]:
+            if name not in action_index:
+                raise ValueError(f"action frame names {name!r}, which is not an action ({list(action_names)})")
+            if name not in state_index:
+                raise ValueError(f"action frame needs a state named {name!r} to be relative to ({list(state_names)})")
+            return action_index[name], state_index[name]
+
+        base = None
+        if base_pose:
+            if len(base_pose) != 3:
+                raise ValueError(f"base_pose must name (x, y, yaw), got {list(base_pose)}")
+            base = (pair(base_pose[0]), pair(base_pose[1]), pair(base_pose[2]))
+        overlap = set(relative) & set(base_pose or ())
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} are both joint-relative and part of the base pose")
+        return cls(joint_pairs=tuple(pair(name) for name in relative), base_pose=base)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ActionFrame | None:
+        """The frame a checkpoint declares in its metadata (``action_frame``), or None for absolute actions."""
+        spec = metadata.get("action_frame")
+        if not spec:
+            return None
+        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), metadata["action_names"],
+                              metadata["state_names"])
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.joint_pairs and self.base_pose is None
+
+    # ---- conversion -------------------------------------------------------------------------------------------
+    def to_model(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Robot-unit chunk [..., H, A] and the state at its start [..., S] -> the model's frame (a new array)."""
+        actions = np.asarray(actions, np.float64)
+        state = np.asarray(state, np.float64)[..., None, :]  # broadcast over the horizon
+        out = actions.copy()
+        for a, s in self.joint_pairs:
+            out[..., a] = actions[..., a] - state[..., s]
+        if self.base_pose is not None:
+            (ax, sx), (ay, sy), (ayaw, syaw) = self.base_pose
+            yaw = state[..., syaw]
+            dx, dy = actions[..., ax] - state[..., sx], actions[..., ay] - state[..., sy]
+            c, s_ = np.cos(yaw), np.sin(yaw)
+            out[..., ax] = c * dx + s_ * dy
+            out[..., ay] = -s_ * dx + c * dy
+            out[..., ayaw] = wrap_angle(actions[..., ayaw] - yaw)
+        return out.astype(np.float32)
+
+    def to_robot(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Inverse of `to_model`: the model's chunk [..., H, A] back to robot units given the start state."""
+        actions = np.asarray(actions, np.float64)
+        state = np.asarray(state, np.float64)[..., None, :]
+        out = actions.copy()
+        for a, s in self.joint_pairs:
+            out[..., a] = actions[..., a] + state[..., s]
+        if self.base_pose is not None:
+            (ax, sx), (ay, sy), (ayaw, syaw) = self.base_pose
+            yaw = state[..., syaw]
+            c, s_ = np.cos(yaw), np.sin(yaw)
+            out[..., ax] = state[..., sx] + c * actions[..., ax] - s_ * actions[..., ay]
+            out[..., ay] = state[..., sy] + s_ * actions[..., ax] + c * actions[..., ay]
+            out[..., ayaw] = yaw + actions[..., ayaw]
+        return out.astype(np.float32)
+
+
+def apply_to_model(frame: ActionFrame | None, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """`frame.to_model`, or the actions unchanged (as float32) when the checkpoint predicts absolute actions."""
+    return np.asarray(actions, np.float32) if frame is None else frame.to_model(actions, state)
+
+
+def apply_to_robot(frame: ActionFrame | None, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+    return np.asarray(actions, np.float32) if frame is None else frame.to_robot(actions, state)

@@ -44,6 +44,7 @@ from policy.mappings import (
     DEFAULT_MAX_IMAGE_SIDE,
     EPISODE_KEY,
     EXTENSION_KEYS,
+    ObservationMapping,
     PolicyRequest,
     PolicySpec,
     get_mapping,
@@ -264,6 +265,46 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def worker_metadata(policy_metadata: Any, mapping: ObservationMapping) -> dict[str, Any]:
+    """The metadata frame's content: the policy's own metadata plus the mapping's (shared with policy/fleet)."""
+    return _plain(
+        {
+            **dict(policy_metadata),
+            **mapping.metadata,
+            "mapping": mapping.name,
+            "request_keys": mapping.expected_keys(),
+            "extensions": list(EXTENSION_KEYS),
+        }
+    )
+
+
+def build_reply(
+    mapping: ObservationMapping,
+    request: PolicyRequest,
+    result: InferenceResult,
+    decode_ms: float,
+    infer_ms: float,
+    prev_total_ms: float | None,
+) -> dict[str, Any]:
+    """One reply frame's content (shared with the Ray Serve ingress in policy/fleet, so both speak the same wire)."""
+    if request.kind == "subtask":
+        reply: dict[str, Any] = {"hearth/subtask": result.subtask or ""}
+    else:
+        assert result.actions is not None
+        reply = mapping.reply(result.actions)
+    server_timing: dict[str, float] = {
+        "infer_ms": infer_ms,
+        "decode_ms": decode_ms,
+        "queue_ms": result.queue_ms,
+        "batch_size": float(result.batch_size),
+    }
+    if prev_total_ms is not None:
+        server_timing["prev_total_ms"] = prev_total_ms
+    reply["server_timing"] = server_timing
+    reply["policy_timing"] = {"infer_ms": result.model_ms}
+    return reply
+
+
 class PolicyServer:
     """Serve one Pi05Policy to any number of robots over the openpi WebSocket protocol."""
 
@@ -293,15 +334,7 @@ class PolicyServer:
         self.batcher = InferenceBatcher(
             policy, max_batch, batch_wait_ms / 1e3, self.metrics, peers=lambda: int(self.metrics.connections_open.value())
         )
-        self.metadata: dict[str, Any] = _plain(
-            {
-                **dict(policy.metadata),
-                **self.mapping.metadata,
-                "mapping": self.mapping.name,
-                "request_keys": self.mapping.expected_keys(),
-                "extensions": list(EXTENSION_KEYS),
-            }
-        )
+        self.metadata: dict[str, Any] = worker_metadata(policy.metadata, self.mapping)
         self._metadata_frame = packb(self.metadata)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -471,22 +504,7 @@ class PolicyServer:
     def _reply(
         self, request: PolicyRequest, result: InferenceResult, decode_ms: float, infer_ms: float, prev_total_ms: float | None
     ) -> dict[str, Any]:
-        if request.kind == "subtask":
-            reply: dict[str, Any] = {"hearth/subtask": result.subtask or ""}
-        else:
-            assert result.actions is not None
-            reply = self.mapping.reply(result.actions)
-        server_timing: dict[str, float] = {
-            "infer_ms": infer_ms,
-            "decode_ms": decode_ms,
-            "queue_ms": result.queue_ms,
-            "batch_size": float(result.batch_size),
-        }
-        if prev_total_ms is not None:
-            server_timing["prev_total_ms"] = prev_total_ms
-        reply["server_timing"] = server_timing
-        reply["policy_timing"] = {"infer_ms": result.model_ms}
-        return reply
+        return build_reply(self.mapping, request, result, decode_ms, infer_ms, prev_total_ms)
 
     async def _send_error(self, ws: ServerConnection, text: str, reason: str) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -6,10 +6,15 @@ positions and attended in one softmax, then split back so each expert applies it
 (reference/openpi.md §1.4). The action expert's norms are adaptive (AdaRMSNorm: scale, shift and a
 residual gate computed from the flow-time embedding). Submodule names follow the Hugging Face layout
 (`self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, ...) so checkpoint keys map by prefix.
+
+For fast inference (policy/fast_path.py) the same modules can fuse Q/K/V and gate/up into single matrices
+(`fuse_projections`) and write keys/values into a preallocated `StaticKVCache` instead of returning new tensors
+(gpt-fast `model.py` `KVCache`, pytorch-labs/gpt-fast); both leave the state dict and the results unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +27,43 @@ from policy.model.config import GemmaConfig
 MASK_VALUE = -2.3819763e38
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: (keys [B, L, KV, Dh] after RoPE, values [B, L, KV, Dh])
+
+
+@dataclasses.dataclass
+class StaticKVCache:
+    """Keys/values of every layer in one preallocated buffer, written in place (gpt-fast's `KVCache`).
+
+    keys/values: [depth, B, length, KV, Dh]. A forward pass writes its own keys at chosen slots and attends to
+    all `length` slots under a mask, so shapes never change from call to call: what a CUDA graph needs, and
+    what lets System-2 decoding add one token without `torch.cat` growing the cache.
+    """
+
+    keys: Tensor
+    values: Tensor
+
+    @classmethod
+    def allocate(
+        cls, config: GemmaConfig, batch_size: int, length: int, dtype: torch.dtype, device: torch.device | str
+    ) -> StaticKVCache:
+        shape = (config.depth, batch_size, length, config.num_kv_heads, config.head_dim)
+        # zeros, not empty: slots not yet written are masked, but masked values must still be finite
+        return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
+
+    @property
+    def length(self) -> int:
+        return int(self.keys.shape[2])
+
+    def write(self, layer: int, slots: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k/v [B, len(slots), KV, Dh] at `slots` (a [len] long tensor) of `layer`; returns that layer's buffers."""
+        keys, values = self.keys[layer], self.values[layer]
+        keys.index_copy_(1, slots, k.to(keys.dtype))
+        values.index_copy_(1, slots, v.to(values.dtype))
+        return keys, values
+
+    def as_past(self, length: int | None = None) -> KVCache:
+        """The first `length` slots of every layer as a read-only `past_kv` (views, no copy)."""
+        end = self.length if length is None else length
+        return [(self.keys[i, :, :end], self.values[i, :, :end]) for i in range(self.keys.shape[0])]
 
 
 class RMSNorm(nn.Module):
@@ -77,13 +119,23 @@ class GemmaAttentionProjections(nn.Module):
         self.k_proj = nn.Linear(config.width, config.num_kv_heads * config.head_dim, bias=False)
         self.v_proj = nn.Linear(config.width, config.num_kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.num_heads * config.head_dim, config.width, bias=False)
+        self.register_buffer("qkv_weight", None, persistent=False)  # set by `fuse`
+
+    def fuse(self) -> None:
+        """One [q; k; v] weight matrix so the three projections are one GEMM (see `fuse_rows`)."""
+        self.qkv_weight = fuse_rows([self.q_proj, self.k_proj, self.v_proj])
 
     def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        batch, length, _ = x.shape
-        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
-        return q, k, v
+        q_width, kv_width = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        if self.qkv_weight is not None:
+            q, k, v = F.linear(x, self.qkv_weight).split([q_width, kv_width, kv_width], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        return (
+            q.unflatten(-1, (self.num_heads, self.head_dim)),
+            k.unflatten(-1, (self.num_kv_heads, self.head_dim)),
+            v.unflatten(-1, (self.num_kv_heads, self.head_dim)),
+        )
 
 
 class GemmaMLP(nn.Module):
@@ -94,9 +146,36 @@ class GemmaMLP(nn.Module):
         self.gate_proj = nn.Linear(config.width, config.mlp_dim, bias=False)
         self.up_proj = nn.Linear(config.width, config.mlp_dim, bias=False)
         self.down_proj = nn.Linear(config.mlp_dim, config.width, bias=False)
+        self.register_buffer("gate_up_weight", None, persistent=False)  # set by `fuse`
+
+    def fuse(self) -> None:
+        """One [gate; up] weight matrix so both input projections are one GEMM (see `fuse_rows`)."""
+        self.gate_up_weight = fuse_rows([self.gate_proj, self.up_proj])
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+        if self.gate_up_weight is not None:
+            gate, up = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.gelu(gate, approximate="tanh") * up)
+
+
+def fuse_rows(linears: Sequence[nn.Linear]) -> Tensor:
+    """Stack bias-free linears' weights into one matrix and make each original weight a view of its rows.
+
+    The parameters keep their names and values, so the state dict is unchanged: checkpoints still load strictly,
+    and an in-place load (`load_state_dict` copies into the parameters) updates the fused matrix with them.
+    Call it after moving the module to its device and dtype: `.to()` replaces parameters and buffers separately.
+    """
+    if any(linear.bias is not None for linear in linears):
+        raise ValueError("only bias-free projections are fused")
+    fused = torch.cat([linear.weight.detach() for linear in linears], dim=0)
+    start = 0
+    for linear in linears:
+        rows = linear.weight.shape[0]
+        linear.weight.data = fused[start : start + rows]
+        start += rows
+    return fused
 
 
 class GemmaLayer(nn.Module):
@@ -125,6 +204,18 @@ class GemmaStack(nn.Module):
         self.embed_tokens = nn.Embedding(vocab_size, config.width) if vocab_size else None
         self.layers = nn.ModuleList(GemmaLayer(config, adaptive, config.width, eps) for _ in range(config.depth))
         self.norm: nn.Module = AdaRMSNorm(config.width, config.width, eps) if adaptive else RMSNorm(config.width, eps)
+
+    def fuse_projections(self) -> None:
+        """Fused Q/K/V and gate/up matrices in every layer (inference; see `fuse_rows`). Idempotent."""
+        for layer in self.layers:
+            if layer.self_attn.qkv_weight is None:
+                layer.self_attn.fuse()
+            if layer.mlp.gate_up_weight is None:
+                layer.mlp.fuse()
+
+    @property
+    def fused(self) -> bool:
+        return all(layer.self_attn.qkv_weight is not None for layer in self.layers)
 
     def embed(self, tokens: Tensor) -> Tensor:
         """Token embeddings scaled by sqrt(width), as Gemma (and π₀.₅'s prefix) uses them."""
@@ -166,9 +257,13 @@ def make_attn_mask(pad_mask: Tensor, ar_mask: Tensor) -> Tensor:
 
 
 def mask_bias(mask: Tensor) -> Tensor:
-    """bool [B, Lq, Lk] -> additive float32 bias [B, 1, Lq, Lk] (0 or MASK_VALUE) for `attend`."""
-    zero = torch.zeros((), dtype=torch.float32, device=mask.device)
-    return torch.where(mask, zero, torch.tensor(MASK_VALUE, device=mask.device))[:, None]
+    """bool [B, Lq, Lk] -> additive float32 bias [B, 1, Lq, Lk] (0 or MASK_VALUE) for `attend`.
+
+    Lq may be 1 (a key-padding mask shared by every query). Built without host-to-device copies, so it can run
+    inside a CUDA graph capture.
+    """
+    bias = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    return bias.masked_fill_(~mask, MASK_VALUE)[:, None]
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
@@ -201,13 +296,17 @@ def joint_forward(
     return_kv: bool = False,
     insulate: bool = False,
     final_norm: bool = True,
+    cache: StaticKVCache | None = None,
+    cache_slots: Tensor | None = None,
 ) -> tuple[list[Tensor | None], KVCache | None]:
     """Run the experts whose `hidden` is not None as one transformer over their concatenated tokens.
 
-    mask: bool [B, Lq, Lpast + Lq] (Lq = sum of active experts' lengths, in `stacks` order);
-    positions: [B, Lq]. `past_kv` (read-only) is prepended to every layer's keys/values; `return_kv`
-    returns this call's own keys/values per layer. With `insulate`, queries of experts after the first
-    see the first expert's keys/values detached (knowledge insulation: no gradient into the VLM).
+    mask: bool [B, Lq, Lpast + Lq] (Lq = sum of active experts' lengths, in `stacks` order), or [B, 1, ...]
+    when every query sees the same keys; positions: [B, Lq]. `past_kv` (read-only) is prepended to every
+    layer's keys/values; `return_kv` returns this call's own keys/values per layer. With `cache` instead, this
+    call's keys/values are written into the static cache at `cache_slots` ([Lq] long) and the queries attend to
+    all `cache.length` slots (mask [B, Lq or 1, cache.length]). With `insulate`, queries of experts after the
+    first see the first expert's keys/values detached (knowledge insulation: no gradient into the VLM).
     """
     active = [i for i, x in enumerate(hidden) if x is not None]
     if not active:
@@ -217,9 +316,12 @@ def joint_forward(
     total = sum(lengths)
     if positions.shape[1] != total:
         raise ValueError(f"positions cover {positions.shape[1]} tokens but inputs have {total}")
+    if cache is not None and (past_kv or insulate or cache_slots is None or cache_slots.shape != (total,)):
+        raise ValueError("a static cache needs cache_slots [Lq] and excludes past_kv and insulate")
     past_len = past_kv[0][0].shape[1] if past_kv else 0
-    if mask.shape[1:] != (total, past_len + total):
-        raise ValueError(f"mask shape {tuple(mask.shape)} != [B, {total}, {past_len + total}]")
+    key_len = cache.length if cache is not None else past_len + total
+    if mask.shape[1] not in (1, total) or mask.shape[2] != key_len:
+        raise ValueError(f"mask shape {tuple(mask.shape)} != [B, {total} or 1, {key_len}]")
     depth = stacks[active[0]].config.depth
     tables = rope_tables(positions, stacks[active[0]].config.head_dim, rope_max_wavelength)
     bias = mask_bias(mask)
@@ -238,7 +340,9 @@ def joint_forward(
         v = torch.cat(vs, dim=1) if len(vs) > 1 else vs[0]
         if return_kv:
             new_kv.append((k, v))
-        if past_kv:
+        if cache is not None:
+            k, v = cache.write(layer_index, cache_slots, k, v)  # type: ignore[arg-type]
+        elif past_kv:
             past_k, past_v = past_kv[layer_index]
             k = torch.cat([past_k.to(k.dtype), k], dim=1)
             v = torch.cat([past_v.to(v.dtype), v], dim=1)
@@ -253,7 +357,7 @@ def joint_forward(
                 else:
                     k_used = torch.cat([k[:, :first_end].detach(), k[:, first_end:]], dim=1)
                     v_used = torch.cat([v[:, :first_end].detach(), v[:, first_end:]], dim=1)
-                outs.append(attend(q[:, rows], k_used, v_used, bias[:, :, rows]))
+                outs.append(attend(q[:, rows], k_used, v_used, bias[:, :, rows] if bias.shape[2] > 1 else bias))
                 start += length
             attn_out = torch.cat(outs, dim=1)
         else:

@@ -7,6 +7,10 @@ and itself; positions are cumsum(valid) - 1. Beyond openpi we add what the paper
 cross-entropy on text targets through the tied LM head (System-2 subtasks, FAST tokens), knowledge
 insulation, greedy subtask decoding with a KV cache, and real-time-chunking guidance. Optionally
 (`Pi05Config.state_token`) the suffix starts with π₀'s continuous state token: prefix | state | actions.
+
+Inference is written as pieces with fixed shapes and no host synchronisation (`prefix_cache`, `denoise`,
+`decode_prefix`, `decode_step`), so policy/fast_path.py can run the very same methods over static buffers and
+capture them as CUDA graphs; `sample_actions` and `generate_subtask` are the plain (eager) drivers.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from policy.model.config import Pi05Config
-from policy.model.gemma import GemmaStack, KVCache, joint_forward, make_attn_mask
+from policy.model.gemma import GemmaStack, KVCache, StaticKVCache, joint_forward, make_attn_mask
 from policy.model.siglip import SiglipVisionTower
 
 
@@ -72,6 +76,16 @@ def posemb_sincos(t: Tensor, dim: int, min_period: float, max_period: float) -> 
     period = min_period * (max_period / min_period) ** fraction
     angles = t.to(torch.float64)[:, None] * (2.0 * math.pi / period)[None, :]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).to(torch.float32)
+
+
+def rtc_guide(prev: Tensor, prev_len: Tensor, delay: Tensor, horizon: int) -> tuple[Tensor, Tensor]:
+    """Guidance target [B, H, A] (the previous chunk's actions, zero-padded to H) and weights [B, H] for RTC.
+
+    prev [B, k <= H, A] normalized; prev_len [B] how many of them are real; delay [B] how many run before the
+    new chunk arrives. Pure tensor code (no checks that read values), so it can run inside a CUDA graph.
+    """
+    target = F.pad(prev.float(), (0, 0, 0, horizon - prev.shape[1]))
+    return target, rtc_prefix_weights(prev_len, delay, horizon)
 
 
 def rtc_prefix_weights(prev_len: Tensor, delay: Tensor, horizon: int) -> Tensor:
@@ -133,8 +147,22 @@ class Pi05Model(nn.Module):
         return num_cameras * self.config.vision.num_patches
 
     def lm_logits(self, hidden: Tensor) -> Tensor:
-        """Tied LM head: normalized VLM hidden states @ token embedding^T (float32 logits)."""
-        return torch.matmul(hidden.float(), self.vlm.embed_tokens.weight.float().t())
+        """Tied LM head: normalized VLM hidden states @ token embedding^T, returned as float32 logits.
+
+        The product runs in the weights' dtype: upcasting pi05's 257k × 2048 embedding per decoded token would
+        cost more than the rest of the decode step.
+        """
+        weight = self.vlm.embed_tokens.weight
+        return F.linear(hidden.to(weight.dtype), weight).float()
+
+    def fuse_projections(self) -> None:
+        """Fuse Q/K/V and gate/up of both experts for inference (gemma.py `fuse_rows`; state dict unchanged)."""
+        self.vlm.fuse_projections()
+        self.expert.fuse_projections()
+
+    @property
+    def projections_fused(self) -> bool:
+        return self.vlm.fused or self.expert.fused
 
     def _check_batch(self, batch: Pi05Batch) -> None:
         if batch.images.dim() != 5:
@@ -165,8 +193,21 @@ class Pi05Model(nn.Module):
         emb = F.silu(self.time_mlp_in(emb.to(self.dtype)))
         return F.silu(self.time_mlp_out(emb))
 
+    def time_conditions(self, num_steps: int) -> Tensor:
+        """AdaRMS conditions [num_steps, W_expert] of the fixed Euler schedule t = 1, 1 - 1/n, …, 1/n.
+
+        They depend on the weights only, so a sampler can compute them once (the fast path does, at load).
+        """
+        dt = -1.0 / num_steps
+        times = torch.tensor([1.0 + step * dt for step in range(num_steps)], dtype=torch.float32, device=self.device)
+        return self.time_condition(times)
+
     def embed_suffix(self, x_t: Tensor, t: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Suffix tokens [B, S + H, W_expert] (S = `num_state_tokens`) and their AdaRMS condition [B, W_expert].
+        """Suffix tokens [B, S + H, W_expert] (S = `num_state_tokens`) and their AdaRMS condition [B, W_expert]."""
+        return self.suffix_tokens(x_t, state), self.time_condition(t)
+
+    def suffix_tokens(self, x_t: Tensor, state: Tensor | None = None) -> Tensor:
+        """Suffix tokens [B, S + H, W_expert]: the projected noisy actions, after the state token if there is one.
 
         With `state_token` the suffix opens with state_proj(state), as π₀ does (openpi pi0.py `embed_suffix`).
         That token goes through the expert with the same time condition as the action tokens: one condition
@@ -174,11 +215,10 @@ class Pi05Model(nn.Module):
         state token merely offers keys/values to them, which may as well depend on t.
         """
         actions = self.action_in_proj(x_t.to(self.dtype))
-        cond = self.time_condition(t)
         if self.state_proj is None:
-            return actions, cond
+            return actions
         state_token = self.state_proj(self._checked_state(state, actions.shape[0]).to(self.dtype))
-        return torch.cat([state_token[:, None, :], actions], dim=1), cond
+        return torch.cat([state_token[:, None, :], actions], dim=1)
 
     def _checked_state(self, state: Tensor | None, batch_size: int) -> Tensor:
         expected = (batch_size, self.config.max_state_dim)
@@ -314,15 +354,23 @@ class Pi05Model(nn.Module):
         return {"loss": loss, "flow_loss": flow_loss, "ce_loss": ce_loss}
 
     # ---- inference: actions ---------------------------------------------------------------------
-    def _run_prefix(self, batch: Pi05Batch, final_norm: bool) -> tuple[list[Tensor | None], KVCache, Tensor]:
+    def _run_prefix(
+        self, batch: Pi05Batch, final_norm: bool, cache: StaticKVCache | None = None
+    ) -> tuple[list[Tensor | None], KVCache, Tensor]:
         """The VLM alone over images + prompt (bidirectional prefix): outputs, per-layer keys/values, valid mask.
 
         Shared by action sampling (which only needs the cache) and subtask decoding (which also reads the
-        last valid position's output through the LM head, hence `final_norm`).
+        last valid position's output through the LM head, hence `final_norm`). With `cache`, the keys/values are
+        written into its first slots and the returned KVCache views them. Without CE targets (inference) every
+        valid token sees every valid token, so one key-padding row serves all queries: the outputs of valid
+        tokens are those of the full block mask, only padding rows (never read, never attended to) differ.
         """
         prefix, prefix_pad, prefix_ar = self.embed_prefix(batch)
-        mask = make_attn_mask(prefix_pad, prefix_ar)
+        mask = prefix_pad[:, None, :] if batch.token_ar_mask is None else make_attn_mask(prefix_pad, prefix_ar)
         positions = torch.cumsum(prefix_pad.long(), dim=1) - 1
+        length = prefix.shape[1]
+        if cache is not None and cache.length > length:  # decoding slots after the prefix stay unseen for now
+            mask = F.pad(mask.expand(-1, mask.shape[1], length), (0, cache.length - length), value=False)
         outs, kv = joint_forward(
             [self.vlm, self.expert],
             [prefix, None],
@@ -330,34 +378,44 @@ class Pi05Model(nn.Module):
             mask,
             positions,
             rope_max_wavelength=self.config.rope_max_wavelength,
-            return_kv=True,
+            return_kv=cache is None,
             final_norm=final_norm,
+            cache=cache,
+            cache_slots=None if cache is None else torch.arange(length, device=prefix.device),
         )
-        return outs, kv, prefix_pad
+        return outs, (kv if cache is None else cache.as_past(length)), prefix_pad  # type: ignore[return-value]
 
     @torch.no_grad()
-    def prefix_cache(self, batch: Pi05Batch) -> tuple[KVCache, Tensor]:
-        """Run the VLM once over images + prompt; returns per-layer keys/values and the prefix valid mask."""
-        _, kv, prefix_pad = self._run_prefix(batch, final_norm=False)
+    def prefix_cache(self, batch: Pi05Batch, cache: StaticKVCache | None = None) -> tuple[KVCache, Tensor]:
+        """Run the VLM once over images + prompt; returns per-layer keys/values and the prefix valid mask.
+
+        With `cache` ([.., L >= prefix length, ..]) the keys/values are written into it and returned as views.
+        """
+        _, kv, prefix_pad = self._run_prefix(batch, final_norm=False, cache=cache)
         return kv, prefix_pad
 
-    def denoise_step(
-        self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor, state: Tensor | None = None
-    ) -> Tensor:
-        """Velocity from the expert alone, attending to the cached prefix (read-only).
+    def suffix_attention(self, prefix_pad: Tensor) -> tuple[Tensor, Tensor]:
+        """Suffix mask [B, S + H, Lp + S + H] over cached prefix + suffix, and suffix positions [B, S + H].
 
-        `state` ([B, max_state_dim]) is required with `state_token`; its token is recomputed every step (it is
-        one token, and its keys/values depend on t through AdaRMS), as openpi's π₀ does.
+        The same at every denoising step, so a sampler builds them once per chunk.
         """
         b, lp = prefix_pad.shape
-        suffix, cond = self.embed_suffix(x_t, t, state)
-        suffix_pad, suffix_ar = self._suffix_masks(b, suffix.device)
-        length = suffix.shape[1]
+        suffix_pad, suffix_ar = self._suffix_masks(b, prefix_pad.device)
+        length = suffix_pad.shape[1]
         mask = torch.cat([prefix_pad[:, None, :].expand(b, length, lp), make_attn_mask(suffix_pad, suffix_ar)], dim=2)
         positions = prefix_pad.sum(-1, keepdim=True) + torch.cumsum(suffix_pad.long(), dim=1) - 1
+        return mask, positions
+
+    def expert_velocity(
+        self, kv: KVCache, mask: Tensor, positions: Tensor, x_t: Tensor, cond: Tensor, state: Tensor | None = None
+    ) -> Tensor:
+        """Velocity [B, H, A] from the expert alone at AdaRMS condition `cond` [B, W], over the cached prefix.
+
+        `mask`/`positions` come from `suffix_attention`; the prefix keys/values are read, never written.
+        """
         outs, _ = joint_forward(
             [self.vlm, self.expert],
-            [None, suffix],
+            [None, self.suffix_tokens(x_t, state)],
             [None, cond],
             mask,
             positions,
@@ -365,6 +423,17 @@ class Pi05Model(nn.Module):
             past_kv=kv,
         )
         return self._action_velocity(outs[1])
+
+    def denoise_step(
+        self, kv: KVCache, prefix_pad: Tensor, x_t: Tensor, t: Tensor, state: Tensor | None = None
+    ) -> Tensor:
+        """Velocity from the expert alone at flow times t [B], attending to the cached prefix (read-only).
+
+        `state` ([B, max_state_dim]) is required with `state_token`; its token is recomputed every step (it is
+        one token, and its keys/values depend on t through AdaRMS), as openpi's π₀ does.
+        """
+        mask, positions = self.suffix_attention(prefix_pad)
+        return self.expert_velocity(kv, mask, positions, x_t, self.time_condition(t), state)
 
     @torch.no_grad()
     def sample_actions(
@@ -395,31 +464,52 @@ class Pi05Model(nn.Module):
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must have shape {shape}, got {tuple(noise.shape)}")
         kv, prefix_pad = self.prefix_cache(batch)
-        step_velocity = functools.partial(self.denoise_step, kv, prefix_pad, state=batch.state)
         guide = None
         if prev_actions is not None:
             guide = self._rtc_targets(prev_actions, delay, prev_lengths, shape, device)
+        return self.denoise(kv, prefix_pad, noise, batch.state, num_steps, guide, max_guidance_weight)
+
+    def denoise(
+        self,
+        kv: KVCache,
+        prefix_pad: Tensor,
+        noise: Tensor,
+        state: Tensor | None,
+        num_steps: int,
+        guide: tuple[Tensor, Tensor] | None = None,
+        max_guidance_weight: float = 5.0,
+        conds: Tensor | None = None,
+    ) -> Tensor:
+        """The Euler loop from t = 1 to 0 over a cached prefix; [B, H, max_action_dim] float32.
+
+        `guide` = (target, weights) from `rtc_guide` turns on real-time-chunking guidance; `conds` are the
+        schedule's `time_conditions(num_steps)` when the caller has them already. No host synchronisation and
+        no data-dependent shapes, so the fast path captures the whole loop as one CUDA graph.
+        """
+        conds = self.time_conditions(num_steps) if conds is None else conds
+        mask, positions = self.suffix_attention(prefix_pad)
+        b = noise.shape[0]
         x = noise.float()
         dt = -1.0 / num_steps
         for step in range(num_steps):
-            t_value = 1.0 + step * dt
-            t = torch.full((b,), t_value, device=device, dtype=torch.float32)
+            velocity = functools.partial(
+                self.expert_velocity, kv, mask, positions, cond=conds[step].expand(b, -1), state=state
+            )
             if guide is None:
-                v = step_velocity(x, t)
+                v = velocity(x)
             else:
-                v = self._guided_velocity(step_velocity, x, t, t_value, guide, max_guidance_weight)
+                v = self._guided_velocity(velocity, x, 1.0 + step * dt, guide, max_guidance_weight)
             x = x + dt * v
         return x
 
     def _rtc_targets(
         self, prev_actions: Tensor, delay: int | Tensor, prev_lengths: Tensor | None, shape: tuple, device
     ) -> tuple[Tensor, Tensor]:
+        """Checked inputs -> `rtc_guide` (the checks read values on the host; the fast path checks beforehand)."""
         b, horizon, dim = shape
         prev = prev_actions.float().to(device)
         if prev.dim() != 3 or prev.shape[0] != b or prev.shape[1] > horizon or prev.shape[2] != dim:
             raise ValueError(f"prev_actions must be [B, k<= {horizon}, {dim}], got {tuple(prev.shape)}")
-        target = torch.zeros(shape, device=device)
-        target[:, : prev.shape[1]] = prev
         if prev_lengths is None:
             prev_lengths = torch.full((b,), prev.shape[1], device=device)
         delay_t = (
@@ -429,14 +519,12 @@ class Pi05Model(nn.Module):
         )
         if bool((delay_t < 0).any()) or bool((delay_t > prev_lengths.to(device)).any()):
             raise ValueError("delay must be between 0 and the number of previous actions")
-        weights = rtc_prefix_weights(prev_lengths.to(device), delay_t, horizon)
-        return target, weights
+        return rtc_guide(prev, prev_lengths.to(device), delay_t, horizon)
 
     def _guided_velocity(
         self,
-        step_velocity: Callable[[Tensor, Tensor], Tensor],
+        velocity: Callable[[Tensor], Tensor],
         x: Tensor,
-        t: Tensor,
         t_value: float,
         guide: tuple[Tensor, Tensor],
         max_guidance_weight: float,
@@ -445,8 +533,8 @@ class Pi05Model(nn.Module):
         target, weights = guide
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            v = step_velocity(x_in, t)
-            predicted = x_in - t[:, None, None] * v  # estimate of the clean chunk (t=0)
+            v = velocity(x_in)
+            predicted = x_in - t_value * v  # estimate of the clean chunk (t=0)
             error = (target - predicted) * weights[:, :, None]
             (grad,) = torch.autograd.grad(predicted, x_in, grad_outputs=error)
         tau = 1.0 - t_value  # RTC's time: 0 = noise, 1 = data
@@ -459,6 +547,34 @@ class Pi05Model(nn.Module):
         return v.detach() - guidance * grad
 
     # ---- inference: text (System 2) -------------------------------------------------------------
+    def decode_prefix(self, batch: Pi05Batch, cache: StaticKVCache) -> tuple[Tensor, Tensor]:
+        """Prefix pass of System-2 decoding into a static cache: (first greedy token [B], prefix valid mask [B, Lp]).
+
+        The first token is read at each sample's last valid prefix position.
+        """
+        outs, _, pad = self._run_prefix(batch, final_norm=True, cache=cache)
+        last_index = pad.shape[1] - 1 - torch.argmax(pad.flip(1).long(), dim=1)
+        hidden = outs[0][torch.arange(pad.shape[0], device=pad.device), last_index]  # type: ignore[index]
+        return self.lm_logits(hidden).argmax(-1), pad
+
+    def decode_step(self, cache: StaticKVCache, visible: Tensor, token: Tensor, position: Tensor, slot: Tensor) -> Tensor:
+        """One greedy token with a static cache (gpt-fast's decode step): the next token [B].
+
+        `token` [B] is the last generated token, `position` [B] its RoPE position, `slot` [1] the cache slot its
+        keys/values go to, `visible` [B, cache.length] the slots it may see (valid prefix, earlier tokens, itself).
+        """
+        outs, _ = joint_forward(
+            [self.vlm, self.expert],
+            [self.vlm.embed(token[:, None]), None],
+            [None, None],
+            visible[:, None, :],
+            position[:, None],
+            rope_max_wavelength=self.config.rope_max_wavelength,
+            cache=cache,
+            cache_slots=slot,
+        )
+        return self.lm_logits(outs[0][:, -1]).argmax(-1)  # type: ignore[index]
+
     @torch.no_grad()
     def generate_subtask(
         self, batch: Pi05Batch, max_new_tokens: int = 24, eos_id: int | None = None

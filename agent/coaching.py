@@ -1,16 +1,15 @@
-"""Verbal coaching: a person's utterance overrides System 2's subtask until it is judged done.
+"""Verbal coaching: a person's utterance overrides System 2's subtask until the coach lets go.
 
 This is π₀.₅'s "verbal instruction" data source: an expert "teleoperates" the low-level policy with
 language, and every override is recorded as `Policy: {predicted} → Relabeled: {coached}` so the pair
 (observation, better subtask) can train System 2 later.
 
-Control returns to System 2 when
-- the coach says so ("done", "continue", "back to you", ...),
-- the coached subtask has run for `release_after_chunks` chunks,
-- System 2, asked again *after* the coaching started and after at least one coached chunk, moves on:
-  it predicts something other than the subtask it had before the coach spoke (it agrees with the coach,
-  or the scene has changed), or
-- the task reports progress (a subtask boundary: the coached step was achieved).
+A coached subtask stays in force until
+- the coach releases it ("done", "continue", "back to you", ...) or says something else (a new override),
+- the subtask is achieved: the robot's progress signal advances while the coached subtask runs, or
+- an optional per-deployment time limit (`hold_s`) runs out; `remaining_s` feeds the console's countdown.
+System 2 disagreeing is *not* a reason: the coach is there precisely because System 2 was wrong, so its
+opinion is kept (shown as "System 2 would do ...") but never ends the override.
 """
 
 from __future__ import annotations
@@ -70,52 +69,56 @@ def interpret(utterance: str) -> CoachCommand:
 
 @dataclass
 class CoachOverride:
-    """One active override."""
+    """One active override: what the coach said, what System 2 had predicted, when it started."""
 
     coached: str
     predicted: str | None
     started_tick: int
-    chunks: int = 0
+    started_s: float  # monotonic seconds (the time limit counts from here)
+    chunks: int = 0  # chunks of the coached subtask executed so far
 
 
 class CoachingState:
-    """Tracks the active override (if any) and decides when it ends. Used by the control thread only."""
+    """The active override (if any) and when it ends; pure, used by the control thread only.
 
-    def __init__(self, release_after_chunks: int = 6) -> None:
-        if release_after_chunks < 1:
-            raise ValueError(f"release_after_chunks must be >= 1, got {release_after_chunks}")
-        self.release_after_chunks = release_after_chunks
+    `hold_s` None keeps an override until the coach releases it or the subtask is achieved.
+    """
+
+    def __init__(self, hold_s: float | None = None) -> None:
+        if hold_s is not None and hold_s <= 0:
+            raise ValueError(f"hold_s must be > 0 or None, got {hold_s}")
+        self.hold_s = hold_s
         self.active: CoachOverride | None = None
 
-    def start(self, coached: str, predicted: str | None, tick: int) -> CoachOverride:
-        self.active = CoachOverride(coached=coached, predicted=predicted, started_tick=tick)
+    def start(self, coached: str, predicted: str | None, tick: int, now: float) -> CoachOverride:
+        """A new override; it replaces any active one (the coach said something else)."""
+        self.active = CoachOverride(coached=coached, predicted=predicted, started_tick=tick, started_s=now)
         return self.active
 
     def release(self) -> CoachOverride | None:
         ended, self.active = self.active, None
         return ended
 
-    def on_chunk(self) -> str | None:
-        """A chunk of the coached subtask started executing; returns a release reason when done."""
-        if self.active is None:
-            return None
-        self.active.chunks += 1
-        if self.active.chunks >= self.release_after_chunks:
-            return f"coached subtask ran for {self.active.chunks} chunks"
-        return None
-
-    def on_system2(self, prediction: str, requested_tick: int) -> str | None:
-        """System 2 answered (for a request made at `requested_tick`); returns a release reason or None."""
-        active = self.active
-        if active is None or requested_tick <= active.started_tick or active.chunks < 1:
-            return None
-        if not prediction or prediction == (active.predicted or ""):
-            return None
-        if prediction == active.coached:
-            return "System 2 agrees with the coached subtask"
-        return f"System 2 moved on to {prediction!r}"
+    def on_chunk(self) -> None:
+        """A chunk of the coached subtask started executing (progress only counts after one did)."""
+        if self.active is not None:
+            self.active.chunks += 1
 
     def on_progress(self) -> str | None:
+        """The robot's progress signal advanced: the coached step is achieved (once it has actually run)."""
         if self.active is None or self.active.chunks < 1:
             return None
-        return "task progress advanced"
+        return f"coached subtask {self.active.coached!r} achieved (task progress advanced)"
+
+    def remaining_s(self, now: float) -> float | None:
+        """Seconds left before the time limit releases the override (None: no override or no limit)."""
+        if self.active is None or self.hold_s is None:
+            return None
+        return max(0.0, self.hold_s - (now - self.active.started_s))
+
+    def check_time(self, now: float) -> str | None:
+        """A release reason once the per-deployment time limit has run out."""
+        remaining = self.remaining_s(now)
+        if remaining is None or remaining > 0:
+            return None
+        return f"coaching time limit of {self.hold_s:g} s reached"

@@ -45,7 +45,6 @@ class ChunkRequest:
     delay: int
     epoch: int
     version: int
-    observation: Any = None
     submitted_at: float = field(default_factory=time.monotonic)
     executed_before: int = 0  # executor.executed before the action of `tick` (to count what really ran since)
 
@@ -104,7 +103,7 @@ class RtcExecutor:
     Call order inside one control tick t:
       1. `accept(result_chunk, request, t)` for every chunk that arrived since the last tick,
       2. `action_for(t)` -> the action to execute (None = nothing ready, hold still),
-      3. `want_request(t)` -> if True, `build_request(t, obs, subtask)` and send it to the worker.
+      3. `want_request(t)` -> if True, `build_request(t, subtask)` and send it (with tick t's observation).
     """
 
     def __init__(
@@ -115,6 +114,7 @@ class RtcExecutor:
         initial_delay_ticks: int = 2,
         warmup_samples: int = 2,
         max_in_flight: int = 1,
+        first_epoch: int = 0,
     ) -> None:
         if margin_ticks < 0:
             raise ValueError(f"margin_ticks must be >= 0, got {margin_ticks}")
@@ -129,7 +129,7 @@ class RtcExecutor:
         self.delays = DelayTracker(delay_buffer, initial_delay_ticks)
         self._active: _ActiveChunk | None = None
         self._in_flight: list[ChunkRequest] = []
-        self.epoch = 0  # bumped by reset(): replies from an older epoch are thrown away
+        self.epoch = first_epoch  # bumped by reset(): replies from an older epoch are thrown away
         self.version = 0  # bumped when the subtask changes: the current chunk becomes stale
         self.empty_ticks = 0
         self.starved_ticks = 0  # empty ticks after motion had started (since the last reset): RTC failures
@@ -147,10 +147,6 @@ class RtcExecutor:
         return self._in_flight[0] if self._in_flight else None
 
     @property
-    def in_flight_count(self) -> int:
-        return len(self._in_flight)
-
-    @property
     def has_chunk(self) -> bool:
         return self._active is not None
 
@@ -159,12 +155,6 @@ class RtcExecutor:
         if self._active is None:
             return 0
         return max(0, len(self._active.actions) - (tick - self._active.start_tick))
-
-    def current_chunk(self) -> tuple[np.ndarray, int, int] | None:
-        """(actions, chunk_id, start_tick) of the chunk being executed, for the console and the API."""
-        if self._active is None:
-            return None
-        return self._active.actions, self._active.chunk_id, self._active.start_tick
 
     # ------------------------------------------------------------------ control
     def reset(self) -> None:
@@ -185,15 +175,16 @@ class RtcExecutor:
             self._in_flight.remove(request)
 
     def accept(self, chunk: ActionChunk | np.ndarray, request: ChunkRequest, tick: int, chunk_id: int = 0) -> bool:
-        """A chunk for `request` arrived before tick `tick`. Returns True if it will be executed."""
+        """A chunk for `request` arrived before tick `tick`. Returns True if it will be executed.
+
+        `chunk_id` is the id the loop gave the chunk when it arrived (agent/system1.py); it is only carried here.
+        """
         if request in self._in_flight:
             self._in_flight.remove(request)
         if request.epoch != self.epoch:
             self.chunks_discarded += 1
             return False
         actions = chunk.actions if isinstance(chunk, ActionChunk) else np.asarray(chunk, dtype=np.float32)
-        if isinstance(chunk, ActionChunk) and not chunk_id:
-            chunk_id = chunk.chunk_id
         delay = tick - request.tick
         self.last_delay_ticks = delay
         self.delays.add(delay)
@@ -266,7 +257,7 @@ class RtcExecutor:
             spacing = min(spacing, self.execute_horizon)
         return tick - newest >= max(1, spacing)
 
-    def build_request(self, tick: int, observation: Any, subtask: str) -> ChunkRequest:
+    def build_request(self, tick: int, subtask: str) -> ChunkRequest:
         """The request for a chunk starting at `tick` (the tick whose observation it carries).
 
         `prev_chunk` holds the current chunk's actions from `tick` on (what the robot will do while the
@@ -285,7 +276,6 @@ class RtcExecutor:
             delay = 0  # nothing to continue from: the worker samples a fresh chunk
         request = ChunkRequest(
             tick=tick, subtask=subtask, prev_chunk=prev, delay=delay, epoch=self.epoch, version=self.version,
-            observation=observation,
             executed_before=self.executed - (1 if self._last_action_tick == tick else 0),
         )
         self._in_flight.append(request)

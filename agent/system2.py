@@ -38,6 +38,11 @@ class System2Unavailable(System2Error):
 
 @runtime_checkable
 class System2Backend(Protocol):
+    """What the orchestrator needs from a high level. `autonomous` is False for backends that never propose a
+    subtask on their own (coach-only): a task then waits, paused with that reason, for a coach."""
+
+    autonomous: bool
+
     def predict(self, obs: Any, task: str) -> str:
         """Next subtask for `task` given `obs`, normalized; "done" ends the task; "" = no suggestion."""
         ...

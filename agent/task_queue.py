@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from agent.types import Subtask, SubtaskSource, TaskState, check_transition
+from agent.types import PauseEntry, Subtask, SubtaskSource, TaskState, check_transition
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class TaskRecord(BaseModel):
     outcome: str | None = None
     success: bool | None = None
     subtasks: list[Subtask] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="e.g. 'no success check for this task'")
+    pauses: list[PauseEntry] = Field(default_factory=list, description="every pause and resume, with its reason")
 
 
 class UnknownTask(KeyError):
@@ -91,7 +93,7 @@ class TaskQueue:
             return sum(1 for r in self._tasks.values() if r.state is TaskState.QUEUED)
 
     # ------------------------------------------------------------------ changes
-    def add(self, text: str, task_id: str | None = None) -> TaskRecord:
+    def add(self, text: str, task_id: str | None = None, warnings: list[str] | None = None) -> TaskRecord:
         text = " ".join(str(text).split())
         if not text:
             raise ValueError("task text must be a non-empty string")
@@ -99,7 +101,7 @@ class TaskQueue:
         with self._lock:
             if task_id in self._tasks:
                 raise ValueError(f"task id {task_id!r} already exists on robot {self.robot_id!r}")
-            record = TaskRecord(id=task_id, robot_id=self.robot_id, text=text)
+            record = TaskRecord(id=task_id, robot_id=self.robot_id, text=text, warnings=list(warnings or []))
             self._tasks[task_id] = record
             self._order.append(task_id)
             snapshot = record.model_copy(deep=True)
@@ -146,6 +148,14 @@ class TaskQueue:
             for key, value in fields.items():
                 setattr(record, key, value)
             return record.model_copy(deep=True)
+
+    def note_pause(self, task_id: str, entry: PauseEntry) -> None:
+        """Append a pause/resume entry to the task's record."""
+        with self._lock:
+            record = self._tasks.get(task_id)
+            if record is None:
+                raise UnknownTask(f"no task {task_id!r} on robot {self.robot_id!r}")
+            record.pauses.append(entry)
 
     def push_subtask(self, task_id: str, text: str, source: SubtaskSource) -> Subtask:
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -33,6 +34,15 @@ class Subtask(BaseModel):
         if not text:
             raise ValueError("subtask text must be a non-empty string")
         return text
+
+
+class PauseEntry(BaseModel):
+    """One pause or resume of a task, with who caused it and the reason a person reads (task record, API, console)."""
+
+    ts: float = Field(default_factory=time.time)
+    action: Literal["pause", "resume", "reason"]  # "reason": still paused, but the reason shown changed
+    cause: str | None = None  # agent.pauses.PauseCause value of the cause added or removed
+    reason: str
 
 
 class TaskState(StrEnum):

@@ -234,6 +234,13 @@ class SafeRobot(Robot):
             self._feed_watchdog()
             self._apply_hold()
 
+    def stand_down(self) -> None:
+        """The controller stops commanding on purpose (task ended, loop stopping): hold still and disarm the
+        watchdog, so a deliberate stop is not reported as a lost controller. The next act() or hold() re-arms it."""
+        with self._lock:
+            self._apply_hold()
+            self._armed = False
+
     def _feed_watchdog(self) -> None:
         self._last_command = time.monotonic()
         self._armed = True

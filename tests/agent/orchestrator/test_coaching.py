@@ -19,21 +19,37 @@ def test_relabel_format_matches_the_paper() -> None:
     assert relabel_text(None, "open drawer") == "Policy: (none) → Relabeled: open drawer"
 
 
-def test_release_after_n_chunks() -> None:
-    state = CoachingState(release_after_chunks=3)
-    state.start("open drawer", "pick up cup", tick=10)
-    assert state.on_chunk() is None and state.on_chunk() is None
-    assert "3 chunks" in state.on_chunk()
+def test_a_coached_subtask_holds_however_many_chunks_run_and_whatever_system2_thinks() -> None:
+    state = CoachingState()
+    state.start("open drawer", "pick up cup", tick=10, now=100.0)
+    for _ in range(1000):
+        state.on_chunk()
+    assert state.active is not None and state.active.chunks == 1000
+    assert state.check_time(now=100.0 + 86_400) is None  # no time limit configured: holds for a day
+    assert state.remaining_s(now=150.0) is None
+    assert not hasattr(state, "on_system2")  # System 2 disagreeing is not a reason to release
 
 
-def test_release_when_system2_moves_on_only_after_a_coached_chunk() -> None:
-    state = CoachingState(release_after_chunks=10)
-    state.start("open drawer", "pick up cup", tick=10)
-    assert state.on_system2("close drawer", requested_tick=12) is None  # nothing coached ran yet
+def test_progress_releases_only_after_a_coached_chunk_ran() -> None:
+    state = CoachingState()
+    state.start("open drawer", "pick up cup", tick=10, now=0.0)
+    assert state.on_progress() is None  # progress from before the coached step ran is not its achievement
     state.on_chunk()
-    assert state.on_system2("close drawer", requested_tick=9) is None  # asked before the coach spoke
-    assert state.on_system2("pick up cup", requested_tick=12) is None  # still the overridden prediction
-    assert "moved on" in state.on_system2("close drawer", requested_tick=12)
-    assert "agrees" in state.on_system2("open drawer", requested_tick=12)
-    assert state.on_progress() == "task progress advanced"
+    assert state.on_progress() == "coached subtask 'open drawer' achieved (task progress advanced)"
     assert state.release().coached == "open drawer" and state.active is None
+    assert state.on_progress() is None
+
+
+def test_time_limit_counts_down_and_releases_exactly_at_the_limit() -> None:
+    state = CoachingState(hold_s=45.0)
+    state.start("open drawer", None, tick=0, now=1000.0)
+    assert state.remaining_s(now=1000.0) == 45.0
+    assert state.remaining_s(now=1030.5) == 14.5
+    assert state.check_time(now=1044.9) is None
+    assert state.check_time(now=1045.0) == "coaching time limit of 45 s reached"
+    assert state.remaining_s(now=1100.0) == 0.0
+    # a new utterance replaces the override and restarts the clock
+    state.start("close drawer", "open drawer", tick=5, now=1050.0)
+    assert state.remaining_s(now=1050.0) == 45.0 and state.active.coached == "close drawer"
+    with pytest.raises(ValueError, match="hold_s"):
+        CoachingState(hold_s=0)

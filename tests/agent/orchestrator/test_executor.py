@@ -48,7 +48,7 @@ def drive(executor: RtcExecutor, delay_ticks, ticks: int, subtask_at: dict[int, 
         if scheduled is not None:
             executed.append((tick, float(scheduled.action[0])))
         if executor.want_request(tick):
-            request = executor.build_request(tick, observation=None, subtask=subtask)
+            request = executor.build_request(tick, subtask=subtask)
             requests.append(request)
             if executed:
                 fresh[id(request)] = executed[-1][1] + (0 if executed[-1][0] == tick else 1)
@@ -116,7 +116,7 @@ def test_execute_horizon_requests_early_and_retarget_requests_at_once() -> None:
 
 def test_reset_discards_in_flight_replies() -> None:
     executor = RtcExecutor()
-    request = executor.build_request(0, None, "x")
+    request = executor.build_request(0, "x")
     executor.reset()
     assert executor.accept(chunk_for(request), request, 1) is False
     assert executor.action_for(1) is None

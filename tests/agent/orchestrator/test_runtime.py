@@ -95,7 +95,7 @@ def test_whole_loop_runs_records_and_ends_in_a_defined_state(sim_robot, worker_u
 
 
 def test_coaching_changes_the_subtask_within_one_tick_and_is_recorded_as_relabel(sim_robot, worker_url, tmp_path) -> None:
-    with make_runtime(sim_robot, worker_url, tmp_path, every_k_chunks=2, coach_release_chunks=100) as (
+    with make_runtime(sim_robot, worker_url, tmp_path, every_k_chunks=2) as (
         runtime, events, _
     ):
         record = runtime.submit(TASK)

@@ -266,7 +266,10 @@ class FastPi05:
         n = len(range(*rows.indices(batch.batch_size)))
         longest = int(batch.token_mask[rows].sum(-1).max())  # the one host read, before the chunk
         return ShapeKey(
-            bucket_for(n, self.batch_buckets), int(batch.images.shape[1]), bucket_for(longest, self.prompt_buckets), guided
+            bucket_for(n, self.batch_buckets),
+            int(batch.images.shape[1]),
+            bucket_for(longest, self.prompt_buckets),
+            guided,
         )
 
     def _pieces(self, batch_size: int) -> list[slice]:
@@ -327,7 +330,9 @@ class FastPi05:
         return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
     # ---- System 2 --------------------------------------------------------------------------------------
-    def generate_subtask(self, batch: Pi05Batch, max_new_tokens: int = 24, eos_id: int | None = None) -> list[list[int]]:
+    def generate_subtask(
+        self, batch: Pi05Batch, max_new_tokens: int = 24, eos_id: int | None = None
+    ) -> list[list[int]]:
         """`Pi05Model.generate_subtask` with a static cache: greedy tokens up to EOS (not returned)."""
         if max_new_tokens > self.max_new_tokens:
             raise ValueError(f"at most {self.max_new_tokens} new tokens (FastPi05(max_new_tokens=...))")

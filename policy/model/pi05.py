@@ -557,7 +557,9 @@ class Pi05Model(nn.Module):
         hidden = outs[0][torch.arange(pad.shape[0], device=pad.device), last_index]  # type: ignore[index]
         return self.lm_logits(hidden).argmax(-1), pad
 
-    def decode_step(self, cache: StaticKVCache, visible: Tensor, token: Tensor, position: Tensor, slot: Tensor) -> Tensor:
+    def decode_step(
+        self, cache: StaticKVCache, visible: Tensor, token: Tensor, position: Tensor, slot: Tensor
+    ) -> Tensor:
         """One greedy token with a static cache (gpt-fast's decode step): the next token [B].
 
         `token` [B] is the last generated token, `position` [B] its RoPE position, `slot` [1] the cache slot its

@@ -35,7 +35,9 @@ def pair() -> tuple[Pi05Model, FastPi05]:
 
 def _noise(model: Pi05Model, batch_size: int, seed: int) -> torch.Tensor:
     config = model.config
-    return torch.randn(batch_size, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        batch_size, config.action_horizon, config.max_action_dim, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def test_buckets() -> None:
@@ -60,7 +62,9 @@ def test_fusing_keeps_the_state_dict_and_the_outputs() -> None:
     # a strict in-place load reaches the fused matrices through the parameter views
     model.load_state_dict({k: v * 0.5 if k.endswith("q_proj.weight") else v for k, v in before.items()}, strict=True)
     layer = model.vlm.layers[0].self_attn
-    assert torch.equal(layer.qkv_weight[: layer.q_proj.weight.shape[0]], before["vlm.layers.0.self_attn.q_proj.weight"] * 0.5)
+    assert torch.equal(
+        layer.qkv_weight[: layer.q_proj.weight.shape[0]], before["vlm.layers.0.self_attn.q_proj.weight"] * 0.5
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +87,9 @@ def test_rtc_guided_actions_equal_eager(pair) -> None:
     noise = _noise(eager, 3, 4)
     prev = torch.randn(3, 7, eager.config.max_action_dim, generator=torch.Generator().manual_seed(5))
     lengths, delay = torch.tensor([7, 5, 0]), torch.tensor([2, 5, 0])  # the last sample has no previous chunk
-    expected = eager.sample_actions(batch, noise=noise, num_steps=4, prev_actions=prev, delay=delay, prev_lengths=lengths)
+    expected = eager.sample_actions(
+        batch, noise=noise, num_steps=4, prev_actions=prev, delay=delay, prev_lengths=lengths
+    )
     actual = fast.sample_actions(batch, noise=noise, prev_actions=prev, prev_lengths=lengths, delay=delay)
     assert (actual - expected).abs().max().item() <= TOLERANCE
     # guidance did act: the guided chunk differs from the unguided one

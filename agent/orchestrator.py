@@ -50,7 +50,7 @@ from agent.system1 import ChunkArrived, ChunkPipeline
 from agent.system2 import System2Backend
 from agent.task_lifecycle import ActiveTask, TaskLifecycle
 from agent.task_queue import TaskQueue, TaskRecord, UnknownTask
-from agent.types import TaskState
+from agent.types import InvalidTransition, TaskState
 from agent.worker_health import WorkerHealth
 from agent.worker_link import WorkerLink
 from robots.base import Robot
@@ -423,7 +423,10 @@ class RobotRuntime:
         record = self.queue.next_queued()
         if record is None:
             return False
-        self._begin(record)
+        try:
+            self._begin(record)
+        except InvalidTransition:
+            return False  # aborted by another thread between the two lines above
         return True
 
     def _begin(self, record: TaskRecord) -> None:

@@ -66,10 +66,10 @@ class TaskLifecycle:
     # ------------------------------------------------------------------ begin / finish
     def begin(self, record: TaskRecord, reset_robot: bool, seed: int | None) -> Observation | None:
         """Start `record` on the robot; returns the observation after the scene reset (None without a reset)."""
+        self.queue.transition(record.id, TaskState.RUNNING, None)  # InvalidTransition if aborted meanwhile
         self._epoch += 1
         active = ActiveTask(record_id=record.id, text=record.text, started_s=time.monotonic(), epoch=self._epoch)
         self.active = active
-        self.queue.transition(record.id, TaskState.RUNNING, None)
         try:
             self.robot.set_task(record.text)
         except ValueError:

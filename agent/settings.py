@@ -2,6 +2,11 @@
 
 One pydantic model validated from configs/deployments/<name>.yaml (plus env and CLI overrides), so a
 process reads its whole setup in one place. Sections are strict: a typo is an error at start.
+
+A deployment's state (the database and the episode datasets) lives under one folder, `home` (`HEARTH_HOME`,
+default `runs`): `<home>/hearth.db` and `<home>/episodes/<robot id>/`. Every command that reads or writes state
+(`demo`, `serve-api`, `run`, `tokens`, `episodes`) resolves it from here, so a token made with `hearth tokens
+create` is the one the API checks and a headless episode lands in the dataset the console reviews.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent.config import LoggingConfig, StrictModel, load_config, resolve_config_path
 
@@ -26,6 +31,9 @@ class PolicyWorkerConfig(StrictModel):
     url: str = "ws://127.0.0.1:8765"
     api_key: str | None = None
     timeout_s: float = Field(default=5.0, gt=0)
+    # the checkpoint folder the worker serves (only its tokenizer and config.json are read): tasks whose prompt
+    # exceeds its token budget are refused when created (422 task_too_long_for_policy) instead of failing later
+    checkpoint: Path | None = None
 
 
 class System2Config(StrictModel):
@@ -50,6 +58,7 @@ class WebhookConfig(StrictModel):
 class ApiConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # unless set, DeploymentConfig places it under its home: sqlite:///<home>/hearth.db
     database_url: str = "sqlite:///runs/hearth.db"
     cors_origins: list[str] = Field(default_factory=list)
     task_rate_limit_per_minute: int = Field(default=30, ge=1)
@@ -59,16 +68,40 @@ class ApiConfig(StrictModel):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
+DEFAULT_HOME = Path("runs")
+
+
 class DeploymentConfig(StrictModel):
     name: str = "default"
+    # the folder holding this deployment's database and episodes (env HEARTH_HOME)
+    home: Path = DEFAULT_HOME
     robots: list[RobotEntry] = Field(default_factory=lambda: [RobotEntry()])
     policy: PolicyWorkerConfig = Field(default_factory=PolicyWorkerConfig)
     system2: System2Config = Field(default_factory=System2Config)
     api: ApiConfig = Field(default_factory=ApiConfig)
-    episodes_dir: Path = Path("runs/episodes")
+    # unless set: <home>/episodes; one LeRobotDataset per robot under it (episodes_root)
+    episodes_dir: Path = DEFAULT_HOME / "episodes"
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     # agent.orchestrator.OrchestratorConfig fields (e.g. worker_late_s, max_task_s); validated when runtimes are built.
     orchestrator: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _state_under_home(self) -> DeploymentConfig:
+        """Place whatever the file leaves unset under `home`, so all commands agree on one location."""
+        if "database_url" not in self.api.model_fields_set:
+            self.api.database_url = f"sqlite:///{self.home / 'hearth.db'}"
+        if "episodes_dir" not in self.model_fields_set:
+            self.episodes_dir = self.home / "episodes"
+        return self
+
+    def episodes_root(self, robot_id: str) -> Path:
+        """The LeRobotDataset one robot records into (the API, `hearth run` and `hearth episodes` all use it)."""
+        return self.episodes_dir / robot_id
+
+    @property
+    def logs_dir(self) -> Path:
+        """Service logs of `hearth demo` and the log file of `hearth run`."""
+        return self.home / "logs"
 
 
 def load_deployment(name_or_path: str = "local", overrides: list[str] | tuple[str, ...] = ()) -> DeploymentConfig:

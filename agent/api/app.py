@@ -62,7 +62,7 @@ def create_app(
     if isinstance(settings, DeploymentConfig):
         config = settings.api
         if episode_roots is None and runtimes is not None:
-            episode_roots = {robot_id: settings.episodes_dir / robot_id for robot_id in runtimes}
+            episode_roots = {robot_id: settings.episodes_root(robot_id) for robot_id in runtimes}
     else:
         config = settings or ApiConfig()
     registry = runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry(runtimes, episode_roots)

@@ -51,16 +51,22 @@ def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
             timeout_s=config.system2.timeout_s,
         )
         recorder = _recorder(config, entry.id, robot)
-        runtimes[entry.id] = RobotRuntime(entry.id, robot, policy, system2, recorder, bus, orchestrator)
+        budget = None
+        if config.policy.checkpoint is not None:
+            from agent.prompt_budget import TokenizerBudget
+
+            budget = TokenizerBudget.from_checkpoint(config.policy.checkpoint, len(robot.describe().state))
+        runtimes[entry.id] = RobotRuntime(entry.id, robot, policy, system2, recorder, bus, orchestrator,
+                                          prompt_budget=budget)
         logger.info("robot runtime built", extra={"robot_id": entry.id, "kind": entry.kind})
     return runtimes, bus
 
 
 def _recorder(config: DeploymentConfig, robot_id: str, robot: Any) -> Any:
-    """An EpisodeRecorder under episodes_dir/<robot id>; without one the robot still runs (nothing recorded)."""
+    """An EpisodeRecorder at the deployment's episodes_root(<robot id>); without one the robot still runs."""
     try:
         from agent.recorder import EpisodeRecorder
     except ImportError:
         logger.warning("episode recorder unavailable: episodes will not be recorded", exc_info=True)
         return None
-    return EpisodeRecorder(config.episodes_dir / robot_id, robot.describe())
+    return EpisodeRecorder(config.episodes_root(robot_id), robot.describe())

@@ -2,19 +2,32 @@
 prints the console URL and an operator token; Ctrl-C stops everything.
 
 `hearth demo --headless --task "..."` runs one task without a browser instead (the `hearth run` path) and prints the
-subtask trace and outcome. Services run as separate processes, exactly as in a deployment, so what the demo shows
-is what production runs.
+subtask trace and outcome, and exits non-zero unless the task succeeded. Services run as separate processes,
+exactly as in a deployment, so what the demo shows is what production runs.
+
+State lives in the deployment's home (`runs`, or `--home` / `HEARTH_HOME`): the demo exports `HEARTH_HOME` to
+every service it starts, so the API, a headless run, `hearth tokens` and `hearth episodes` all use the same
+`<home>/hearth.db` and `<home>/episodes/<robot>`. The operator token is kept in `<home>/demo-token` and reused
+(agent/demo_token.py).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+from agent.commands.options import random_preset_option
+
+if TYPE_CHECKING:
+    from agent.settings import DeploymentConfig
+    from agent.stack import ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "sim-small"
@@ -43,8 +56,11 @@ def command(
     headless: bool = typer.Option(False, "--headless", help="Run one task without the console and exit."),
     task: str = typer.Option(DEFAULT_TASK, "--task", help="Task for --headless."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Policy checkpoint (default: the bundled sim-small)."),
-    random_preset: str | None = typer.Option(None, "--random-preset", help="Serve random weights of a preset instead."),
-    workdir: Path = typer.Option(Path("runs/demo"), "--workdir", help="Database, episodes and service logs."),
+    random_preset: str | None = random_preset_option("Serve random weights of a preset, shaped for the sim robot."),
+    home: Path | None = typer.Option(
+        None, "--home", "--workdir", envvar="HEARTH_HOME",
+        help="Deployment home: database, episodes, logs and the demo token (default: runs).",
+    ),
     worker_port: int = typer.Option(8765, "--worker-port"),
     api_port: int = typer.Option(8080, "--api-port"),
     console_port: int = typer.Option(8501, "--console-port"),
@@ -52,27 +68,27 @@ def command(
     seed: int = typer.Option(1000, "--seed", help="Scene of the --headless task (1000+: never used for training)."),
 ) -> None:
     """Run the whole demo stack, or one task headless."""
+    from agent.settings import load_deployment
+
     policy_args = _policy_source(checkpoint, random_preset)
-    workdir.mkdir(parents=True, exist_ok=True)
+    if home is not None:  # every service and command started from here resolves the same home
+        os.environ["HEARTH_HOME"] = str(home.resolve())
+    config = load_deployment("local")
+    config.home.mkdir(parents=True, exist_ok=True)
     if headless:
         argv = _hearth(
             "run", task, "--robot", "sim-kitchen", *policy_args,
-            "--episodes-dir", str(workdir / "episodes"), "--max-seconds", str(max_seconds), "--seed", str(seed),
+            "--max-seconds", str(max_seconds), "--seed", str(seed), "--strict",
         )
         raise typer.Exit(subprocess.call(argv, stdin=subprocess.DEVNULL))
-    _run_stack(policy_args, workdir, worker_port, api_port, console_port)
+    _run_stack(policy_args, config, worker_port, api_port, console_port)
 
 
-def _run_stack(policy_args: list[str], workdir: Path, worker_port: int, api_port: int, console_port: int) -> None:
-    from agent.stack import ServiceSpec, Stack, StackError
+def stack_services(policy_args: list[str], worker_port: int, api_port: int, console_port: int) -> list[ServiceSpec]:
+    """The demo's three services; the policy worker is shaped for (and checked against) the sim robot."""
+    from agent.stack import ServiceSpec
 
-    database_url = f"sqlite:///{(workdir / 'hearth.db').resolve()}"
-    deployment = [
-        "--set", f"policy.url=ws://127.0.0.1:{worker_port}",
-        "--set", f"api.database_url={database_url}",
-        "--set", f"episodes_dir={(workdir / 'episodes').resolve()}",
-    ]
-    services = [
+    return [
         ServiceSpec(
             "policy-worker",
             # --robot: a checkpoint trained on another interface of the kitchen is refused before anything moves
@@ -82,7 +98,10 @@ def _run_stack(policy_args: list[str], workdir: Path, worker_port: int, api_port
         ),
         ServiceSpec(
             "api",
-            _hearth("serve-api", "--deployment", "local", "--port", str(api_port), *deployment),
+            _hearth("serve-api", "--deployment", "local", "--port", str(api_port),
+                    "--set", f"policy.url=ws://127.0.0.1:{worker_port}",
+                    # the API refuses tasks over the checkpoint's prompt token budget when they are created
+                    *(["--set", f"policy.checkpoint={policy_args[1]}"] if policy_args[0] == "--checkpoint" else [])),
             health_url=f"http://127.0.0.1:{api_port}/api/v1/health",
         ),
         ServiceSpec(
@@ -91,27 +110,35 @@ def _run_stack(policy_args: list[str], workdir: Path, worker_port: int, api_port
             health_url=f"http://127.0.0.1:{console_port}/_stcore/health",
         ),
     ]
-    token = subprocess.run(
-        _hearth("tokens", "create", "--role", "operator", "--name", "demo", "--quiet", "--database-url", database_url),
-        capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-    )
-    if token.returncode != 0:
-        typer.echo(f"error: could not create an operator token: {token.stderr.strip()}", err=True)
-        raise typer.Exit(2)
+
+
+def _run_stack(policy_args: list[str], config: DeploymentConfig, worker_port: int, api_port: int, console_port: int) -> None:
+    from agent.demo_token import ensure_demo_token
+    from agent.stack import Stack, StackError
+    from agent.store import Store
+
+    services = stack_services(policy_args, worker_port, api_port, console_port)
+    store = Store(config.api.database_url)
+    try:
+        token, _created = ensure_demo_token(store, config.home / "demo-token")
+    finally:
+        store.close()
     stop = {"requested": False}
 
     def _request_stop(signum: int, _frame: object) -> None:
         stop["requested"] = True
 
     signal.signal(signal.SIGTERM, _request_stop)
-    stack = Stack(services, workdir / "logs")
+    stack = Stack(services, config.logs_dir)
     try:
         typer.echo("starting policy worker, API and console (first start compiles the simulator: ~30 s)...")
         stack.start()
         typer.echo(f"\n  console:  http://127.0.0.1:{console_port}")
         typer.echo(f"  API:      http://127.0.0.1:{api_port}/docs")
-        typer.echo(f"  operator token: {token.stdout.strip()}")
-        typer.echo(f"  logs:     {workdir / 'logs'}\n\nPress Ctrl-C to stop.")
+        typer.echo(f"  operator token: {token}  (kept in {config.home / 'demo-token'}, reused next time)")
+        typer.echo(f"  more tokens:    {_tokens_hint(config.home)}")
+        typer.echo(f"  data:     {config.api.database_url}, episodes in {config.episodes_root('sim-kitchen')}")
+        typer.echo(f"  logs:     {config.logs_dir}\n\nPress Ctrl-C to stop.")
         while not stop["requested"]:
             failed = stack.failed()
             if failed is not None:
@@ -128,3 +155,9 @@ def _run_stack(policy_args: list[str], workdir: Path, worker_port: int, api_port
         stack.stop()
         typer.echo("stopped.")
 
+
+
+def _tokens_hint(home: Path) -> str:
+    """The command that makes another token for this demo's database (run from the repository root)."""
+    prefix = "" if os.environ.get("HEARTH_HOME") is None else f"HEARTH_HOME={home} "
+    return f"{prefix}.venv/bin/hearth tokens create --role operator --name NAME   (or --role viewer / automation)"

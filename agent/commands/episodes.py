@@ -1,4 +1,9 @@
-"""`hearth episodes list|show|export-rerun`: review recorded episodes (any LeRobotDataset v3.0 folder)."""
+"""`hearth episodes list|show|export-rerun`: review recorded episodes (any LeRobotDataset v3.0 folder).
+
+Without `--root` the dataset is the one the deployment records a robot into (`<home>/episodes/<robot id>`, see
+agent/settings.py), the same folder the API, `hearth demo` and `hearth run` write, so what they recorded is
+what this lists.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,26 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
-_root = typer.Option(Path("runs/episodes"), "--root", "-r", help="Dataset folder (LeRobotDataset v3.0).")
+_root = typer.Option(None, "--root", "-r", help="Dataset folder (LeRobotDataset v3.0); default: the robot's.")
+_deployment = typer.Option("local", "--deployment", "-d", help="Deployment name or YAML path (home: HEARTH_HOME).")
+_robot = typer.Option(None, "--robot", help="Robot id whose episodes to read (default: the deployment's first).")
 
 
-def _reader(root: Path):
+def _resolve_root(root: Path | None, deployment: str, robot: str | None) -> Path:
+    """--root, else the deployment's dataset for --robot (or its first robot)."""
+    if root is not None:
+        return root
+    from agent.settings import load_deployment
+
+    config = load_deployment(deployment)
+    robot_id = robot or (config.robots[0].id if config.robots else "sim-kitchen")
+    return config.episodes_root(robot_id)
+
+
+def _reader(root: Path | None, deployment: str = "local", robot: str | None = None):
     from policy.data.reader import LeRobotDatasetReader
 
+    root = _resolve_root(root, deployment, robot)
     try:
         return LeRobotDatasetReader(root)
     except (FileNotFoundError, ValueError) as exc:
@@ -32,12 +51,14 @@ def _episode(reader, index: int):
 
 @app.command("list")
 def list_episodes(
-    root: Path = _root,
+    root: Path | None = _root,
+    deployment: str = _deployment,
+    robot: str | None = _robot,
     task: str | None = typer.Option(None, "--task", help="Only episodes whose task contains this text."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """List episodes with task, length, outcome and success."""
-    reader = _reader(root)
+    reader = _reader(root, deployment, robot)
     episodes = [e for e in reader.episodes if task is None or task in e.task]
     if as_json:
         for e in episodes:
@@ -56,11 +77,13 @@ def list_episodes(
 @app.command("show")
 def show(
     index: int = typer.Argument(..., help="Episode index."),
-    root: Path = _root,
+    root: Path | None = _root,
+    deployment: str = _deployment,
+    robot: str | None = _robot,
     as_json: bool = typer.Option(False, "--json", help="Print the episode as JSON."),
 ) -> None:
     """Show one episode: outcome, subtask timeline (with who set each subtask) and events."""
-    reader = _reader(root)
+    reader = _reader(root, deployment, robot)
     e = _episode(reader, index)
     if as_json:
         typer.echo(json.dumps(e.to_dict(), indent=2))
@@ -79,13 +102,15 @@ def show(
 @app.command("export-rerun")
 def export_rerun(
     index: int = typer.Argument(..., help="Episode index."),
-    root: Path = _root,
+    root: Path | None = _root,
+    deployment: str = _deployment,
+    robot: str | None = _robot,
     out: Path | None = typer.Option(None, "--out", "-o", help="Output .rrd (default: episode-<index>.rrd)."),
 ) -> None:
     """Export one episode to a Rerun .rrd (cameras, state, actions, subtask timeline, events)."""
     from policy.data.rerun_export import RerunUnavailable, export_episode
 
-    reader = _reader(root)
+    reader = _reader(root, deployment, robot)
     e = _episode(reader, index)
     try:
         path = export_episode(reader, e.index, out or Path(f"episode-{e.index}.rrd"))

@@ -3,6 +3,10 @@
 Prints the subtask trace as it happens, then the outcome and where the episode was recorded. Without
 `--worker` it serves a policy in-process (a checkpoint, or random weights with `--random-preset`) on a
 loopback port, so the same WebSocket path as a deployment is exercised.
+
+The terminal gets the trace only; log records go to `<home>/logs/run.log` (agent/run_logs.py). Episodes are
+recorded where the deployment keeps that robot's dataset (`<home>/episodes/<robot>`), so the console's review
+page and `hearth episodes list` see them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import time
 from pathlib import Path
 
 import typer
+
+from agent.commands.options import random_preset_option
 
 
 def _parse_options(items: list[str]) -> dict[str, object]:
@@ -47,13 +53,17 @@ def command(
     worker: str | None = typer.Option(None, "--worker", help="Policy worker URL (ws://host:port)."),
     api_key: str | None = typer.Option(None, "--api-key", help="API key for the policy worker."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Serve this checkpoint in-process."),
-    random_preset: str | None = typer.Option(None, "--random-preset", help="Serve random weights of a preset (tiny)."),
+    random_preset: str | None = random_preset_option("Serve random weights of a preset, shaped for the robot (default tiny)."),
     system2: str = typer.Option("local", "--system2", help="System-2 backend: local, openai or coach-only."),
     openai_url: str = typer.Option("http://127.0.0.1:8000/v1", "--openai-url"),
     openai_model: str = typer.Option("hearth-system2", "--openai-model"),
     openai_api_key: str | None = typer.Option(None, "--openai-api-key"),
     coach: list[str] = typer.Option([], "--coach", help="SECONDS:utterance, a coach speaking that long after the task started."),
-    episodes_dir: Path = typer.Option(Path("runs/episodes"), "--episodes-dir", help="LeRobotDataset root."),
+    episodes_dir: Path | None = typer.Option(
+        None, "--episodes-dir", help="LeRobotDataset root (default: the deployment's, <home>/episodes/<robot>)."
+    ),
+    deployment: str = typer.Option("local", "--deployment", "-d", help="Deployment whose home holds episodes and logs."),
+    log_file: Path | None = typer.Option(None, "--log-file", help="Where log records go (default: <home>/logs/run.log)."),
     no_record: bool = typer.Option(False, "--no-record", help="Do not record the episode."),
     max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time limit for the task."),
     every_k_chunks: int = typer.Option(4, "--every-k-chunks", help="Re-ask System 2 after this many chunks."),
@@ -61,11 +71,18 @@ def command(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 unless the task succeeded."),
 ) -> None:
     """Run one task on a robot headless and print the subtask trace and outcome."""
+    from agent.run_logs import route_logs_to_file
+    from agent.settings import load_deployment
+
+    home = load_deployment(deployment)
+    episodes_dir = episodes_dir or home.episodes_root(robot)
+    log_path = route_logs_to_file(log_file or home.logs_dir / "run.log", preload=("robosuite",) if robot.startswith("sim-") else ())
+
     from agent.events import EventBus
     from agent.orchestrator import OrchestratorConfig, RobotRuntime
     from agent.system2 import make_system2
     from policy.client import PolicyClient
-    from robots.registry import make_robot
+    from robots.registry import UnknownRobotError, make_robot
 
     options = _parse_options(robot_option)
     if robot.startswith("sim-"):
@@ -75,7 +92,11 @@ def command(
         raise typer.BadParameter("give either --worker or --checkpoint, not both")
 
     with contextlib.ExitStack() as stack:
-        bot = make_robot(robot, **options)
+        try:
+            bot = make_robot(robot, **options)
+        except UnknownRobotError as exc:  # a usage error: one line, no traceback
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         stack.callback(bot.close)
         description = bot.describe()
         url = worker
@@ -138,6 +159,7 @@ def command(
             typer.echo(f"episode: {final.episode_path} (episode {final.episode_index})")
         else:
             typer.echo("episode: not recorded")
+    typer.echo(f"logs: {log_path}")
     if strict and final.state.value != "succeeded":
         raise typer.Exit(1)
 
@@ -155,9 +177,16 @@ def _echo_event(event, elapsed: float) -> None:
         reason = f" ({data['reason']})" if data.get("reason") else ""
         typer.echo(f"{stamp} task {data['state']}{reason}")
     elif event.kind == "worker":
-        typer.echo(f"{stamp} policy worker {data['status']}: {data.get('reason')}")
+        typer.echo(f"{stamp} {worker_line(data['status'], data.get('reason'))}")
     elif event.kind == "error":
         typer.echo(f"{stamp} error from {data['source']}: {data['message']}")
+
+
+def worker_line(status: str, reason: str | None) -> str:
+    """`policy worker late by 2300 ms (...)`: the reason already names the worker, so it is not prefixed twice."""
+    if reason and reason.startswith("policy worker"):
+        return reason
+    return f"policy worker {status}" + (f": {reason}" if reason else "")
 
 
 @contextlib.contextmanager

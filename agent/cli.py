@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from agent.cli_help import HearthGroup
 from agent.config import ConfigError
 from agent.logging_setup import configure_logging
 
@@ -34,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HearthGroup,
 )
 
 

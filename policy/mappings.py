@@ -10,6 +10,17 @@ zero chunk.
 Camera slots follow openpi (reference/openpi.md §3.4): slot 0 = base/exterior camera, slot 1 = (left) wrist,
 slot 2 = right wrist; slot i feeds the policy's i-th camera name. A policy camera the robot does not have is
 filled with a black image (openpi pads missing slots the same way).
+
+The openpi robot mappings fix the robot's sizes, as openpi's own input/output transforms do: DROID sends 7 joint
+positions + 1 gripper and executes 8 actions per step, LIBERO sends an 8-value state and executes 7. A policy
+whose state size differs, or whose action size is smaller, cannot serve that robot and is refused when the
+worker starts (`check_compatible`), not on every request; a larger action size is cut to the robot's in each
+reply, like openpi's `DroidOutputs` (`actions[:, :8]`) and `LiberoOutputs` (`actions[:, :7]`)
+(Physical-Intelligence/openpi, src/openpi/policies/droid_policy.py and libero_policy.py). Images may be HxWx3 or
+channel-first 3xHxW there, as openpi's `_parse_image` accepts both.
+
+Error messages echo at most a few, short request keys or values (`preview`): a client that sends a 10 MB map
+of junk keys gets a one-line reply, and the worker's log stays one line too.
 """
 
 from __future__ import annotations
@@ -33,6 +44,27 @@ EXTENSION_KEYS = (SUBTASK_KEY, PREV_CHUNK_KEY, DELAY_KEY, EPISODE_KEY)
 DEFAULT_MAX_IMAGE_SIDE = 1024
 MAX_PROMPT_CHARS = 2000
 MAX_EPISODE_ID_CHARS = 128
+MAX_ECHOED_ITEMS = 8
+MAX_ECHOED_CHARS = 64
+MAX_ERROR_CHARS = 1000
+
+
+def preview(value: Any, limit: int = MAX_ECHOED_CHARS) -> str:
+    """`repr(value)`, cut to `limit` characters: what an error may echo of something a client sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def preview_keys(keys: Sequence[Any]) -> str:
+    """The first few keys, each cut short, and how many more there were: `['a', 'b', ... (+9998 more)]`."""
+    shown = ", ".join(preview(k) for k in keys[:MAX_ECHOED_ITEMS])
+    more = len(keys) - MAX_ECHOED_ITEMS
+    return f"[{shown}{f', ... (+{more} more)' if more > 0 else ''}]"
+
+
+def cap_error(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Any error text sent to a client or logged, cut to `limit` characters (a last guard behind `preview`)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -99,10 +131,20 @@ def _as_float_vector(value: Any, key: str, length: int | None = None) -> np.ndar
     return result
 
 
-def _as_image(value: Any, key: str, max_side: int, channels_first: bool = False) -> np.ndarray:
-    """uint8 HxWx3 (float images in [0, 1] are scaled by 255, as openpi does)."""
+def _as_image(
+    value: Any, key: str, max_side: int, channels_first: bool = False, either_layout: bool = False
+) -> np.ndarray:
+    """uint8 HxWx3 (float images in [0, 1] are scaled by 255, as openpi does).
+
+    `either_layout`: a 3xHxW image is transposed, as openpi's `_parse_image` does for DROID and LIBERO
+    (Physical-Intelligence/openpi, src/openpi/policies/libero_policy.py: "if image.shape[0] == 3").
+    """
     array = _require_array(value, key)
+    if either_layout and array.ndim == 3 and array.shape[0] == 3 and array.shape[2] != 3:
+        channels_first = True
     layout = "3xHxW" if channels_first else "HxWx3"
+    if either_layout:
+        layout = "HxWx3 or 3xHxW"
     if array.ndim != 3 or (array.shape[0] if channels_first else array.shape[2]) != 3:
         raise PolicyInputError(f"image {key!r} must have shape {layout}, got {list(array.shape)}")
     if channels_first:
@@ -150,7 +192,12 @@ class ObservationMapping:
     state_keys: Sequence[str]
     images_nested: bool = False  # ALOHA/hearth put images under an "images" dict; DROID/LIBERO use flat keys
     channels_first: bool = False
+    either_layout: bool = False  # also accept 3xHxW (openpi's DROID/LIBERO transforms do)
     required_slots: int = 1
+    # The robot's own sizes (None: whatever the policy has, as for hearth's robots): the state a request
+    # carries, and the actions a reply carries (the policy's are cut to it, like openpi's output transforms).
+    robot_state_dim: int | None = None
+    robot_action_dim: int | None = None
     optional_keys: Sequence[str] = ()
     prompt_required: bool = True
     default_prompt: str | None = None
@@ -171,6 +218,18 @@ class ObservationMapping:
                 f"mapping {self.name!r} needs a policy with at least {self.required_slots} cameras, "
                 f"this one has {spec.camera_names}"
             )
+        if self.robot_state_dim is not None and spec.state_dim != self.robot_state_dim:
+            raise ValueError(
+                f"mapping {self.name!r} sends a {self.robot_state_dim}-value state ({' + '.join(self.state_keys)}), "
+                f"but this policy takes {spec.state_dim} state values; use a checkpoint trained on "
+                f"{self.robot_state_dim}-value states (hearth convert --state-dim {self.robot_state_dim})"
+            )
+        if self.robot_action_dim is not None and spec.action_dim < self.robot_action_dim:
+            raise ValueError(
+                f"mapping {self.name!r} executes {self.robot_action_dim} action values per step, but this policy "
+                f"predicts only {spec.action_dim}; use a checkpoint with at least {self.robot_action_dim} action "
+                f"dimensions (hearth convert --action-dim {self.robot_action_dim})"
+            )
 
     # ---- request side -------------------------------------------------------------------------------
     def parse(self, message: Any, spec: PolicySpec, max_image_side: int = DEFAULT_MAX_IMAGE_SIDE) -> PolicyRequest:
@@ -178,13 +237,14 @@ class ObservationMapping:
             raise PolicyInputError(f"a request must be a msgpack map, got {type(message).__name__}")
         for key in message:
             if not isinstance(key, str):
-                raise PolicyInputError(f"request keys must be str, got {key!r}")
+                raise PolicyInputError(f"request keys must be str, got {preview(key)}")
         allowed = set(self.state_keys) | {"prompt", *EXTENSION_KEYS, *self.optional_keys}
         allowed |= {"images"} if self.images_nested else set(self.image_slots)
         unknown = sorted(set(message) - allowed)
         if unknown:
             raise PolicyInputError(
-                f"unknown request keys {unknown} for mapping {self.name!r}; expected {self.expected_keys()}"
+                f"unknown request keys {preview_keys(unknown)} for mapping {self.name!r}; "
+                f"expected {self.expected_keys()}"
             )
         images = self._parse_images(message, spec, max_image_side)
         state = self._parse_state(message, spec)
@@ -214,9 +274,9 @@ class ObservationMapping:
             if not isinstance(source, dict):
                 raise PolicyInputError(f"'images' must be a map of camera name -> image, got {type(source).__name__}")
             allowed = set(self.image_slots) | set(self.optional_keys)
-            unknown = sorted(str(k) for k in source if k not in allowed)
+            unknown = sorted(str(k)[:MAX_ECHOED_CHARS] for k in source if k not in allowed)
             if unknown:
-                raise PolicyInputError(f"unknown cameras {unknown}; expected {list(self.image_slots)}")
+                raise PolicyInputError(f"unknown cameras {preview_keys(unknown)}; expected {list(self.image_slots)}")
         else:
             source = message
         missing_required = [k for k in self.image_slots[: self.required_slots] if k not in source]
@@ -227,7 +287,7 @@ class ObservationMapping:
         for slot, camera in enumerate(spec.camera_names):
             key = self.image_slots[slot] if slot < len(self.image_slots) else None
             if key is not None and key in source:
-                images[camera] = _as_image(source[key], key, max_side, self.channels_first)
+                images[camera] = _as_image(source[key], key, max_side, self.channels_first, self.either_layout)
                 shape = shape or images[camera].shape
         for camera in spec.camera_names:  # a policy camera this robot lacks: black, like openpi's padded slots
             if camera not in images:
@@ -251,7 +311,7 @@ class ObservationMapping:
         if isinstance(raw_delay, np.integer):
             raw_delay = int(raw_delay)
         if not isinstance(raw_delay, int) or isinstance(raw_delay, bool) or raw_delay < 0:
-            raise PolicyInputError(f"{DELAY_KEY!r} must be a non-negative int (control ticks), got {raw_delay!r}")
+            raise PolicyInputError(f"{DELAY_KEY!r} must be a non-negative int (control ticks), got {preview(raw_delay)}")
         if raw_chunk is None:
             if DELAY_KEY in message and raw_delay:
                 raise PolicyInputError(f"{DELAY_KEY!r} needs {PREV_CHUNK_KEY!r} (the unexecuted rest of the last chunk)")
@@ -277,7 +337,10 @@ class ObservationMapping:
 
     # ---- reply side ---------------------------------------------------------------------------------
     def reply(self, actions: np.ndarray) -> dict[str, Any]:
-        """openpi replies carry `actions` [H, D]; we send float32 (openpi's dtype is not guaranteed either)."""
+        """openpi replies carry `actions` [H, D], D the robot's action size; we send float32 (openpi's dtype is
+        not guaranteed either)."""
+        if self.robot_action_dim is not None:
+            actions = actions[..., : self.robot_action_dim]
         return {"actions": np.ascontiguousarray(actions, dtype=np.float32)}
 
 
@@ -294,6 +357,9 @@ def _build_mappings(default_prompt: str | None) -> dict[str, ObservationMapping]
             image_slots=("observation/exterior_image_1_left", "observation/wrist_image_left"),
             state_keys=("observation/joint_position", "observation/gripper_position"),
             required_slots=2,
+            either_layout=True,
+            robot_state_dim=8,  # joint_position[7] + gripper_position[1]
+            robot_action_dim=8,  # 7 joint velocities + gripper (openpi DroidOutputs)
             default_camera_names=("exterior", "wrist"),
             default_state_dim=8,
             default_action_dim=8,
@@ -303,6 +369,9 @@ def _build_mappings(default_prompt: str | None) -> dict[str, ObservationMapping]
             image_slots=("observation/image", "observation/wrist_image"),
             state_keys=("observation/state",),
             required_slots=2,
+            either_layout=True,
+            robot_state_dim=8,  # eef pos[3] + axis-angle[3] + gripper qpos[2]
+            robot_action_dim=7,  # openpi LiberoOutputs
             default_camera_names=("agentview", "wrist"),
             default_state_dim=8,
             default_action_dim=7,
@@ -317,6 +386,8 @@ def _build_mappings(default_prompt: str | None) -> dict[str, ObservationMapping]
             prompt_required=False,
             default_prompt=default_prompt,
             metadata={"reset_pose": [0.0, -1.5, 1.5, 0.0, 0.0, 0.0]},
+            robot_state_dim=14,
+            robot_action_dim=14,  # openpi AlohaOutputs: actions[:, :14]
             default_camera_names=("cam_high", "cam_left_wrist", "cam_right_wrist"),
             default_state_dim=14,
             default_action_dim=14,

@@ -48,11 +48,17 @@ def packb(obj: Any) -> bytes:
         raise WireError(f"cannot encode message: {exc}") from exc
 
 
+def _short(value: object, limit: int = 64) -> str:
+    """What an error may echo of a client's value: its repr, cut short (errors go back on the wire and to logs)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_dtype(raw: object) -> np.dtype:
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", errors="replace")
     if not isinstance(raw, str) or not raw or len(raw) > 16:
-        raise WireError(f"array dtype must be a short numpy dtype string such as '<f4', got {raw!r}")
+        raise WireError(f"array dtype must be a short numpy dtype string such as '<f4', got {_short(raw)}")
     try:
         dtype = np.dtype(raw)
     except (TypeError, ValueError) as exc:
@@ -64,9 +70,9 @@ def _parse_dtype(raw: object) -> np.dtype:
 
 def _parse_shape(raw: object) -> tuple[int, ...]:
     if not isinstance(raw, list | tuple) or len(raw) > MAX_NDIM:
-        raise WireError(f"array shape must be a list of at most {MAX_NDIM} non-negative ints, got {raw!r}")
+        raise WireError(f"array shape must be a list of at most {MAX_NDIM} non-negative ints, got {_short(raw)}")
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in raw):
-        raise WireError(f"array shape must be a list of non-negative ints, got {raw!r}")
+        raise WireError(f"array shape must be a list of non-negative ints, got {_short(raw)}")
     return tuple(raw)
 
 
@@ -91,7 +97,7 @@ def _decode_scalar(obj: dict) -> np.generic:
     try:
         return dtype.type(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise WireError(f"cannot make a {dtype.str} scalar from {value!r}") from exc
+        raise WireError(f"cannot make a {dtype.str} scalar from {_short(value)}") from exc
 
 
 def _object_hook(obj: dict) -> Any:

@@ -14,19 +14,18 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from agent.commands.options import random_preset_option
 
 logger = logging.getLogger(__name__)
 
 
 def command(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A hearth checkpoint folder."),
-    random_preset: str | None = typer.Option(
-        None, "--random-preset", help="Serve random weights of this preset (tiny, sim-small, pi05) instead of a checkpoint."
-    ),
-    preset: str | None = typer.Option(None, "--preset", help="Preset name, used with --random."),
-    random: bool = typer.Option(False, "--random", help="With --preset: random weights (for tests and benchmarks)."),
+    random_preset: str | None = random_preset_option("Serve random weights of this preset instead of a checkpoint."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the worker."),
     port: int = typer.Option(8765, "--port", help="TCP port (hearth's default 8765; openpi clients default to 8000; 0 = any free)."),
     api_key: list[str] = typer.Option([], "--api-key", envvar="HEARTH_POLICY_API_KEY", help="Accepted API key (repeatable)."),
@@ -48,10 +47,6 @@ def command(
 
     if mapping not in MAPPING_NAMES:
         raise typer.BadParameter(f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping")
-    if random_preset is None and random:
-        if not preset:
-            raise typer.BadParameter("--random needs --preset NAME", param_hint="--random")
-        random_preset = preset
     if (checkpoint is None) == (random_preset is None):
         raise typer.BadParameter("give exactly one of --checkpoint DIR or --random-preset NAME", param_hint="--checkpoint")
 
@@ -84,6 +79,8 @@ def command(
             action_names=[f"action_{i}" for i in range(action_dim)],
             seed=seed,
         )
+
+    _check_mapping(mapping, policy.metadata, default_prompt, checkpoint or f"random {random_preset} policy")
 
     if description is not None:
         from agent.compat import PolicyMismatchError, check_policy_fits_robot
@@ -118,6 +115,23 @@ def command(
 
     asyncio.run(main())
     typer.echo("policy worker stopped")
+
+
+def _check_mapping(mapping: str, metadata: Any, default_prompt: str | None, source: object) -> None:
+    """Refuse at start a policy whose sizes cannot serve the mapping's robot (policy/mappings.py check_compatible):
+    otherwise the worker starts and then rejects every request of, say, a LIBERO client."""
+    from policy.mappings import PolicySpec, get_mapping
+
+    spec = PolicySpec(
+        camera_names=list(metadata["camera_names"]), state_dim=len(metadata["state_names"]),
+        action_dim=int(metadata.get("action_dim") or len(metadata["action_names"])),
+        action_horizon=int(metadata.get("action_horizon") or 1),
+    )
+    try:
+        get_mapping(mapping, spec, default_prompt=default_prompt)
+    except ValueError as exc:  # refused at start-up: one line naming the sizes, no traceback
+        typer.echo(f"error: {source} cannot serve --mapping {mapping}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _robot_description(name: str):

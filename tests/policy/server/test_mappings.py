@@ -9,6 +9,7 @@ from policy.mappings import PolicySpec, get_mapping
 from policy.types import PolicyInputError
 
 SPEC2 = PolicySpec(camera_names=["head", "wrist"], state_dim=8, action_dim=7, action_horizon=10)
+DROID_SPEC = PolicySpec(camera_names=["head", "wrist"], state_dim=8, action_dim=8, action_horizon=10)
 
 
 def _img(h: int = 24, w: int = 24, chw: bool = False, dtype: type = np.uint8) -> np.ndarray:
@@ -19,7 +20,7 @@ def _img(h: int = 24, w: int = 24, chw: bool = False, dtype: type = np.uint8) ->
 
 def test_droid_keys_fill_policy_cameras_in_slot_order_and_concatenate_state() -> None:
     exterior, wrist = _img(), _img(30, 40)
-    request = get_mapping("droid", SPEC2).parse(
+    request = get_mapping("droid", DROID_SPEC).parse(
         {
             "observation/exterior_image_1_left": exterior,
             "observation/wrist_image_left": wrist,
@@ -27,7 +28,7 @@ def test_droid_keys_fill_policy_cameras_in_slot_order_and_concatenate_state() ->
             "observation/gripper_position": np.float64(0.5),  # scalar is fine, as in openpi
             "prompt": "pick up the cup",
         },
-        SPEC2,
+        DROID_SPEC,
     )
     assert request.kind == "act"
     np.testing.assert_array_equal(request.observation.images["head"], exterior)

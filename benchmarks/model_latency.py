@@ -43,7 +43,7 @@ def _measure(preset: str, device: str, threads: int, cameras: int, runs: int, wa
     build_s = time.perf_counter() - build_start
     model = policy.model
     if compile_model and device.startswith("cuda"):
-        model.denoise_step = torch.compile(model.denoise_step, mode="max-autotune")  # type: ignore[method-assign]
+        model.expert_velocity = torch.compile(model.expert_velocity, mode="max-autotune")  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
 
     class Obs:

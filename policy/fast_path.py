@@ -38,7 +38,7 @@ from policy.model.pi05 import Pi05Batch, Pi05Model, rtc_guide
 logger = logging.getLogger(__name__)
 
 BATCH_BUCKETS = (1, 2, 4, 8)
-CAPTURE_WARMUP_RUNS = 3  # eager runs on a side stream before capture (cuBLAS/autograd lazy initialisation)
+CAPTURE_WARMUP_RUNS = 2  # eager runs on a side stream before capture (cuBLAS/autograd lazy initialisation)
 
 
 def prompt_buckets(max_token_len: int) -> tuple[int, ...]:
@@ -136,7 +136,7 @@ class _PrefixInputs:
         return Pi05Batch(self.images, self.image_masks, self.tokens, self.token_mask, state=state)
 
 
-class _ChunkGraphs:
+class ChunkGraphs:
     """System 1 for one ShapeKey: prefix pass into a static cache, then the Euler loop."""
 
     def __init__(self, fast: FastPi05, key: ShapeKey):
@@ -174,7 +174,7 @@ class _ChunkGraphs:
             )
 
 
-class _DecodeGraphs:
+class DecodeGraphs:
     """System 2 for one ShapeKey: prefix pass (first token) into a static cache, then one reusable decode step."""
 
     def __init__(self, fast: FastPi05, key: ShapeKey):
@@ -251,8 +251,8 @@ class FastPi05:
         with torch.no_grad():
             self.conds = model.time_conditions(self.num_steps)
         self.pool = torch.cuda.graph_pool_handle() if self.graphs else None
-        self._chunks: dict[ShapeKey, _ChunkGraphs] = {}
-        self._decoders: dict[ShapeKey, _DecodeGraphs] = {}
+        self._chunks: dict[ShapeKey, ChunkGraphs] = {}
+        self._decoders: dict[ShapeKey, DecodeGraphs] = {}
 
     def compiled(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         return fn if self.compile_mode is None else torch.compile(fn, mode=self.compile_mode, dynamic=False)
@@ -262,7 +262,8 @@ class FastPi05:
         return len(self._chunks) + len(self._decoders)
 
     # ---- keys ------------------------------------------------------------------------------------------
-    def _key(self, batch: Pi05Batch, rows: slice, guided: bool = False) -> ShapeKey:
+    def shape_key(self, batch: Pi05Batch, rows: slice, guided: bool = False) -> ShapeKey:
+        """The shape `rows` of `batch` run at: batch and prompt buckets, camera count, guidance."""
         n = len(range(*rows.indices(batch.batch_size)))
         longest = int(batch.token_mask[rows].sum(-1).max())  # the one host read, before the chunk
         return ShapeKey(
@@ -277,14 +278,15 @@ class FastPi05:
         step = self.batch_buckets[-1]
         return [slice(start, min(batch_size, start + step)) for start in range(0, batch_size, step)]
 
-    def _chunk_graphs(self, key: ShapeKey) -> _ChunkGraphs:
+    def chunk_graphs(self, key: ShapeKey) -> ChunkGraphs:
+        """System 1's buffers and (on CUDA) graphs for `key`, built on first use."""
         if key not in self._chunks:
-            self._chunks[key] = _ChunkGraphs(self, key)
+            self._chunks[key] = ChunkGraphs(self, key)
         return self._chunks[key]
 
-    def _decode_graphs(self, key: ShapeKey) -> _DecodeGraphs:
+    def _decode_graphs(self, key: ShapeKey) -> DecodeGraphs:
         if key not in self._decoders:
-            self._decoders[key] = _DecodeGraphs(self, key)
+            self._decoders[key] = DecodeGraphs(self, key)
         return self._decoders[key]
 
     # ---- System 1 --------------------------------------------------------------------------------------
@@ -316,7 +318,7 @@ class FastPi05:
             prev_actions = _fit_columns(prev_actions.float(), config.action_horizon)
         outputs = []
         for rows in self._pieces(b):
-            graphs = self._chunk_graphs(self._key(batch, rows, guided))
+            graphs = self.chunk_graphs(self.shape_key(batch, rows, guided))
             size = graphs.key.batch
             graphs.inputs.load(batch, rows)
             graphs.noise.copy_(_fit_rows(noise[rows], size))
@@ -339,7 +341,7 @@ class FastPi05:
         eos = self.model.config.eos_token_id if eos_id is None else eos_id
         results: list[list[int]] = []
         for rows in self._pieces(batch.batch_size):
-            graphs = self._decode_graphs(self._key(batch, rows))
+            graphs = self._decode_graphs(self.shape_key(batch, rows))
             graphs.inputs.load(batch, rows)
             graphs.prefix()
             for count in range(1, max_new_tokens):
@@ -365,7 +367,7 @@ class FastPi05:
         for size in batch_sizes or self.batch_buckets:
             for prompt in prompt_lengths or self.prompt_buckets:
                 for rtc in guided:
-                    self._chunk_graphs(ShapeKey(size, num_cameras, prompt, rtc))
+                    self.chunk_graphs(ShapeKey(size, num_cameras, prompt, rtc))
                 if system2:
                     self._decode_graphs(ShapeKey(size, num_cameras, prompt))
         if self.graphs:

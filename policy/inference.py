@@ -5,6 +5,10 @@ openpi's transform pipeline does it (reference/openpi.md §4.1): images -> resiz
 state -> quantile-normalize -> 256 bins in the prompt, and zero-padded into the continuous state token when
 the model has one; actions -> unpad -> unnormalize. Bad input is refused with a PolicyInputError that says
 what is wrong; it never becomes a silent zero chunk.
+
+On CUDA the model runs through the fast path (policy/fast_path.py: static buffers, CUDA graphs, fused
+projections) unless `fast_path=False` or the environment says `HEARTH_FAST_PATH=0` (the switch for a deployed
+worker); `warmup()` builds its graphs so no request pays for capture.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +38,7 @@ from policy.checkpoints import (
     save_weights,
     write_config,
 )
+from policy.fast_path import FastPi05
 from policy.model.config import Pi05Config, preset
 from policy.model.pi05 import Pi05Batch, Pi05Model
 from policy.normalize import NormStats
@@ -45,6 +51,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_STATE_NAMES = [*(f"joint_{i}" for i in range(7)), "gripper"]
 DEFAULT_ACTION_NAMES = [*(f"joint_{i}" for i in range(7)), "gripper"]
 FAST_TOKENIZER_FILE = "fast_tokenizer.json"
+FAST_PATH_ENV = "HEARTH_FAST_PATH"  # "auto" (default: on for CUDA), "1"/"on", "0"/"off"
+
+
+def fast_path_default(device: torch.device) -> bool:
+    """Whether a policy on `device` uses the fast path when its caller does not say: `HEARTH_FAST_PATH`, else CUDA."""
+    value = os.environ.get(FAST_PATH_ENV, "auto").strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    if value == "auto":
+        return device.type == "cuda"
+    raise ValueError(f"{FAST_PATH_ENV}={value!r}: expected auto, 1/on or 0/off")
 
 
 # ---- image preprocessing ------------------------------------------------------------------------
@@ -130,16 +149,23 @@ class Pi05Policy:
         fast_tokenizer_path: str | Path | None = None,
         dtype: torch.dtype | None = None,
         compile: bool = False,
+        fast_path: bool | None = None,
+        fast_options: Mapping[str, Any] | None = None,
     ):
         """`dtype` defaults to bfloat16 on CUDA and float32 on CPU (norms, RoPE, softmax stay float32 inside).
 
-        `compile` wraps the denoising step in torch.compile (worth it on CUDA, where it runs 10× per chunk).
+        `fast_path` (default: `fast_path_default`, i.e. on for CUDA) serves through `FastPi05` (`fast_options` are its keyword arguments);
+        it fuses the model's projections in place, which leaves its state dict and outputs as they were.
+        `compile` wraps the eager path's expert step in torch.compile (with the fast path, use
+        `fast_options={"compile_mode": ...}` instead).
         """
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.model = model.to(self.device, dtype).eval()
         if compile:
-            self.model.denoise_step = torch.compile(self.model.denoise_step)  # type: ignore[method-assign]
+            self.model.expert_velocity = torch.compile(self.model.expert_velocity)  # type: ignore[method-assign]
+        use_fast = fast_path_default(self.device) if fast_path is None else fast_path
+        self.fast: FastPi05 | None = FastPi05(self.model, **dict(fast_options or {})) if use_fast else None
         self.tokenizer = tokenizer
         self.norm_stats = norm_stats
         self.fast_tokenizer_path = Path(fast_tokenizer_path) if fast_tokenizer_path else None
@@ -193,6 +219,7 @@ class Pi05Policy:
         device: str | None = "cpu",
         robot_type: str = "",
         robot_interface_version: int | None = None,
+        fast_path: bool | None = None,
         **overrides: Any,
     ) -> Pi05Policy:
         """Randomly initialised policy with unit norm stats and the household tokenizer (tests, benchmarks).
@@ -221,7 +248,8 @@ class Pi05Policy:
             "robot_type": robot_type,
             "robot_interface_version": robot_interface_version,
         }
-        return cls(model, tokenizer, NormStats.unit(len(state_names), len(action_names)), metadata, device=device)
+        stats = NormStats.unit(len(state_names), len(action_names))
+        return cls(model, tokenizer, stats, metadata, device=device, fast_path=fast_path)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None, **options: Any) -> Pi05Policy:
@@ -288,16 +316,16 @@ class Pi05Policy:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         model = self.model
-        if model.dtype != torch.float32:
+        if model.dtype != torch.float32 or model.projections_fused:  # fused weights are views; safetensors wants copies
             model = Pi05Model(self.model.config)
             model.load_state_dict({k: v.float().cpu() for k, v in self.model.state_dict().items()})
         save_weights(model, folder)
         meta = {
             k: self.metadata[k] for k in ("camera_names", "state_names", "action_names", "control_hz", "action_horizon")
         }
-        meta.update({
-            k: self.metadata[k] for k in ("robot_type", "robot_interface_version", "action_frame") if self.metadata[k]
-        })
+        meta.update(
+            {k: self.metadata[k] for k in ("robot_type", "robot_interface_version", "action_frame") if self.metadata[k]}
+        )
         write_config(folder, self.model.config, meta)
         self.norm_stats.save(folder / NORM_STATS_FILE)
         self.tokenizer.save(folder)
@@ -312,6 +340,17 @@ class Pi05Policy:
     @property
     def config(self) -> Pi05Config:
         return self.model.config
+
+    def warmup(self, batch_sizes: Sequence[int] | None = None) -> float:
+        """Build the fast path's shapes (on CUDA: capture its graphs) for this policy's cameras; seconds taken.
+
+        Without the fast path there is nothing to prepare (0.0). The policy worker calls this before it reports
+        healthy, so the first robot does not wait for graph capture.
+        """
+        if self.fast is None:
+            return 0.0
+        with self._lock:
+            return self.fast.warmup(len(self.metadata["camera_names"]), batch_sizes=batch_sizes)
 
     def normalized_state(self, obs: ObservationLike) -> np.ndarray:
         state = getattr(obs, "state", None)
@@ -446,7 +485,10 @@ class Pi05Policy:
         states = [np.asarray(obs.state, np.float32) for obs in observations]  # validated by make_batch
         prev = self._prev_actions(prev_chunks, delays, states)
         with self._lock:
-            if prev is None:
+            if self.fast is not None:
+                prev_actions, lengths, delay_t = prev if prev is not None else (None, None, None)
+                actions = self.fast.sample_actions(batch, noise_t, prev_actions, lengths, delay_t)
+            elif prev is None:
                 actions = self.model.sample_actions(batch, noise=noise_t, num_steps=self.config.num_steps)
             else:
                 prev_actions, lengths, delay_t = prev
@@ -489,7 +531,10 @@ class Pi05Policy:
             raise PolicyInputError("max_tokens must be >= 1")
         batch = self.make_batch(observations, tasks, system2=True)
         with self._lock:
-            ids = self.model.generate_subtask(batch, max_new_tokens=max_tokens, eos_id=self.tokenizer.eos_id)
+            if self.fast is not None and max_tokens <= self.fast.max_new_tokens:
+                ids = self.fast.generate_subtask(batch, max_new_tokens=max_tokens, eos_id=self.tokenizer.eos_id)
+            else:
+                ids = self.model.generate_subtask(batch, max_new_tokens=max_tokens, eos_id=self.tokenizer.eos_id)
         return [self.tokenizer.decode(seq).strip() for seq in ids]
 
 

@@ -16,6 +16,9 @@ Why the shape of this module:
   keeps a GPU busy; the bounds keep a lone robot's latency low.
 - One bad request never hurts anyone else: decoding and validation happen per connection; if a batched model
   call fails, its members are retried one by one so only the culprit gets the error.
+- Start-up warms the model up on the inference thread (on CUDA: captures the fast path's CUDA graphs for every
+  batch bucket, policy/fast_path.py) before the worker reports healthy: until then `/healthz` answers 503
+  "warming up" and WebSocket handshakes are refused, so no robot's first chunk pays for graph capture.
 - Extensions are additive keys (policy/mappings.py): `hearth/subtask`, `hearth/prev_chunk` + `hearth/delay`
   (real-time chunking continuation), `hearth/episode_id`.
 """
@@ -104,7 +107,10 @@ class InferenceBatcher:
         batch_wait_s: float,
         metrics: WorkerMetrics,
         peers: Callable[[], int] | None = None,
+        warmup: Callable[[], object] | None = None,
     ):
+        """`warmup` runs first on the inference thread (the thread that will replay any CUDA graphs it captures);
+        `warm` is set when it has finished, `warmup_error` holds its exception if it failed."""
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if batch_wait_s < 0:
@@ -117,6 +123,9 @@ class InferenceBatcher:
         self.peers = peers
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self.warmup = warmup
+        self.warm = threading.Event()
+        self.warmup_error: BaseException | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -155,8 +164,21 @@ class InferenceBatcher:
             batch.append(job)
         return batch, False
 
+    def _warm_up(self) -> None:
+        try:
+            if self.warmup is not None:
+                started = time.perf_counter()
+                self.warmup()
+                logger.info("model warmed up in %.1f s", time.perf_counter() - started)
+        except BaseException as exc:  # reported by serve(), which refuses to start
+            logger.exception("model warm-up failed")
+            self.warmup_error = exc
+        finally:
+            self.warm.set()
+
     def _run(self) -> None:
-        stopping = False
+        self._warm_up()
+        stopping = self.warmup_error is not None
         while not stopping:
             first = self._queue.get()
             if first is None:
@@ -321,7 +343,9 @@ class PolicyServer:
         default_prompt: str | None = None,
         max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+        warmup: bool = True,
     ):
+        """`warmup`: call `policy.warmup()` on the inference thread before reporting healthy (see module doc)."""
         self.policy = policy
         self.host = host
         self.port = port
@@ -332,7 +356,12 @@ class PolicyServer:
         self.mapping = get_mapping(mapping, self.spec, default_prompt=default_prompt)
         self.metrics = WorkerMetrics()
         self.batcher = InferenceBatcher(
-            policy, max_batch, batch_wait_ms / 1e3, self.metrics, peers=lambda: int(self.metrics.connections_open.value())
+            policy,
+            max_batch,
+            batch_wait_ms / 1e3,
+            self.metrics,
+            peers=lambda: int(self.metrics.connections_open.value()),
+            warmup=policy.warmup if warmup else None,
         )
         self.metadata: dict[str, Any] = worker_metadata(policy.metadata, self.mapping)
         self._metadata_frame = packb(self.metadata)
@@ -355,7 +384,8 @@ class PolicyServer:
     async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
         """Listen until stop() is called (or the task is cancelled); inference thread started and stopped here.
 
-        `on_ready(url)` is called once the socket is bound (with port 0, that is when the real port is known).
+        `on_ready(url)` is called once the socket is bound (with port 0, that is when the real port is known) and the
+        model is warmed up; a failed warm-up raises here instead.
         """
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
@@ -373,6 +403,10 @@ class PolicyServer:
                 logger=logging.getLogger("policy.server.websockets"),
             ) as server:
                 self._bound_port = int(next(iter(server.sockets)).getsockname()[1])
+                await asyncio.to_thread(self.batcher.warm.wait)
+                failure = self.batcher.warmup_error
+                if failure is not None:
+                    raise RuntimeError(f"model warm-up failed: {failure}") from failure
                 logger.info("policy worker listening on %s (mapping=%s)", self.url, self.mapping.name,
                             extra={"url": self.url})
                 self._ready.set()
@@ -392,8 +426,11 @@ class PolicyServer:
                 loop.call_soon_threadsafe(event.set)
 
     @contextlib.contextmanager
-    def run_in_thread(self, timeout_s: float = 60.0) -> Iterator[int]:
-        """Serve on a background thread; yields the bound port (port=0 picks a free one). For tests and the demo."""
+    def run_in_thread(self, timeout_s: float = 600.0) -> Iterator[int]:
+        """Serve on a background thread; yields the bound port (port=0 picks a free one). For tests and the demo.
+
+        The generous default covers warm-up: capturing a large model's CUDA graphs for every shape takes a while.
+        """
         failure: list[BaseException] = []
 
         def target() -> None:
@@ -431,6 +468,8 @@ class PolicyServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
+            if not self.batcher.warm.is_set():
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "warming up\n")
             return connection.respond(HTTPStatus.OK, "OK\n")
         if not self._authorized(request.headers.get("Authorization")):
             self.metrics.errors.inc(reason="auth")
@@ -441,6 +480,8 @@ class PolicyServer:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = CONTENT_TYPE
             return response
+        if not self.batcher.warm.is_set():
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "policy worker is warming up; retry shortly\n")
         return None  # proceed with the WebSocket handshake
 
     # ---- WebSocket side -----------------------------------------------------------------------------

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
+from policy.action_frame import ActionFrame
 from policy.fast_path import FastPi05, ShapeKey, bucket_for, prompt_buckets
+from policy.inference import Pi05Policy
 from policy.model.config import preset
 from policy.model.pi05 import Pi05Model
 from tests.policy.model._util import random_batch, randomize_
@@ -164,3 +167,48 @@ def test_warmup_builds_every_shape() -> None:
 def test_graphs_need_cuda() -> None:
     with pytest.raises(ValueError, match="CUDA"):
         FastPi05(_model(), graphs=True)
+
+
+class _Obs:
+    def __init__(self, seed: int, cameras: tuple[str, ...], state_dim: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.images = {name: rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for name in cameras}
+        self.state = rng.normal(size=state_dim).astype(np.float32)
+
+
+def test_policy_fast_path_equals_eager_with_action_frame_rtc_and_save(tmp_path) -> None:
+    """Pi05Policy end to end (robot units, relative action frame, prev_chunk/delay, System 2, save/load)."""
+    names = ["arm", "gripper", "base_x", "base_y", "base_yaw"]
+    kwargs = dict(
+        preset="tiny", camera_names=("head", "wrist"), state_names=names, action_names=names, seed=3,
+        action_horizon=10, num_steps=4,
+    )  # fmt: skip
+    eager = Pi05Policy.build_random(**kwargs, fast_path=False)
+    fast = Pi05Policy.build_random(**kwargs, fast_path=True)
+    assert eager.fast is None and fast.fast is not None and fast.model.projections_fused
+    for policy in (eager, fast):
+        policy.metadata["action_frame"] = {"relative": ["arm"], "base_pose": ["base_x", "base_y", "base_yaw"]}
+        policy.action_frame = ActionFrame.from_metadata(policy.metadata)
+    observations = [_Obs(seed, ("head", "wrist"), len(names)) for seed in range(3)]
+    prompts = ["pick up the cup", "open the fridge door", "go"]
+    noises = [np.random.default_rng(10 + i).normal(size=(10, 32)).astype(np.float32) for i in range(3)]
+    plain = [c.actions for c in eager.act_batch(observations, prompts, noises=noises)]
+    np.testing.assert_allclose(
+        np.stack([c.actions for c in fast.act_batch(observations, prompts, noises=noises)]), np.stack(plain), atol=1e-5
+    )
+    prev = [plain[0][4:], None, plain[2][2:]]
+    delays = [2, 0, 3]
+    guided = [c.actions for c in eager.act_batch(observations, prompts, prev, delays, noises)]
+    np.testing.assert_allclose(
+        np.stack([c.actions for c in fast.act_batch(observations, prompts, prev, delays, noises)]),
+        np.stack(guided),
+        atol=1e-5,
+    )
+    assert eager.subtask_batch(observations, prompts, max_tokens=6) == fast.subtask_batch(
+        observations, prompts, max_tokens=6
+    )
+    fast.save(tmp_path / "ckpt")  # fused weights are saved as plain, unshared tensors and load strictly
+    loaded = Pi05Policy.from_checkpoint(tmp_path / "ckpt", device="cpu")
+    assert loaded.fast is None
+    np.testing.assert_allclose(loaded.act(observations[0], prompts[0], noise=noises[0]).actions, plain[0], atol=1e-5)
+    assert fast.warmup(batch_sizes=[1]) >= 0.0 and eager.warmup() == 0.0

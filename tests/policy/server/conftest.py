@@ -79,6 +79,9 @@ class GatedPolicy:
         if not self.release.wait(timeout=30):
             raise TimeoutError("test never released the gate")
 
+    def warmup(self) -> float:
+        return self.policy.warmup()
+
     def act_batch(self, *args: Any, **kwargs: Any) -> Any:
         self._wait()
         return self.policy.act_batch(*args, **kwargs)

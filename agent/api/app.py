@@ -22,6 +22,7 @@ from agent.api.episodes_index import sync_all
 from agent.api.errors import ERROR_RESPONSES, install_error_handlers
 from agent.api.live import LiveHub
 from agent.api.live import router as live_router
+from agent.api.openapi_errors import document_error_responses
 from agent.api.ratelimit import RateLimiter
 from agent.api.registry import RuntimeRegistry
 from agent.api.routers import coaching, episodes, estop, health, robots, tasks, tokens
@@ -127,4 +128,5 @@ def create_app(
     for module in (health, robots, tasks, coaching, estop, episodes, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
+    document_error_responses(app)
     return app

@@ -1,4 +1,8 @@
-"""Liveness and readiness, without a token: load balancers and Home Assistant poll it."""
+"""Liveness and readiness, without a token: load balancers and Home Assistant poll it.
+
+Without a token it shows counts only: a webhook's URL is itself a credential (Home Assistant webhook ids are
+unauthenticated triggers), so endpoints appear by position with their delivery counters, never by URL.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,14 @@ def health(ctx: ApiContext = Depends(get_ctx)) -> JSONResponse:
         status="ok" if database == "ok" else "degraded",
         database=database,
         robots=robots,
-        webhooks=ctx.webhooks.stats(),
+        webhooks=[_counters(entry) for entry in ctx.webhooks.stats()],
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)
+
+
+def _counters(entry: dict[str, object]) -> dict[str, object]:
+    """A webhook's delivery counters without its URL."""
+    return {key: value for key, value in entry.items() if key in WEBHOOK_COUNTERS}
+
+
+WEBHOOK_COUNTERS = ("delivered", "failed", "queued")

@@ -25,9 +25,9 @@ EVENT_KINDS: frozenset[str] = frozenset(
 
 #: The keys of `Event.data` for each kind (what the API and the console may rely on).
 EVENT_PAYLOADS: dict[str, tuple[str, ...]] = {
-    "task_state": ("state", "previous", "reason", "text"),
+    "task_state": ("state", "previous", "reason", "text", "cause"),  # cause: who paused/resumed (agent/pauses.py)
     "subtask": ("text", "source", "previous", "tick"),
-    "coaching": ("utterance", "predicted", "coached", "relabel", "action", "tick", "reason"),
+    "coaching": ("utterance", "predicted", "coached", "relabel", "action", "tick", "reason", "hold_s"),
     "safety": ("kind", "message", "details"),
     "chunk": ("chunk_id", "subtask", "horizon", "action_dim", "action_names", "delay_ticks", "latency_ms",
               "request_tick", "rtc_delay", "timing", "actions"),

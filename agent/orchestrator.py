@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from agent.admission import TaskAdmission, TaskRejected
+from agent.control_commands import CommandTimeout, ControlCommands
 from agent.events import EventBus
 from agent.executor import RtcExecutor
+from agent.holds import OperatorHolds
 from agent.loop_clock import LoopClock
 from agent.orchestrator_config import OrchestratorConfig, RuntimeCommandError
 from agent.pauses import PauseCause
@@ -48,6 +47,7 @@ from agent.recording import GuardedRecorder
 from agent.subtask_driver import SubtaskDriver
 from agent.system1 import ChunkArrived, ChunkPipeline
 from agent.system2 import System2Backend
+from agent.task_end import EndCheck
 from agent.task_lifecycle import ActiveTask, TaskLifecycle
 from agent.task_queue import TaskQueue, TaskRecord, UnknownTask
 from agent.types import InvalidTransition, TaskState
@@ -61,8 +61,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["OrchestratorConfig", "RobotRuntime", "RuntimeCommandError", "TaskRecord", "TaskRejected", "UnknownTask"]
 
 T = TypeVar("T")
-RESUMED_BY_OPERATOR = "resumed by operator"
-AFTER_ESTOP = "e-stop released: waiting for an operator to resume"
 
 
 class RobotRuntime:
@@ -100,6 +98,7 @@ class RobotRuntime:
         self.admission = TaskAdmission(self.description.tasks, prompt_budget, cfg.max_queued)
         self.lifecycle = TaskLifecycle(self.queue, self.robot, GuardedRecorder(recorder, self._recorder_failed),
                                     self.events)
+        self.holds = OperatorHolds(self.lifecycle, self.robot)
         self.health = WorkerHealth(cfg.worker_late_s, cfg.worker_late_s * cfg.worker_resume_fraction,
                                    cfg.worker_resume_replies, cfg.worker_probe_s)
         self.system1 = ChunkPipeline(robot_id, policy, self.description, cfg.max_in_flight)
@@ -108,15 +107,14 @@ class RobotRuntime:
                                  on_chunk=self._chunk_used)
         self.subtasks = SubtaskDriver(robot_id, system2, self.lifecycle, self.events, cfg.every_k_chunks,
                                       cfg.system2_retry_s, cfg.coach_hold_s, retarget=lambda: self.executor.retarget())
-        self._commands: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
+        self.commands = ControlCommands(cfg.command_timeout_s)
         self._submit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._changed = threading.Condition()
         self._tick = 0
-        self._queue_held = False  # set by an e-stop: nothing starts by itself until an operator starts something
         self._latest_obs: Observation | None = None
         self.clock = LoopClock(self.period)
+        self.end_check = EndCheck(cfg.max_task_s, cfg.success_check_every)
 
     def _new_executor(self, previous: RtcExecutor | None = None) -> RtcExecutor:
         """Fresh counters per task; the epoch keeps counting so a reply meant for the last task is never used."""
@@ -131,6 +129,7 @@ class RobotRuntime:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=f"{self.robot_id}-control", daemon=True)
+        self.commands.loop_thread = self._thread
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -157,10 +156,9 @@ class RobotRuntime:
         """
         with self._submit_lock:
             admitted = self.admission.check(text, self.queue.queued_count(), allow_unlisted)
-            if self._queue_held and self.lifecycle.active is None and not self.queue.queued_count():
-                self._queue_held = self.robot.estopped
+            self.holds.task_submitted(self.lifecycle.active is None, not self.queue.queued_count())
             record = self.queue.add(admitted.text, task_id, warnings=admitted.warnings)
-        self._notify()
+        self.commands.notify()
         return record
 
     def pause(self, task_id: str) -> TaskRecord:
@@ -191,7 +189,7 @@ class RobotRuntime:
     def estop(self, reason: str = "operator") -> None:
         """Latch the e-stop on the safety layer now; the active task pauses (reason e-stop) and the queue is held."""
         self.robot.estop(reason)
-        self._queue_held = True
+        self.holds.estop_latched()
         if not self._safety_wired:
             self.bus.emit("safety", self.robot_id, self.lifecycle.active_id, kind="estop", message=reason, details={})
         self._command(lambda: self._do_estop(reason), wait=False)
@@ -207,7 +205,7 @@ class RobotRuntime:
         now = time.monotonic()
         return {
             "robot_id": self.robot_id, "running": self.running, "estopped": bool(self.robot.estopped),
-            "queue_held": self._queue_held, "tick": self._tick, "control_hz": self.control_hz,
+            "queue_held": self.holds.queue_held, "tick": self._tick, "control_hz": self.control_hz,
             "achieved_hz": round(self.clock.achieved_hz, 2), "p99_lateness_ms": self.clock.p99_lateness_ms(),
             "task_id": record.id if record else None, "task_text": record.text if record else None,
             "task_state": record.state.value if record else None, "reason": record.reason if record else None,
@@ -252,7 +250,7 @@ class RobotRuntime:
     def wait(self, task_id: str, timeout: float, states: set[TaskState] | None = None) -> TaskRecord:
         """Block until the task reaches one of `states` (default: any terminal state); TimeoutError otherwise."""
         deadline = time.monotonic() + timeout
-        with self._changed:
+        with self.commands.changed:
             while True:
                 record = self.queue.get(task_id)
                 if (record.state in states) if states else record.state.terminal:
@@ -260,33 +258,14 @@ class RobotRuntime:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} still {record.state.value} after {timeout}s")
-                self._changed.wait(min(remaining, 0.5))
+                self.commands.changed.wait(min(remaining, 0.5))
 
     # ================================================================== commands (control thread)
     def _command(self, fn: Callable[[], T], wait: bool = True) -> T:
-        """Run `fn` on the control thread (or inline when the loop is not running) and return its result."""
-        if not self.running or threading.current_thread() is self._thread:
-            return fn()
-        future: Future = Future()
-        self._commands.put((fn, future))
-        self._notify()
-        if not wait:
-            return None  # type: ignore[return-value]
         try:
-            return future.result(timeout=self.config.command_timeout_s)
-        except FutureTimeout:
-            raise RuntimeCommandError(f"robot {self.robot_id}: control loop did not apply the command in time") from None
-
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                fn, future = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # delivered to the caller's thread
-                future.set_exception(exc)
+            return self.commands.run(fn, wait)  # type: ignore[return-value]
+        except CommandTimeout as exc:
+            raise RuntimeCommandError(f"robot {self.robot_id}: {exc}") from None
 
     def _require_active(self, task_id: str) -> ActiveTask:
         record = self.queue.get(task_id)  # UnknownTask for a bad id
@@ -299,21 +278,18 @@ class RobotRuntime:
     def _do_pause(self, task_id: str) -> TaskRecord:
         self._require_active(task_id)
         self.executor.reset()
-        self.lifecycle.hold(PauseCause.OPERATOR, "paused by operator")
+        self.holds.pause()
         return self.queue.get(task_id)
 
     def _do_resume(self, task_id: str) -> TaskRecord:
-        if self.robot.estopped:
-            raise RuntimeCommandError(f"robot {self.robot_id} is e-stopped; reset the e-stop before resuming")
+        self.holds.check_may_resume(self.robot_id)
         record = self.queue.get(task_id)
         if record.state is TaskState.QUEUED and self.lifecycle.active is None:
-            self._queue_held = False  # the operator starts this one (ahead of the queue)
+            self.holds.start_held()  # the operator starts this one (ahead of the queue)
             self._begin(record)
-            return self.queue.get(task_id)
-        self._require_active(task_id)
-        self._queue_held = False
-        self.lifecycle.release(PauseCause.ESTOP, RESUMED_BY_OPERATOR)
-        self.lifecycle.release(PauseCause.OPERATOR, RESUMED_BY_OPERATOR)
+        else:
+            self._require_active(task_id)
+            self.holds.resume()
         return self.queue.get(task_id)
 
     def _do_finish(self, task_id: str, state: TaskState, reason: str, success: bool | None) -> TaskRecord:
@@ -322,43 +298,25 @@ class RobotRuntime:
         return self.queue.get(task_id)
 
     def _do_change_task(self, task_id: str, text: str) -> TaskRecord:
-        active = self._require_active(task_id)
-        text = " ".join(str(text).split())
-        if not text:
-            raise ValueError("task text must be a non-empty string")
-        active.text = text
-        active.success_check = True
-        try:
-            self.robot.set_task(text)
-        except Exception as exc:
-            active.success_check = False
-            self.events.error(task_id, "robot", f"robot has no success check for the new task: {exc}")
-        self.subtasks.task_changed()
-        self.lifecycle.recorder.event("task_change", text)
-        record = self.queue.update(task_id, text=text)
+        self._require_active(task_id)
+        record = self.lifecycle.change_text(text)
         self._on_transition(record, record.state)
-        active.policy_subtask = None
-        active.last_progress = self.lifecycle.progress()
+        self.subtasks.task_changed()
         return record
 
     def _do_coach(self, task_id: str, utterance: str) -> dict[str, Any]:
         return self.subtasks.coach(self._require_active(task_id), utterance, self._tick)
 
     def _do_estop(self, reason: str) -> None:
-        if self.lifecycle.active is not None:
-            self.lifecycle.recorder.event("estop", reason)
+        if self.holds.estop(reason):
             self.executor.reset()
-            self.lifecycle.hold(PauseCause.ESTOP, f"e-stop: {reason}")
 
     def _do_reset_estop(self) -> None:
         self.robot.reset_estop()
         if not self._safety_wired:
             self.bus.emit("safety", self.robot_id, None, kind="estop_reset", message="e-stop released", details={})
-        active = self.lifecycle.active
-        if active is not None and PauseCause.ESTOP in active.causes:
-            self.lifecycle.hold(PauseCause.OPERATOR, AFTER_ESTOP)  # first, so the task never runs in between
-            self.lifecycle.release(PauseCause.ESTOP, AFTER_ESTOP)
-        self._notify()
+        self.holds.estop_released()
+        self.commands.notify()
 
     # ================================================================== events in
     def _on_transition(self, record: TaskRecord, previous: TaskState | None) -> None:
@@ -366,7 +324,7 @@ class RobotRuntime:
         cause = record.pauses[-1].cause if record.pauses and {record.state, previous} <= moving else None
         self.events.task_state(record.id, record.state.value, previous.value if previous else None, record.reason,
                                record.text, cause)
-        self._notify()
+        self.commands.notify()
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
         active_id = self.lifecycle.active_id
@@ -375,10 +333,6 @@ class RobotRuntime:
 
     def _recorder_failed(self, message: str) -> None:
         self.events.error(self.lifecycle.active_id, "recorder", message)
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
 
     # ================================================================== the loop
     def _loop(self) -> None:
@@ -389,7 +343,7 @@ class RobotRuntime:
         self.system1.warm_up()
         idle_next_obs = time.monotonic()
         while not self._stop.is_set():
-            self._run_commands()
+            self.commands.apply_pending()
             if self.lifecycle.active is None and not self._start_next():
                 now = time.monotonic()
                 self.worker.collect(self.system1.poll(), self._tick)  # a worker that does not fit is reported at once
@@ -399,8 +353,7 @@ class RobotRuntime:
                         self._latest_obs = self.robot.observe()
                     except Exception as exc:
                         self.events.error(None, "robot", f"observe failed while idle: {exc}")
-                with self._changed:
-                    self._changed.wait(0.05)
+                self.commands.idle_wait(0.05)
                 self.clock.idle(time.monotonic())
                 continue
             self.clock.tick_started(time.monotonic())
@@ -418,7 +371,7 @@ class RobotRuntime:
             self.robot.stand_down()
 
     def _start_next(self) -> bool:
-        if self.robot.estopped or self._queue_held:
+        if not self.holds.may_start_next():
             return False
         record = self.queue.next_queued()
         if record is None:
@@ -483,45 +436,24 @@ class RobotRuntime:
         self.subtasks.check_time(now, tick)
         self._check_end(tick, now)
         if tick % self.config.state_event_every == 0:
-            self.bus.emit(
-                "state", self.robot_id, active.record_id, tick=tick, state=obs.state.tolist(),
-                state_names=list(obs.state_names or self.description.state_names),
-                action=None if scheduled is None else scheduled.action.tolist(),
-                control_hz=round(self.clock.achieved_hz, 2), empty_ticks=self.executor.empty_ticks,
-                queue=self.executor.remaining(tick + 1),
-            )
+            self.events.state(active.record_id, tick, obs, self.description.state_names,
+                              None if scheduled is None else scheduled.action, self.clock.achieved_hz,
+                              self.executor.empty_ticks, self.executor.remaining(tick + 1))
 
     def _chunk_used(self, active: ActiveTask, reply: ChunkArrived) -> None:
         """A chunk arrived and will be executed: count it for System 2 and coaching, and show it."""
         self.subtasks.on_chunk(reply.request.subtask == active.subtask)
-        chunk = reply.chunk
-        self.bus.emit(
-            "chunk", self.robot_id, active.record_id, chunk_id=reply.chunk_id, subtask=reply.request.subtask,
-            horizon=chunk.horizon, action_dim=chunk.action_dim,
-            action_names=list(chunk.action_names or self.description.action_names),
-            delay_ticks=self.executor.last_delay_ticks, latency_ms=round(1000 * reply.latency_s, 1),
-            request_tick=reply.request.tick, rtc_delay=reply.request.delay,
-            timing={k: v for k, v in reply.timing.items() if isinstance(v, int | float)},
-            actions=chunk.actions.tolist() if self.config.publish_chunk_actions else None,
-        )
+        self.events.chunk(active.record_id, reply, self.description.action_names, self.executor.last_delay_ticks,
+                          self.config.publish_chunk_actions)
 
-    # ------------------------------------------------------------------ the end of a task
     def _check_end(self, tick: int, now: float) -> None:
         active = self.lifecycle.active
         if active is None:
             return
-        if self.config.max_task_s is not None and now - active.started_s > self.config.max_task_s:
-            success = self.lifecycle.success() if active.success_check else None
-            state = TaskState.SUCCEEDED if success else TaskState.FAILED
-            self._finish(state, f"time limit of {self.config.max_task_s:g}s reached", success=success)
-            return
-        if not active.success_check or tick % self.config.success_check_every:
-            return
-        if self.lifecycle.success():
-            self._finish(TaskState.SUCCEEDED, "the task's success check passed", success=True)
-            return
-        progress = self.lifecycle.progress()
-        if progress is not None and active.last_progress is not None and progress > active.last_progress + 1e-9:
-            # a subtask boundary: the coached step (if any) is achieved and System 2 should look again
-            self.subtasks.progress_advanced(tick)
-        active.last_progress = progress
+        decision, active.last_progress = self.end_check.decide(
+            tick, now - active.started_s, active.success_check, self.lifecycle.success, self.lifecycle.progress,
+            active.last_progress)
+        if decision.end is not None:
+            self._finish(*decision.end)
+        elif decision.progressed:
+            self.subtasks.progress_advanced(tick)  # a boundary: a coached step is achieved, System 2 looks again

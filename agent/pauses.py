@@ -33,6 +33,11 @@ class PauseChange:
     was_paused: bool
     cause: PauseCause
     reason: str | None  # the reason now shown: the top remaining cause's, or the resume reason
+    was_reason: str | None = None  # the reason shown before the change
+
+    @property
+    def shown_reason_changed(self) -> bool:
+        return self.reason != self.was_reason
 
     @property
     def started_pause(self) -> bool:
@@ -72,20 +77,21 @@ class PauseCauses:
         return {cause.value: self._reasons[cause] for cause in PRIORITY if cause in self._reasons}
 
     def add(self, cause: PauseCause, reason: str) -> PauseChange | None:
-        was = self.paused
+        was, was_reason = self.paused, self.reason
         if self._reasons.get(cause) == reason:
             return None
         self._reasons[cause] = reason
-        return PauseChange(paused=True, was_paused=was, cause=cause, reason=self.reason)
+        return PauseChange(paused=True, was_paused=was, cause=cause, reason=self.reason, was_reason=was_reason)
 
     def remove(self, cause: PauseCause, resume_reason: str) -> PauseChange | None:
         """Drop `cause`; when it was the last one the change carries `resume_reason` (why the task runs again)."""
         if cause not in self._reasons:
             return None
+        was_reason = self.reason
         del self._reasons[cause]
         paused = self.paused
         return PauseChange(paused=paused, was_paused=True, cause=cause,
-                           reason=self.reason if paused else resume_reason)
+                           reason=self.reason if paused else resume_reason, was_reason=was_reason)
 
     def clear(self) -> None:
         self._reasons.clear()

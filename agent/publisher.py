@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from agent.events import EventBus
+from agent.system1 import ChunkArrived
 from agent.types import SubtaskSource
-from robots.types import SafetyEvent
+from robots.types import Observation, SafetyEvent
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,25 @@ class RuntimeEvents:
             details["similar_since_last"] = folded
         self.bus.emit("safety", self.robot_id, task_id, kind=event.kind, message=event.message, details=details)
         return True
+
+    def chunk(self, task_id: str, reply: ChunkArrived, action_names: list[str], delay_ticks: int | None,
+              with_actions: bool) -> None:
+        chunk, request = reply.chunk, reply.request
+        self.bus.emit(
+            "chunk", self.robot_id, task_id, chunk_id=reply.chunk_id, subtask=request.subtask, horizon=chunk.horizon,
+            action_dim=chunk.action_dim, action_names=list(chunk.action_names or action_names),
+            delay_ticks=delay_ticks, latency_ms=round(1000 * reply.latency_s, 1), request_tick=request.tick,
+            rtc_delay=request.delay, timing={k: v for k, v in reply.timing.items() if isinstance(v, int | float)},
+            actions=chunk.actions.tolist() if with_actions else None,
+        )
+
+    def state(self, task_id: str, tick: int, obs: Observation, state_names: list[str], action: np.ndarray | None,
+              achieved_hz: float, empty_ticks: int, queue: int) -> None:
+        self.bus.emit(
+            "state", self.robot_id, task_id, tick=tick, state=obs.state.tolist(),
+            state_names=list(obs.state_names or state_names), action=None if action is None else action.tolist(),
+            control_hz=round(achieved_hz, 2), empty_ticks=empty_ticks, queue=queue,
+        )
 
     def episode(self, task_id: str, phase: str, episode_index: int | None, path: str | None = None,
                 outcome: str | None = None, success: bool | None = None) -> None:

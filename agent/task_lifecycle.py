@@ -102,6 +102,23 @@ class TaskLifecycle:
         self.events.episode(active.record_id, "finished", record.episode_index, path_text, outcome, success)
         return record
 
+    def change_text(self, text: str) -> TaskRecord:
+        """The operator changed the active task's text: new success check, System 2 starts over."""
+        active = self.active
+        assert active is not None
+        text = " ".join(str(text).split())
+        if not text:
+            raise ValueError("task text must be a non-empty string")
+        active.text, active.success_check, active.policy_subtask = text, True, None
+        try:
+            self.robot.set_task(text)
+        except Exception as exc:
+            active.success_check = False
+            self.events.error(active.record_id, "robot", f"robot has no success check for the new task: {exc}")
+        self.recorder.event("task_change", text)
+        active.last_progress = self.progress()
+        return self.queue.update(active.record_id, text=text)
+
     # ------------------------------------------------------------------ pause causes
     def hold(self, cause: PauseCause, reason: str) -> PauseChange | None:
         """Add a pause cause (no-op without an active task)."""
@@ -124,6 +141,8 @@ class TaskLifecycle:
     def _apply(self, change: PauseChange, action: str) -> None:
         active = self.active
         assert active is not None
+        if action == "reason" and not change.shown_reason_changed:
+            return  # a cause below the one shown came or went: nothing a person would see changed
         reason = change.reason or ""
         self.queue.note_pause(active.record_id, PauseEntry(action=action, cause=change.cause.value, reason=reason))
         if action == "pause":

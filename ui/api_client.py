@@ -147,9 +147,14 @@ class ApiClient:
         return self._json("POST", f"/robots/{_seg(robot_id)}/estop/reset")
 
     # ------------------------------------------------------------------ tasks
-    def create_task(self, robot_id: str, text: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    def create_task(
+        self, robot_id: str, text: str, idempotency_key: str | None = None, allow_unlisted: bool = False
+    ) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/tasks", json={"robot_id": robot_id, "text": text}, headers=headers)
+        body: dict[str, Any] = {"robot_id": robot_id, "text": text}
+        if allow_unlisted:
+            body["allow_unlisted"] = True
+        return self._json("POST", "/tasks", json=body, headers=headers)
 
     def tasks(self, robot_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}

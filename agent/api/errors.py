@@ -28,12 +28,14 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raise from any handler to answer `status` with a coded JSON error."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 details: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.details = details
 
 
 def not_found(kind: str, ident: object) -> ApiError:
@@ -85,7 +87,7 @@ def _plain_details(errors: list[Any]) -> list[dict[str, Any]]:
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+    return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

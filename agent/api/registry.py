@@ -90,9 +90,12 @@ class RuntimeRegistry:
 
 def runtime_error(exc: Exception) -> ApiError:
     """Turn an orchestrator exception into the API's coded error (anything else is re-raised: a real bug)."""
+    from agent.admission import TaskRejected
     from agent.orchestrator import RuntimeCommandError
     from agent.types import InvalidTransition
 
+    if isinstance(exc, TaskRejected):  # unknown_task, task_too_long_for_policy (422), queue_full (429)
+        return ApiError(exc.status, exc.code, exc.message, details=[exc.details] if exc.details else None)
     if isinstance(exc, InvalidTransition):
         return ApiError(409, "invalid_transition", str(exc))
     if isinstance(exc, KeyError):

@@ -13,6 +13,11 @@ from agent.store import StoredEvent, StoredTask, TokenInfo
 class TaskCreate(BaseModel):
     robot_id: str = Field(min_length=1, max_length=128, description="Which robot runs the task.")
     text: str = Field(min_length=1, description="The household task, e.g. 'put the cup in the sink'.")
+    allow_unlisted: bool = Field(
+        default=False,
+        description="Run a task the robot does not list (it then has no success check and carries that warning); "
+        "without it such a task is refused with 422 unknown_task.",
+    )
 
 
 class TaskOut(StoredTask):

@@ -37,9 +37,19 @@ def _index_events_by_task(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_task_events_task_id_id ON task_events (task_id, id)"))
 
 
+def _task_warnings_and_pauses(conn: sa.Connection) -> None:
+    # Plain DDL valid on SQLite and PostgreSQL; nullable so existing rows need no rewrite (read back as []).
+    # Skipped for a column that exists already: version 1 creates the tasks table from the current schema module.
+    existing = {column["name"] for column in sa.inspect(conn).get_columns("tasks")}
+    for column in ("warnings", "pauses"):
+        if column not in existing:
+            conn.execute(sa.text(f"ALTER TABLE tasks ADD COLUMN {column} JSON"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial tables: tokens, tasks, task events, idempotency keys, episodes index", _create_initial_tables),
     Migration(2, "index task events by task", _index_events_by_task),
+    Migration(3, "task warnings and pause/resume history", _task_warnings_and_pauses),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

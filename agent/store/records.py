@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from agent.types import Subtask, TaskState
+from agent.types import PauseEntry, Subtask, TaskState
 
 
 class TokenInfo(BaseModel):
@@ -42,7 +42,14 @@ class StoredTask(BaseModel):
     success: bool | None = None
     episode_path: str | None = None
     subtasks: list[Subtask] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="e.g. 'no success check for this task'")
+    pauses: list[PauseEntry] = Field(default_factory=list, description="Every pause and resume with its reason.")
     created_by: str | None = Field(default=None, description="Id of the token that created the task.")
+
+    @field_validator("warnings", "pauses", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value  # rows written before migration 3 have NULL there
 
 
 class StoredEvent(BaseModel):

@@ -50,6 +50,8 @@ tasks = sa.Table(
     sa.Column("episode_path", sa.Text, nullable=True),
     sa.Column("subtasks", sa.JSON, nullable=False, default=list),
     sa.Column("created_by", sa.String(32), nullable=True),
+    sa.Column("warnings", sa.JSON, nullable=True),  # migration 3
+    sa.Column("pauses", sa.JSON, nullable=True),  # migration 3
 )
 
 task_events = sa.Table(

@@ -137,6 +137,8 @@ class Store:
             "success": data.get("success"),
             "episode_path": None if data.get("episode_path") is None else str(data["episode_path"]),
             "subtasks": [to_jsonable(s) for s in data.get("subtasks") or []],
+            "warnings": list(data.get("warnings") or []),
+            "pauses": [to_jsonable(p) for p in data.get("pauses") or []],
             "updated_at": time.time(),
         }
         table = schema.tasks

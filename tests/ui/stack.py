@@ -38,14 +38,16 @@ def build_tiny_checkpoint(folder: Path) -> Path:
     return folder
 
 
-def write_deployment(folder: Path, worker_port: int, api_port: int) -> Path:
+def write_deployment(folder: Path, worker_port: int, api_port: int, orchestrator: dict | None = None) -> Path:
     path = folder / "deployment.yaml"
     path.write_text(
         yaml.safe_dump(
             {
                 "name": "console-test",
                 "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": CAMERA_SIZE}}],
-                "policy": {"url": f"ws://127.0.0.1:{worker_port}", "timeout_s": 20},
+                # the checkpoint the worker serves: the API checks task prompts against its token budget
+                "policy": {"url": f"ws://127.0.0.1:{worker_port}", "timeout_s": 20,
+                           "checkpoint": str(folder / "checkpoint")},
                 "system2": {"backend": "local", "every_k_chunks": 2},
                 "api": {
                     "host": "127.0.0.1",
@@ -54,6 +56,7 @@ def write_deployment(folder: Path, worker_port: int, api_port: int) -> Path:
                     "live_max_fps": 15,
                 },
                 "episodes_dir": str(folder / "episodes"),
+                "orchestrator": dict(orchestrator or {}),
             }
         )
     )
@@ -99,11 +102,11 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_stack(folder: Path, with_robot: bool = True) -> Iterator[Stack]:
+def running_stack(folder: Path, with_robot: bool = True, orchestrator: dict | None = None) -> Iterator[Stack]:
     """Start worker, API and console; yield once all three answer; stop them all on exit."""
     folder.mkdir(parents=True, exist_ok=True)
     worker_port, api_port, console_port = free_port(), free_port(), free_port()
-    deployment = write_deployment(folder, worker_port, api_port)
+    deployment = write_deployment(folder, worker_port, api_port, orchestrator)
     database_url = f"sqlite:///{folder / 'hearth.db'}"
     tokens = {role: create_token(database_url, role) for role in ("operator", "viewer", "automation")}
     api_url = f"http://127.0.0.1:{api_port}"

@@ -24,7 +24,8 @@ UI_TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with running_stack(tmp_path_factory.mktemp("console-stack")) as running:
+    # a per-deployment coaching time limit, so the console shows its countdown (long: it must not run out here)
+    with running_stack(tmp_path_factory.mktemp("console-stack"), orchestrator={"coach_hold_s": 900}) as running:
         yield running
 
 
@@ -174,6 +175,11 @@ def test_operator_journey(stack, page, shoot):
     )
     live.wait_for_function("document.getElementById('subtask-source').textContent === 'coach'", timeout=UI_TIMEOUT_MS)
     page.get_by_text("(coach)").first.wait_for()
+    # the coaching state with its countdown (the deployment's limit), refreshed every second by the panel
+    coached_line = page.get_by_text("Coached:").first
+    coached_line.wait_for()
+    assert COACHING in coached_line.inner_text()
+    page.get_by_text("releases in").first.wait_for()
     task_id = api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["task_id"]
     sources = [s["source"] for s in api.get(f"/api/v1/tasks/{task_id}").json()["subtasks"]]
     assert "coach" in sources
@@ -189,23 +195,34 @@ def test_operator_journey(stack, page, shoot):
     assert joined.evaluate("document.getElementById('subtask-source').textContent") == "coach"
     viewer.close()
 
-    # e-stop: latched in the sidebar and in the live view, the task ends, reset releases it
+    # e-stop: latched in the sidebar and in the live view; the task pauses and says why
     page.get_by_role("button", name="E-STOP").click()
     page.get_by_text("E-STOP LATCHED", exact=True).wait_for()
     live.wait_for_function("document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
-    # the task's end arrives as an event; a socket that reconnected meanwhile (possible on a starved machine)
-    # learns from the hello that no task is active any more
-    live.wait_for_function(
-        "['stopped-by-e-stop', window.hearthLive.connections > 1 ? 'idle' : null]"
-        ".includes(document.getElementById('task-state').textContent)", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("document.getElementById('task-state').textContent === 'paused'", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("document.getElementById('task-reason').textContent.includes('e-stop')",
+                           timeout=UI_TIMEOUT_MS)
+    live.wait_for_function(  # the pause and its reason on the live timeline
+        "[...document.querySelectorAll('#timeline li[data-kind=\"task_state\"] .reason')]"
+        ".some(s => s.textContent.startsWith('e-stop: '))", timeout=UI_TIMEOUT_MS)
     assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is True
-    assert api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "stopped-by-e-stop"
-    page.get_by_text("No active task").wait_for()  # the REST panel caught up too
+    assert api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "paused"
+    page.get_by_text("Paused: e-stop: ").first.wait_for()  # the REST panel shows the reason too
     shoot(page, "estop-latched")
     page.get_by_role("button", name="Reset e-stop").click()
     page.get_by_text("e-stop clear").wait_for()
     live.wait_for_function("!document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
     assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is False
+    # released, but nothing moves by itself: the task waits for the operator, and the console says so
+    page.get_by_text("Paused: e-stop released: waiting for an operator to resume").first.wait_for()
+    assert api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "paused"
+    page.get_by_text("Pauses and resumes").wait_for()
+    shoot(page, "estop-released-paused")
+    page.get_by_role("button", name="Resume").and_(page.locator(":enabled")).wait_for()
+    page.get_by_role("button", name="Resume").click()
+    live.wait_for_function("document.getElementById('task-state').textContent === 'running'", timeout=UI_TIMEOUT_MS)
+    page.get_by_text("resumed: resumed by operator").first.wait_for()
+    assert api.post(f"/api/v1/tasks/{task_id}/abort").json()["state"] == "aborted"
 
     # the recorded episode: open it, scrub it, see the coaching on its timeline, relabel it
     episode = wait_until(

@@ -39,16 +39,21 @@ def start_task_form(robot: dict[str, Any]) -> None:
         suggestion = st.selectbox("Suggestions from this robot's task list", ["(type your own below)", *tasks],
                                   key="task_suggestion")
         text = st.text_input("Task", placeholder=tasks[0] if tasks else "put the cup in the sink", key="task_text")
+        allow_unlisted = bool(tasks) and st.checkbox(
+            "Run it even if this robot does not list it (no success check)", key="task_allow_unlisted")
         submitted = st.form_submit_button("Start task", type="primary")
     if submitted:
         chosen = text.strip() or (suggestion if suggestion in tasks else "")
         if not chosen:
             st.warning("Type a task or pick a suggestion.")
             return
-        created = _call("Start task", session.client().create_task, robot["id"], chosen, uuid.uuid4().hex)
+        created = _call("Start task", session.client().create_task, robot["id"], chosen, uuid.uuid4().hex,
+                        allow_unlisted)
         if created:
             state = created.get("state")
             st.toast(f"Task {'queued' if state == 'queued' else 'started'}: {chosen}")
+            for warning in created.get("warnings") or []:
+                st.warning(f"Warning: {warning}")
 
 
 def coaching_form(robot_id: str, settings: ConsoleSettings) -> None:
@@ -81,10 +86,18 @@ def active_task_panel(robot_id: str) -> None:
     task_id = status.get("task_id")
     if not task_id:
         st.info(f"No active task. Queued: {status.get('queued', 0)}")
+        held_queue_panel(robot_id, status, who.can("tasks:write"))
         return
     state = status.get("task_state")
     st.markdown(f"**Active task** `{task_id}`: {status.get('task_text')}  \nstate **{state}**"
                 + (f" ({status['reason']})" if status.get("reason") else ""))
+    if state == "paused" and status.get("reason"):
+        st.warning(f"Paused: {status['reason']}")
+    for warning in status.get("warnings") or []:
+        st.warning(f"Warning: {warning}")
+    coaching = coaching_line(status.get("coaching"))
+    if coaching:
+        st.markdown(coaching)
     if who.can("tasks:write"):
         pause_col, resume_col, abort_col = st.columns(3)
         if pause_col.button("Pause", key="pause", disabled=state != "running", **FULL_WIDTH):
@@ -102,6 +115,46 @@ def active_task_panel(robot_id: str) -> None:
         return
     st.markdown("**Subtask timeline** (who set each: policy = System 2, coach = a person)")
     st.markdown(timeline_markdown(task.get("subtasks", [])) or "_no subtask yet_")
+    if task.get("pauses"):
+        st.markdown("**Pauses and resumes** (why the robot stopped and went on)")
+        st.markdown(pauses_markdown(task["pauses"]))
+
+
+def held_queue_panel(robot_id: str, status: dict[str, Any], can_write: bool) -> None:
+    """After an e-stop nothing starts by itself: say so, and let an operator start the next queued task."""
+    if not status.get("queue_held") or not status.get("queued"):
+        return
+    st.warning("Queue held after the e-stop: nothing starts by itself.")
+    if can_write and st.button("Start next queued task", key="start_held", type="primary"):
+        api = session.client()
+        queued = [t for t in (_call("Queue", api.queue, robot_id) or []) if t.get("state") == "queued"]
+        if queued:
+            _call("Start next queued task", api.resume, queued[0]["id"])
+        st.rerun(scope="fragment")
+
+
+def coaching_line(coaching: dict[str, Any] | None) -> str:
+    """The coaching state for the panel: what holds, what System 2 would do instead, and the countdown if any."""
+    if not coaching:
+        return ""
+    line = f"**Coached:** {coaching['coached']}"
+    if coaching.get("predicted"):
+        line += f" (System 2 would: {coaching['predicted']})"
+    remaining = coaching.get("remaining_s")
+    if remaining is None:
+        return line + " · holds until the coach releases it or the step is achieved"
+    return line + f" · releases in **{round(remaining)} s**"
+
+
+def pauses_markdown(pauses: list[dict[str, Any]]) -> str:
+    """The task's pause/resume history, oldest first, each with its reason."""
+    import datetime as dt
+
+    words = {"pause": "paused", "resume": "resumed", "reason": "still paused"}
+    return "\n".join(
+        f"- `{dt.datetime.fromtimestamp(p['ts']).strftime('%H:%M:%S')}` {words.get(p['action'], p['action'])}: "
+        f"{p['reason']}" for p in pauses
+    )
 
 
 def timeline_markdown(subtasks: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 
 from agent.api.auth import Permission, require
 from agent.api.context import ApiContext, get_ctx
-from agent.api.errors import ERROR_RESPONSES, ApiError, not_found
+from agent.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, not_found
 from agent.api.ratelimit import retry_after_header
 from agent.api.registry import runtime_error
 from agent.api.schemas import EventList, TaskCreate, TaskList, TaskOut
@@ -58,7 +58,10 @@ def refresh(ctx: ApiContext, robot_id: str, task_id: str, created_by: str | None
 
 
 def _request_hash(body: TaskCreate, text: str) -> str:
-    canonical = json.dumps({"robot_id": body.robot_id, "text": text}, sort_keys=True)
+    request = {"robot_id": body.robot_id, "text": text}
+    if body.allow_unlisted:
+        request["allow_unlisted"] = True
+    canonical = json.dumps(request, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -66,7 +69,12 @@ def _request_hash(body: TaskCreate, text: str) -> str:
     "/tasks",
     response_model=TaskOut,
     status_code=201,
-    responses={200: {"model": TaskOut, "description": "Replay of an earlier request with the same Idempotency-Key"}},
+    responses={
+        200: {"model": TaskOut, "description": "Replay of an earlier request with the same Idempotency-Key"},
+        422: {"model": ErrorBody, "description": "unknown_task (details: known_tasks), task_too_long_for_policy "
+              "(details: tokens, limit), task_text_empty, task_text_too_long"},
+        429: {"model": ErrorBody, "description": "queue_full (details: limit) or rate_limited"},
+    },
     summary="Start a task on a robot (queued when the robot is busy)",
 )
 def create_task(
@@ -103,7 +111,7 @@ def create_task(
                 retry_after_header(wait_s),
             )
         try:
-            record = runtime.submit(text)
+            record = runtime.submit(text, allow_unlisted=body.allow_unlisted)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise runtime_error(exc) from exc
         saved = ctx.store.save_task(record, created_by=token.id)

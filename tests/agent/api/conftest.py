@@ -65,6 +65,7 @@ def api_stack(
     start: bool = True,
     record: bool = True,
     api: dict | None = None,
+    prompt_budget: Any = None,
     **orchestrator: Any,
 ) -> Iterator[Stack]:
     """A RobotRuntime on the sim kitchen (started unless start=False) behind the app served on loopback."""
@@ -87,7 +88,8 @@ def api_stack(
     orchestrator.setdefault("worker_late_s", 60.0)  # a loaded CI machine can take seconds per tiny-model chunk
     orchestrator.setdefault("idle_observe_hz", 2.0)
     runtime = RobotRuntime(
-        ROBOT_ID, sim_robot, policy, LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**orchestrator)
+        ROBOT_ID, sim_robot, policy, LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**orchestrator),
+        prompt_budget=prompt_budget,
     )
     config = ApiConfig(database_url=f"sqlite:///{tmp_path / 'hearth.db'}", **(api or {}))
     store = Store(config.database_url)

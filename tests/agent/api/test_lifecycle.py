@@ -119,22 +119,40 @@ def test_task_lifecycle_end_to_end(stack, receiver):
     assert all(e["episode_index"] != index for e in viewer.get("/api/v1/episodes").json()["items"])
 
 
-def test_estop_stops_the_task_and_holds_the_queue_until_reset(stack):
+def test_estop_pauses_the_task_and_reset_moves_nothing_until_an_operator_resumes(stack):
     operator, automation = stack.clients["operator"], stack.clients["automation"]
     first = operator.post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK}).json()["id"]
     wait_until(lambda: task_state(operator, first)["state"] == "running", timeout=120, what="first task running")
 
     stopped = automation.post(f"/api/v1/robots/{ROBOT_ID}/estop", json={"reason": "child in the kitchen"})
     assert stopped.status_code == 200 and stopped.json()["estopped"] is True
-    final = wait_until(
-        lambda: (t := task_state(operator, first))["state"] == "stopped-by-e-stop" and t, timeout=30, what="e-stopped"
+    paused = wait_until(
+        lambda: (t := task_state(operator, first))["state"] == "paused" and t, timeout=30, what="paused by e-stop"
     )
-    assert "child in the kitchen" in final["reason"]
+    assert paused["reason"] == "e-stop: child in the kitchen (api token 'test-automation')"
     assert operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is True
 
     second = automation.post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK}).json()["id"]
     assert task_state(operator, second)["state"] == "queued"
     assert automation.post(f"/api/v1/robots/{ROBOT_ID}/estop/reset").status_code == 403  # reset: operator/admin
     assert operator.post(f"/api/v1/robots/{ROBOT_ID}/estop/reset").json()["estopped"] is False
-    wait_until(lambda: task_state(operator, second)["state"] == "running", timeout=120, what="queued task starts")
+    after = task_state(operator, first)
+    assert (after["state"], after["reason"]) == ("paused", "e-stop released: waiting for an operator to resume")
+    status = operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()
+    tick, executed = status["tick"], status["executed_actions"]
+    wait_until(lambda: operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["tick"] >= tick + 40, timeout=120,
+               what="40 ticks after the reset")
+    status = operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()
+    assert status["executed_actions"] == executed and status["queue_held"] is True
+    assert task_state(operator, second)["state"] == "queued"
+
+    resumed = operator.post(f"/api/v1/tasks/{first}/resume").json()
+    assert (resumed["state"], resumed["reason"]) == ("running", "resumed by operator")
+    assert [(p["action"], p["cause"]) for p in resumed["pauses"]] == [
+        ("pause", "e-stop"), ("reason", "e-stop"), ("resume", "operator")]
+    events = operator.get(f"/api/v1/tasks/{first}/events").json()["items"]
+    pauses = [(e["data"]["state"], e["data"]["cause"]) for e in events if e["kind"] == "task_state"]
+    assert ("paused", "e-stop") in pauses and ("running", "operator") in pauses
+    assert operator.post(f"/api/v1/tasks/{first}/abort").json()["state"] == "aborted"
+    wait_until(lambda: task_state(operator, second)["state"] == "running", timeout=120, what="queue released")
     assert operator.post(f"/api/v1/tasks/{second}/abort").json()["state"] == "aborted"

@@ -34,6 +34,9 @@ def test_pause_causes_stack_and_the_most_important_reason_shows() -> None:
     assert first.started_pause and first.reason == "policy worker late by 2100 ms (limit 2000 ms)"
     on_top = causes.add(PauseCause.ESTOP, "e-stop: child in the kitchen")
     assert not on_top.started_pause and on_top.reason == "e-stop: child in the kitchen"
+    below = causes.add(PauseCause.OPERATOR, "e-stop released: waiting for an operator to resume")
+    assert not below.shown_reason_changed  # hidden under the e-stop
+    causes.remove(PauseCause.OPERATOR, "x")
     assert causes.add(PauseCause.ESTOP, "e-stop: child in the kitchen") is None  # nothing changed
     # releasing the e-stop while the worker is still late: still paused, the worker's reason is back
     released = causes.remove(PauseCause.ESTOP, "resumed by operator")
@@ -153,3 +156,33 @@ def test_loop_clock_paces_measures_lateness_and_reanchors_when_far_behind() -> N
     assert clock.lateness[-1] == pytest.approx(0.2)  # against its schedule, before re-anchoring
     assert clock.tick_done(10.31) == pytest.approx(0.04)
     assert clock.work == pytest.approx([0.01, 0.23, 0.01])
+
+
+# ---------------------------------------------------------------------------------------------- end check
+def test_end_check_time_limit_success_and_progress_boundaries() -> None:
+    from agent.task_end import EndCheck
+    from agent.types import TaskState
+
+    check = EndCheck(max_task_s=60.0, check_every=10)
+    asked: list[str] = []
+
+    def success() -> bool:
+        asked.append("success")
+        return False
+
+    def progress() -> float:
+        asked.append("progress")
+        return 0.5
+
+    decision, last = check.decide(7, 10.0, True, success, progress, last_progress=0.0)
+    assert decision.end is None and not decision.progressed and last == 0.0 and asked == []  # not a check tick
+    decision, last = check.decide(10, 10.0, True, success, progress, last_progress=0.0)
+    assert decision.progressed and last == 0.5 and asked == ["success", "progress"]
+    decision, last = check.decide(20, 10.0, True, success, progress, last_progress=0.5)
+    assert not decision.progressed and last == 0.5
+    decision, _ = check.decide(21, 60.5, True, success, progress, last_progress=0.5)
+    assert decision.end == (TaskState.FAILED, "time limit of 60s reached", False)
+    decision, _ = check.decide(30, 1.0, True, lambda: True, progress, last_progress=0.5)
+    assert decision.end == (TaskState.SUCCEEDED, "the task's success check passed", True)
+    decision, _ = check.decide(30, 1.0, False, success, progress, last_progress=None)
+    assert decision == type(decision)()  # no success check (an unlisted task): only the time limit applies

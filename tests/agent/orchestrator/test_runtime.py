@@ -167,11 +167,13 @@ def test_operator_controls_pause_resume_change_estop_and_queue(sim_robot, worker
             runtime.pause(second.id)
 
         runtime.estop("test e-stop")
-        stopped = runtime.wait(first.id, 30)
-        assert stopped.state is TaskState.STOPPED_BY_ESTOP and runtime.robot.estopped
-        wait_until(lambda: runtime.status()["tick"] > 0, timeout=5)
+        assert runtime.wait(first.id, 30, states={TaskState.PAUSED}).reason == "e-stop: test e-stop"
+        assert runtime.robot.estopped
         assert runtime.task(second.id).state is TaskState.QUEUED  # nothing starts while e-stopped
         runtime.reset_estop()
+        runtime.resume(first.id)  # after an e-stop only an operator sets the robot going again
+        runtime.abort(first.id)
+        stopped = runtime.wait(first.id, 30)
         runtime.wait(second.id, 30, states={TaskState.PAUSED, TaskState.RUNNING})
         runtime.abort(second.id)
         assert runtime.wait(second.id, 30).state is TaskState.ABORTED
@@ -179,7 +181,7 @@ def test_operator_controls_pause_resume_change_estop_and_queue(sim_robot, worker
     _reader, info = read_episode(stopped.episode_path, stopped.episode_index)
     kinds = [e["kind"] for e in info.events]
     assert {"interjection", "pause", "resume", "task_change", "estop"} <= set(kinds)
-    assert info.outcome == "stopped-by-e-stop"
+    assert info.outcome == "aborted"
     assert any(e.kind == "safety" and e.data["kind"] == "estop" for e in seen)
 
 

@@ -67,3 +67,15 @@ def test_every_hearth_command_in_compose_exists() -> None:
     for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.gpu"):
         text = (REPO_ROOT / dockerfile).read_text()
         assert "scripts/install.sh" in text and "torch==2.13.0" in text
+
+
+def test_policy_worker_is_published_on_loopback_unless_asked() -> None:
+    """The worker's key defaults to empty (auth off), so by default its port must not be reachable from the LAN."""
+    import re
+
+    for name in ("policy-worker", "policy-worker-cpu"):
+        service = COMPOSE["services"][name]
+        assert service["environment"]["HEARTH_POLICY_API_KEY"] == "${HEARTH_POLICY_API_KEY:-}"
+        for port in service["ports"]:
+            default_host = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(port)).rsplit(":", 2)[0]
+            assert default_host == "127.0.0.1", (name, port)

@@ -67,9 +67,10 @@ class ShapeKey:
 class Replay:
     """Calls `fn()` (which reads and writes fixed buffers); with `capture`, records it once as a CUDA graph.
 
-    After capture, a call only replays the graph and returns the tensors the captured call returned (they live
-    in the graph's memory and are overwritten by the next replay). All graphs of one `FastPi05` share one memory
-    pool: they run one at a time, and everything that must outlive a replay is a buffer allocated outside.
+    After capture, a call only replays the graph and returns the tensors the captured call returned. All graphs
+    of one `FastPi05` share one memory pool (they run one at a time), so a returned tensor may be overwritten by
+    the next replay of any of them: callers copy it out at once. Everything that must outlive a replay (inputs,
+    KV caches, decoded tokens) is a buffer allocated outside the pool.
     """
 
     def __init__(self, fn: Callable[[], Any], capture: bool, pool: Any = None):
@@ -240,6 +241,11 @@ class FastPi05:
         self.graphs = model.device.type == "cuda" if graphs is None else graphs
         if self.graphs and model.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
+        if self.graphs and compile_mode in ("reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"compile_mode={compile_mode!r} makes its own CUDA graphs; with graphs=True use "
+                "'max-autotune-no-cudagraphs' or 'default' (or graphs=False to let torch.compile capture)"
+            )
         self.compile_mode = compile_mode
         self.batch_buckets = tuple(sorted(batch_buckets))
         self.prompt_buckets = tuple(sorted(prompt_lengths or prompt_buckets(model.config.max_token_len)))

@@ -425,7 +425,7 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
         from tqdm import tqdm
 
         bar = tqdm(total=config.steps, initial=start_step, desc=f"train {config.name}", unit="step", mininterval=2.0)
-    window: dict[str, list[float]] = {}
+    window = _LossWindow()
     window_start, window_samples = time.monotonic(), 0
     run_start = time.monotonic()
     last: dict[str, float] = {}
@@ -446,8 +446,6 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
             + config.loss.fast_weight * terms["fast_ce"]
             + config.loss.subtask_weight * terms["subtask_ce"]
         )
-        if not torch.isfinite(loss):
-            raise TrainingError(f"loss became {loss.item()} at step {step}; lower optimizer.lr or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -458,27 +456,26 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
         if ema is not None:
             ema.update(model)
         done = step + 1
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        values["loss"] = float(loss.detach())
-        values["grad_norm"] = float(grad_norm)
-        for key, value in values.items():
-            window.setdefault(key, []).append(value)
+        step_terms = {**terms, "loss": loss, "grad_norm": grad_norm}
+        window.add(step_terms)  # summed on the device: no host read, so a GPU step is never stalled
         window_samples += config.batch_size
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
         if done % config.log_every == 0 or done == end_step:
-            means = mean_across_ranks({k: float(np.mean(v)) for k, v in window.items()}, info, device)
+            means = mean_across_ranks(window.means(done), info, device)  # the one host read per log_every steps
             elapsed = time.monotonic() - window_start
             last = {**means, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": window_samples / max(elapsed, 1e-9)}
             if metrics is not None:
                 metrics.log({"step": done, **{k: round(v, 6) for k, v in last.items()},
                              "elapsed_s": round(time.monotonic() - run_start, 2)})
-            window, window_start, window_samples = {}, time.monotonic(), 0
-        if on_step is not None:
-            on_step(done, values)
+            if bar is not None:
+                bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
+            window, window_start, window_samples = _LossWindow(), time.monotonic(), 0
+        if on_step is not None:  # a per-step callback asks for per-step numbers, and pays the host read
+            on_step(done, {k: float(v.detach()) for k, v in step_terms.items()})
         out_of_time = _out_of_time(config, run_start, info, device)
         if done % config.save_every == 0 or done == end_step or out_of_time:
+            window.check_finite(done)  # never save weights a non-finite loss has already stepped
             _save(out, done, model, optimizer, scheduler, ema, config, info)
         if out_of_time:
             logger.warning("time limit reached; stopping early", extra={"step": done, "limit_s": config.time_limit_s})
@@ -494,10 +491,53 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
     return TrainResult(out, checkpoint, end_step, last, last.get("samples_per_s", 0.0))
 
 
+class _LossWindow:
+    """Loss terms summed on their device between two log lines, plus a sticky non-finite flag.
+
+    Reading a CUDA tensor (`float(loss)`, `.item()`) waits for the GPU to finish the step; doing it every step
+    leaves the GPU idle while Python prepares the next batch. Sums stay on the device and are read once per
+    `log_every` steps; a non-finite loss is caught at that read (or before a save) instead of at its own step.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.nonfinite: torch.Tensor | None = None
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for key, value in terms.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+        bad = ~torch.isfinite(terms["loss"].detach())
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+        self.count += 1
+
+    def check_finite(self, step: int) -> None:
+        if self.nonfinite is not None and bool(self.nonfinite):
+            raise TrainingError(
+                f"loss became non-finite within the {self.count} steps up to step {step}; "
+                "lower optimizer.lr or check the data"
+            )
+
+    def means(self, step: int) -> dict[str, float]:
+        """Mean of every term over the window (host read); raises TrainingError if any loss was non-finite."""
+        self.check_finite(step)
+        if not self.sums:
+            return {}
+        keys = sorted(self.sums)
+        values = (torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
+        return dict(zip(keys, values, strict=True))
+
+
 def _out_of_time(config: TrainConfig, run_start: float, info: DistInfo, device: torch.device) -> bool:
-    """All ranks agree (rank 0 decides), so no rank leaves the collective calls alone."""
+    """All ranks agree (rank 0 decides), so no rank leaves the collective calls alone.
+
+    A single process decides on the host clock alone: no device tensor, so no synchronisation per step.
+    """
     if config.time_limit_s is None:
         return False
+    if not info.enabled:
+        return time.monotonic() - run_start > config.time_limit_s
     flag = torch.tensor([float(time.monotonic() - run_start > config.time_limit_s)], device=device)
     if info.enabled:
         import torch.distributed as dist

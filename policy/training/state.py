@@ -102,6 +102,7 @@ def load_state(folder: Path, map_location: str | torch.device = "cpu") -> tuple[
 def _load_legacy(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     """A `state.pt` from before safetensors, read with torch's restricted unpickler (tensors, containers and the
     NumPy RNG state's array only; anything else is refused)."""
-    allowed = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), np.core.multiarray._reconstruct]  # type: ignore[attr-defined]
+    core = np._core if hasattr(np, "_core") else np.core  # NumPy 2 renamed it; 1.x has only np.core
+    allowed = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), core.multiarray._reconstruct]
     with torch.serialization.safe_globals(allowed):
         return torch.load(path, map_location=map_location, weights_only=True)

@@ -10,6 +10,7 @@ a worker dataset, and an episode a crash interrupted is simply collected again.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -62,8 +63,17 @@ def _done_seeds(root: Path) -> set[int]:
     return seeds
 
 
-def run_worker(worker_id: int, root: str, jobs: list[Job], options: WorkerOptions, progress) -> None:
-    """One collection process: its own simulator and its own dataset at `root`. Reports to `progress` (a queue)."""
+def run_worker(
+    worker_id: int, root: str, jobs: list[Job], options: WorkerOptions, progress, parent_pid: int | None = None
+) -> None:
+    """One collection process: its own simulator and its own dataset at `root`. Reports to `progress` (a queue).
+
+    It dies with `parent_pid` (agent/child_lifetime.py), so a `kill -9` of `hearth collect` leaves no worker
+    writing behind it and the rerun can open the worker datasets again."""
+    if parent_pid is not None:
+        from agent.child_lifetime import die_with_parent
+
+        die_with_parent(parent_pid)
     import numpy as np
 
     from agent.logging_setup import configure_logging
@@ -174,7 +184,7 @@ def collect(
         for w in range(workers):
             mine = jobs[w::workers]
             process = context.Process(
-                target=run_worker, args=(w, str(work_dir / f"worker-{w}"), mine, options, progress),
+                target=run_worker, args=(w, str(work_dir / f"worker-{w}"), mine, options, progress, os.getpid()),
                 name=f"collect-worker-{w}", daemon=True,
             )
             process.start()

@@ -13,6 +13,8 @@ os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 
 import pytest
 
+pytest_plugins = ["tests.pg"]  # `postgres_url`: a fresh PostgreSQL database per test (skipped without a server)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _few_threads() -> None:

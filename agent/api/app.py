@@ -68,7 +68,9 @@ def create_app(
         config = settings or ApiConfig()
     registry = runtimes if isinstance(runtimes, RuntimeRegistry) else RuntimeRegistry(runtimes, episode_roots)
     store = store or Store(config.database_url)
-    interrupted = store.mark_unfinished_interrupted(RESTART_REASON)
+    # On a shared database (PostgreSQL) other API processes drive other robots: only this process's are stale.
+    own_robots = registry.ids() if store.shared else None
+    interrupted = store.mark_unfinished_interrupted(RESTART_REASON, own_robots)
     if interrupted:
         logger.warning("tasks interrupted by a restart", extra={"task_ids": interrupted})
     store.purge_idempotency(config.idempotency_ttl_s)
@@ -106,7 +108,7 @@ def create_app(
             ctx.hub.stop()
             ctx.webhooks.close()
             # Anything the runtimes left unfinished is interrupted now, not at the next start.
-            store.mark_unfinished_interrupted(RESTART_REASON) if manage_runtimes else None
+            store.mark_unfinished_interrupted(RESTART_REASON, own_robots) if manage_runtimes else None
 
     app = FastAPI(
         title="hearth API",

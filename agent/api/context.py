@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -25,8 +24,6 @@ class ApiContext:
     bus: Any = None
     bridge: Any = None
     hub: Any = None
-    # Held while checking-then-recording an idempotency key so two identical requests create one task.
-    idempotency_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 async def get_ctx(request: Request) -> ApiContext:

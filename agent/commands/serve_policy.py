@@ -1,11 +1,17 @@
 """`hearth serve-policy`: serve a π₀.₅ checkpoint (or a random-weight preset) over the openpi WebSocket protocol.
 
-Heavy imports (torch, the model) happen inside the command so `hearth --help` stays fast. The bound URL is
+Heavy imports (torch, the model, Ray) happen inside the command so `hearth --help` stays fast. The bound URL is
 printed once listening (port 0 picks a free port, and scripts read the line); SIGTERM and SIGINT stop the
 server cleanly: open connections are closed with 1001 and the inference thread is joined.
 
 `--robot NAME` refuses to start a checkpoint that does not fit that robot (agent/compat.py: interface version,
 action/state names, cameras), so a worker never serves actions in units the robot does not speak.
+
+`--ray` serves the same protocol from Ray Serve instead (policy/fleet, `pip install hearth[fleet]`): `--replicas N`
+model replicas (`--gpus-per-replica 1` puts each on its own GPU) or autoscaling between `--min-replicas` and
+`--max-replicas`, behind one address. Run it again against the same cluster (`--ray-address auto`) with a new
+`--checkpoint` to roll it out without dropping robots; `--write-serve-config FILE` writes the equivalent Serve
+config file for `serve run` / `serve deploy` instead of deploying.
 """
 
 from __future__ import annotations
@@ -40,10 +46,23 @@ def command(
         None, "--robot", help="Refuse to start unless the policy fits this robot (robot config name such as "
         "sim-kitchen, a .yaml path, or a registered robot); random weights (hearth mapping) are shaped for it."
     ),
+    ray: bool = typer.Option(False, "--ray", help="Serve from Ray Serve replicas behind one address (hearth[fleet])."),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="--ray: model replicas (fixed count)."),
+    min_replicas: int | None = typer.Option(None, "--min-replicas", min=0, help="--ray: autoscale down to this many."),
+    max_replicas: int | None = typer.Option(None, "--max-replicas", min=1, help="--ray: autoscale up to this many."),
+    target_ongoing: float = typer.Option(4.0, "--target-ongoing-requests", help="--ray: autoscaling target per replica."),
+    gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica", min=0.0, help="--ray: GPUs per model replica (0 = CPU)."),
+    cpus_per_replica: float = typer.Option(1.0, "--cpus-per-replica", min=0.0, help="--ray: CPUs per model replica."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="--ray: join this cluster ('auto' = the local one) instead of starting Ray here."
+    ),
+    version: str | None = typer.Option(None, "--version", help="--ray: label replies carry (default: checkpoint name)."),
+    write_serve_config: Path | None = typer.Option(
+        None, "--write-serve-config", help="--ray: write the Serve config file (YAML) here and exit."
+    ),
 ) -> None:
     """Serve System 1 (actions) and System 2 (subtasks) to robots and openpi clients."""
-    from policy.mappings import MAPPING_NAMES, mapping_defaults
-    from policy.server import PolicyServer
+    from policy.mappings import MAPPING_NAMES
 
     if mapping not in MAPPING_NAMES:
         raise typer.BadParameter(f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping")
@@ -53,44 +72,40 @@ def command(
     if checkpoint is not None and not checkpoint.is_dir():
         raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
     description = _robot_description(robot) if robot else None
+    source = _policy_source(checkpoint, random_preset, mapping, cameras, seed, description, version)
 
-    from policy.inference import Pi05Policy
+    if ray:
+        from pydantic import ValidationError
 
-    if checkpoint is not None:
-        from policy.checkpoints import CheckpointError
+        from policy.fleet.config import FleetConfig
 
         try:
-            policy = Pi05Policy.from_checkpoint(checkpoint, device=device)
-        except (CheckpointError, ValueError, OSError) as exc:
-            raise typer.BadParameter(f"cannot load checkpoint {checkpoint}: {exc}", param_hint="--checkpoint") from exc
-    elif description is not None and mapping == "hearth":
-        policy = Pi05Policy.build_random(
-            random_preset, camera_names=tuple(description.camera_names), state_names=description.state_names,
-            action_names=description.action_names, control_hz=description.control_hz, seed=seed,
-            robot_type=description.robot_type, robot_interface_version=description.interface_version,
-        )
-    else:
-        default_cameras, state_dim, action_dim = mapping_defaults(mapping)
-        camera_names = tuple(c.strip() for c in cameras.split(",") if c.strip()) if cameras else default_cameras
-        policy = Pi05Policy.build_random(
-            random_preset,
-            camera_names=camera_names,
-            state_names=[f"state_{i}" for i in range(state_dim)],
-            action_names=[f"action_{i}" for i in range(action_dim)],
-            seed=seed,
-        )
+            fleet = FleetConfig(
+                policy=source, replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
+                target_ongoing_requests=target_ongoing, gpus_per_replica=gpus_per_replica,
+                cpus_per_replica=cpus_per_replica, max_batch=max_batch, batch_wait_ms=batch_wait_ms, mapping=mapping,
+                default_prompt=default_prompt, api_keys=list(api_key), host=host, port=port,
+            )
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--ray") from None
+        if port == 0:
+            raise typer.BadParameter("--ray needs a fixed --port (Serve's proxy binds it on every node)", param_hint="--port")
+        _check_mapping(mapping, _source_metadata(source), default_prompt, source.label)
+        if description is not None:
+            _check_fits(_source_metadata(source), description, source.label)
+        _serve_on_ray(fleet, ray_address, write_serve_config)
+        return
 
+    from policy.server import PolicyServer
+
+    try:
+        policy = source.build(device if checkpoint is not None or device else "cpu")
+    except (ValueError, OSError) as exc:
+        what, hint = (f"checkpoint {checkpoint}", "--checkpoint") if checkpoint else (source.label, "--random-preset")
+        raise typer.BadParameter(f"cannot load {what}: {exc}", param_hint=hint) from exc
     _check_mapping(mapping, policy.metadata, default_prompt, checkpoint or f"random {random_preset} policy")
-
     if description is not None:
-        from agent.compat import PolicyMismatchError, check_policy_fits_robot
-
-        try:
-            source = f"checkpoint {checkpoint}" if checkpoint is not None else f"random {random_preset} policy"
-            check_policy_fits_robot(policy.metadata, description, source)
-        except PolicyMismatchError as exc:  # refused at start-up: one line, no traceback
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        _check_fits(policy.metadata, description, f"checkpoint {checkpoint}" if checkpoint else f"random {random_preset} policy")
 
     server = PolicyServer(
         policy,
@@ -115,6 +130,96 @@ def command(
 
     asyncio.run(main())
     typer.echo("policy worker stopped")
+
+
+def _policy_source(
+    checkpoint: Path | None,
+    random_preset: str | None,
+    mapping: str,
+    cameras: str | None,
+    seed: int,
+    description: Any,
+    version: str | None,
+):
+    """The PolicySource both serving paths build from: a checkpoint, or random weights shaped for a robot/mapping."""
+    from policy.fleet.config import PolicySource
+    from policy.mappings import mapping_defaults
+
+    if checkpoint is not None:
+        return PolicySource(checkpoint=str(checkpoint), version=version)
+    if description is not None and mapping == "hearth":
+        return PolicySource(
+            random_preset=random_preset, camera_names=list(description.camera_names),
+            state_names=list(description.state_names), action_names=list(description.action_names),
+            control_hz=description.control_hz, seed=seed, robot_type=description.robot_type,
+            robot_interface_version=description.interface_version, version=version,
+        )
+    default_cameras, state_dim, action_dim = mapping_defaults(mapping)
+    camera_names = [c.strip() for c in cameras.split(",") if c.strip()] if cameras else list(default_cameras)
+    return PolicySource(
+        random_preset=random_preset, camera_names=camera_names, state_names=[f"state_{i}" for i in range(state_dim)],
+        action_names=[f"action_{i}" for i in range(action_dim)], seed=seed, version=version,
+    )
+
+
+def _source_metadata(source: Any) -> dict[str, Any]:
+    """A policy's metadata without loading its weights (the fleet's replicas load them, not this process)."""
+    if source.checkpoint is not None:
+        from policy.checkpoints import read_config
+
+        return dict(read_config(Path(source.checkpoint)).metadata)
+    return source.model_dump(include={"camera_names", "state_names", "action_names", "control_hz", "robot_type",
+                                      "robot_interface_version"})
+
+
+def _check_fits(metadata: Any, description: Any, source: str) -> None:
+    from agent.compat import PolicyMismatchError, check_policy_fits_robot
+
+    try:
+        check_policy_fits_robot(metadata, description, source)
+    except PolicyMismatchError as exc:  # refused at start-up: one line, no traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _serve_on_ray(fleet: Any, address: str | None, write_serve_config: Path | None) -> None:
+    """Deploy the fleet (or only write its Serve config file); block until SIGTERM/SIGINT when Ray started here."""
+    try:
+        from policy.fleet.app import FleetDeployError, deploy, serve_config
+    except ImportError as exc:
+        typer.echo(f"error: --ray needs Ray Serve ({exc}); install it with: pip install 'hearth[fleet]'", err=True)
+        raise typer.Exit(2) from None
+    if write_serve_config is not None:
+        import yaml
+
+        write_serve_config.write_text(yaml.safe_dump(serve_config(fleet), sort_keys=False))
+        typer.echo(f"wrote {write_serve_config}; deploy it with: serve run {write_serve_config}")
+        return
+    import threading
+
+    import ray
+    from ray import serve
+
+    try:
+        url = deploy(fleet, address=address)
+    except FleetDeployError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    scaling = (f"{fleet.min_replicas}..{fleet.max_replicas} replicas (autoscaling)" if fleet.max_replicas
+               else f"{fleet.replicas} replicas")
+    typer.echo(f"policy fleet listening on {url} ({scaling}, serving {fleet.policy.label}, mapping={fleet.mapping}, "
+               f"auth={'on' if fleet.api_keys else 'off'})")
+    if address is not None:
+        typer.echo("deployed to the running cluster; it keeps serving after this command exits")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):  # a timed wait, so the signal handler runs promptly
+        pass
+    serve.shutdown()
+    ray.shutdown()
+    typer.echo("policy fleet stopped")
 
 
 def _check_mapping(mapping: str, metadata: Any, default_prompt: str | None, source: object) -> None:

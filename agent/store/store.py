@@ -1,17 +1,24 @@
 """The persistent store behind the API: tokens, tasks, task events, idempotency keys and the episodes index.
 
 One `Store` per process, safe to share between threads (the API's request threads and the event bridge).
-SQLite is the default (a file under runs/); any SQLAlchemy URL works, e.g. postgresql+psycopg://…
+SQLite is the default (a file under runs/); PostgreSQL (`postgresql+psycopg://user:pass@host/db`, the `postgres`
+extra) lets several API processes share one database. What makes that safe is in the database, not in a process:
+- migrations run under a PostgreSQL advisory lock, so processes starting together apply each step once;
+- an Idempotency-Key is claimed by inserting its row *before* the task is submitted (the primary key decides the
+  race), so two processes given the same key create one task and the loser replays the winner's;
+- text and JSON are cleaned of what PostgreSQL refuses and SQLite accepts (NUL characters, NaN/Infinity).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,8 @@ from agent.types import TERMINAL_STATES, TaskState
 TOKEN_PREFIX = "hearth_"
 LAST_USED_RESOLUTION_S = 60.0  # write "last used" at most once a minute per token: reads must not become writes
 UNFINISHED_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.PAUSED)
+MIGRATION_LOCK_ID = 0x6865617274  # "heart": the advisory lock every hearth process takes to migrate PostgreSQL
+CLAIM_WAIT_S = 30.0  # how long a replay waits for the process that claimed its key to finish creating the task
 
 
 class NotFound(LookupError):
@@ -45,6 +54,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@contextlib.contextmanager
+def migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise migrations across processes: a session advisory lock on PostgreSQL; nothing needed on SQLite,
+    whose migrations are for one embedded process."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            conn.commit()
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for `url`; SQLite files get their folder created and safe concurrency settings."""
     parsed = sa.make_url(url)
@@ -62,8 +88,14 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        self.applied_migrations = migrate(self.engine)
+        with migration_lock(self.engine):
+            self.applied_migrations = migrate(self.engine)
         self._write_lock = threading.Lock()  # upserts are read-then-write; serialize them within the process
+
+    @property
+    def shared(self) -> bool:
+        """True for a server database that several API processes may use at once (anything but SQLite)."""
+        return self.engine.dialect.name != "sqlite"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -126,9 +158,9 @@ class Store:
         values = {
             "id": str(data["id"]),
             "robot_id": str(data["robot_id"]),
-            "text": str(data["text"]),
+            "text": clean_text(str(data["text"])),
             "state": TaskState(data["state"]).value,
-            "reason": data.get("reason"),
+            "reason": None if data.get("reason") is None else clean_text(str(data["reason"])),
             "created_at": float(data.get("created_at") or time.time()),
             "started_at": data.get("started_at"),
             "ended_at": data.get("ended_at"),
@@ -176,13 +208,20 @@ class Store:
         with self.engine.connect() as conn:
             return [StoredTask.model_validate(dict(row)) for row in conn.execute(query).mappings()]
 
-    def mark_unfinished_interrupted(self, reason: str) -> list[str]:
-        """After a restart nothing is driving old tasks: mark every unfinished one interrupted, keep the row."""
+    def mark_unfinished_interrupted(self, reason: str, robot_ids: Iterable[str] | None = None) -> list[str]:
+        """After a restart nothing is driving old tasks: mark every unfinished one interrupted, keep the row.
+
+        `robot_ids` limits this to the robots the calling process drives: with several API processes on one
+        database, one process starting or stopping must not interrupt the tasks another is running.
+        """
         table = schema.tasks
         unfinished = [s.value for s in UNFINISHED_STATES]
         now = time.time()
+        query = sa.select(table.c.id).where(table.c.state.in_(unfinished))
+        if robot_ids is not None:
+            query = query.where(table.c.robot_id.in_(list(robot_ids)))
         with self._write_lock, self.engine.begin() as conn:
-            ids = [r[0] for r in conn.execute(sa.select(table.c.id).where(table.c.state.in_(unfinished)))]
+            ids = [r[0] for r in conn.execute(query)]
             if ids:
                 conn.execute(
                     table.update()
@@ -215,6 +254,45 @@ class Store:
                 sa.select(table.c.request_hash, table.c.task_id).where(table.c.token_id == token_id, table.c.key == key)
             ).first()
         return None if row is None else (row[0], row[1])
+
+    def claim_idempotent(self, token_id: str, key: str, request_hash: str, task_id: str) -> tuple[str, str] | None:
+        """Claim `key` for a task about to be created with `task_id`: None when this caller won the key (create the
+        task now, or `release_idempotent` on failure); otherwise the (request_hash, task_id) it already names.
+
+        The insert is the lock: the primary key (token_id, key) lets exactly one of any number of racing processes
+        insert the row (PostgreSQL makes the others wait for the winner's commit, then refuses them).
+        """
+        table = schema.idempotency_keys
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    table.insert().values(
+                        token_id=token_id, key=key, request_hash=request_hash, task_id=task_id, created_at=time.time()
+                    )
+                )
+            return None
+        except sa.exc.IntegrityError:
+            existing = self.find_idempotent(token_id, key)
+            if existing is None:  # released by a failed winner between our insert and this read: try again
+                return self.claim_idempotent(token_id, key, request_hash, task_id)
+            return existing
+
+    def release_idempotent(self, token_id: str, key: str, task_id: str) -> None:
+        """Give a claimed key back when creating its task failed, so a retry can create it."""
+        table = schema.idempotency_keys
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.token_id == token_id, table.c.key == key, table.c.task_id == task_id))
+
+    def wait_for_task(self, task_id: str, timeout_s: float = CLAIM_WAIT_S) -> StoredTask | None:
+        """The task once its creator has saved it (a replay can arrive while the winner is still creating it)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.get_task(task_id)
+            except NotFound:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.05)
 
     def remember_idempotent(self, token_id: str, key: str, request_hash: str, task_id: str) -> None:
         with self.engine.begin() as conn:
@@ -304,6 +382,11 @@ def _token(row: Any) -> TokenInfo:
     return TokenInfo.model_validate({k: v for k, v in dict(row).items() if k != "token_hash"})
 
 
+def clean_text(text: str) -> str:
+    """Text as every engine stores it: PostgreSQL refuses NUL characters, which no task or reason needs."""
+    return text.replace("\x00", "")
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types for the JSON columns (pydantic models and enums included)."""
     if hasattr(value, "model_dump"):
@@ -312,11 +395,15 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, float | int | str | bool) or value is None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None  # JSON has no NaN/Infinity; PostgreSQL refuses them
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, int | bool) or value is None:
         return value
     if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
+        return to_jsonable(value.tolist())
     return str(value)
 
 
-__all__ = ["TERMINAL_STATES", "NotFound", "Store", "hash_token", "make_engine", "to_jsonable"]
+__all__ = ["TERMINAL_STATES", "NotFound", "Store", "clean_text", "hash_token", "make_engine", "migration_lock", "to_jsonable"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
@@ -101,7 +102,7 @@ def create_task(
         raise ApiError(422, "invalid_idempotency_key", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
     request_hash = _request_hash(body, text)
 
-    def submit() -> TaskOut:
+    def submit(task_id: str | None = None) -> TaskOut:
         wait_s = ctx.task_limiter.try_acquire(token.id)
         if wait_s > 0:
             raise ApiError(
@@ -111,7 +112,7 @@ def create_task(
                 retry_after_header(wait_s),
             )
         try:
-            record = runtime.submit(text, allow_unlisted=body.allow_unlisted)
+            record = runtime.submit(text, task_id=task_id, allow_unlisted=body.allow_unlisted)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise runtime_error(exc) from exc
         saved = ctx.store.save_task(record, created_by=token.id)
@@ -120,20 +121,24 @@ def create_task(
 
     if idempotency_key is None:
         return submit()
-    with ctx.idempotency_lock:
-        previous = ctx.store.find_idempotent(token.id, idempotency_key)
-        if previous is not None:
-            previous_hash, task_id = previous
-            if previous_hash != request_hash:
-                raise ApiError(
-                    409, "idempotency_key_reused", "this Idempotency-Key was already used with a different request"
-                )
-            response.status_code = 200
-            response.headers["Idempotent-Replayed"] = "true"
-            return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
-        created = submit()
-        ctx.store.remember_idempotent(token.id, idempotency_key, request_hash, created.id)
-        return created
+    # The key is claimed in the database before the task exists, so API processes sharing one database agree on
+    # one winner (agent/store/store.py claim_idempotent); the winner creates the task under the id it claimed.
+    new_id = uuid.uuid4().hex[:12]
+    previous = ctx.store.claim_idempotent(token.id, idempotency_key, request_hash, new_id)
+    if previous is None:
+        try:
+            return submit(new_id)
+        except BaseException:
+            ctx.store.release_idempotent(token.id, idempotency_key, new_id)
+            raise
+    previous_hash, task_id = previous
+    if previous_hash != request_hash:
+        raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used with a different request")
+    if ctx.store.wait_for_task(task_id) is None:  # the winner is still creating it (or died doing so)
+        raise ApiError(409, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed")
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+    return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
 
 
 @router.get("/tasks", response_model=TaskList, summary="List tasks, newest first (filter by robot and state)")

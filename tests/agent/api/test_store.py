@@ -14,11 +14,20 @@ from agent.types import Subtask, SubtaskSource, TaskState
 
 
 @pytest.fixture
-def db_url(tmp_path):
+def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'hearth.db'}"
 
 
-def test_migrations_apply_once_and_are_recorded(db_url, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The same store tests on the embedded default and on a real PostgreSQL server (tests/pg.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hearth.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_migrations_apply_once_and_are_recorded(sqlite_url, tmp_path):
+    db_url = sqlite_url
     first = Store(db_url)
     assert first.applied_migrations == list(range(1, LATEST_VERSION + 1))
     first.close()
@@ -39,8 +48,8 @@ def test_database_from_newer_code_is_refused(db_url):
         Store(db_url)
 
 
-def test_tokens_are_stored_hashed_and_revocable(db_url, tmp_path):
-    store = Store(db_url)
+def test_tokens_are_stored_hashed_and_revocable(sqlite_url, tmp_path):
+    store = Store(sqlite_url)
     info, secret = store.create_token("kitchen tablet", "operator")
     assert secret.startswith("hearth_") and len(secret) > 40
     raw = (tmp_path / "hearth.db").read_bytes() + (tmp_path / "hearth.db-wal").read_bytes()

@@ -78,6 +78,8 @@ class Streamer(threading.Thread):
                 self.errors.append(repr(exc))
                 client = None
                 time.sleep(0.2)
+        if client is not None:
+            client._ws.close()  # openpi-client has no close(); its connection is this attribute
 
 
 def test_openpi_client_and_policy_client_get_chunks_health_and_metrics(fleet: Fleet) -> None:
@@ -94,6 +96,7 @@ def test_openpi_client_and_policy_client_get_chunks_health_and_metrics(fleet: Fl
     assert np.isfinite(reply["actions"]).all()
     assert reply["hearth/served_by"]["version"] == "tiny-v1"
     assert {"infer_ms", "decode_ms", "queue_ms", "batch_size"} <= set(reply["server_timing"])
+    client._ws.close()
 
     with PolicyClient(fleet.url, timeout_s=60.0) as ours:
         obs = observation(expected_metadata, 1)
@@ -123,6 +126,7 @@ def test_eight_concurrent_clients_are_spread_over_both_replicas_and_batched(flee
                 with lock:
                     served[reply["hearth/served_by"]["replica"]] += 1
                     batch_sizes.append(reply["server_timing"]["batch_size"])
+            client._ws.close()
         except BaseException as exc:
             failures.append(exc)
 
@@ -171,7 +175,9 @@ def test_sigkill_of_a_model_replica_mid_stream_is_replaced_and_clients_keep_gett
 
 
 def test_new_checkpoint_rolls_out_without_dropping_a_connection(fleet: Fleet, sim_robot, tmp_path) -> None:
-    from policy.fleet.app import deploy
+    from typer.testing import CliRunner
+
+    from agent.cli import app
 
     ingress_before = replica_pids("policy-ingress")
     streamer = Streamer(fleet, seed=7)
@@ -180,8 +186,11 @@ def test_new_checkpoint_rolls_out_without_dropping_a_connection(fleet: Fleet, si
         wait_until(lambda: len(streamer.replies) >= 2, timeout=120, what="chunks from the old checkpoint")
         checkpoint = tmp_path / "tiny-v2"
         save_tiny(sim_robot.describe(), checkpoint, seed=1)
-        config = fleet.config.model_copy(update={"policy": fleet.config.policy.model_copy(update={"checkpoint": str(checkpoint)})})
-        deploy(config)  # same settings, new checkpoint: a user_config-only (in-place) update
+        # the same command against the running cluster, with the new checkpoint: an in-place (user_config) update
+        # (run in this process, which is already connected to the cluster: a second interpreter costs ~15 s here)
+        rollout = CliRunner().invoke(app, fleet.args(checkpoint, "--ray-address", "auto")[1:])
+        assert rollout.exit_code == 0, rollout.output
+        assert "serving tiny-v2" in rollout.output
         wait_until(lambda: {r["hearth/served_by"]["version"] for _, r in streamer.replies[-4:]} == {"tiny-v2"},
                    timeout=180, what="replies from the new checkpoint")
     finally:
@@ -226,3 +235,23 @@ def test_robot_under_an_orchestrator_holds_when_the_ingress_dies_and_resumes_its
     seen = events.drain()
     statuses = [e.data["status"] for e in seen if e.kind == "worker"]
     assert "lost" in statuses and statuses[-1] == "restored"
+
+
+def test_serve_config_file_is_valid_for_serve_and_keeps_the_policy_in_user_config(fleet: Fleet, tmp_path) -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from policy.fleet.app import app_builder
+
+    path = tmp_path / "serve.yaml"
+    written = CliRunner().invoke(app, [*fleet.args(fleet.checkpoint, "--write-serve-config", str(path))[1:]])
+    assert written.exit_code == 0, written.output
+    config = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
+    (application,) = config.applications
+    assert application.import_path == "policy.fleet.app:app_builder" and config.http_options.port == fleet.port
+    assert "policy" not in application.args  # a new checkpoint must not change the app's code version
+    (model,) = application.deployments
+    assert model.user_config["policy"]["checkpoint"] == str(fleet.checkpoint)
+    assert app_builder(application.args) is not None

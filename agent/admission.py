@@ -64,8 +64,9 @@ class TaskAdmission:
             if not allow_unlisted:
                 known = ", ".join(repr(t) for t in self.known_tasks)
                 raise TaskRejected(
-                    422, "unknown_task",
-                    f"this robot does not know the task {text!r}; known tasks: {known}. Send \"allow_unlisted\": true "
+                    422,
+                    "unknown_task",
+                    f'this robot does not know the task {text!r}; known tasks: {known}. Send "allow_unlisted": true '
                     "to run it anyway (it will have no success check)",
                     {"known_tasks": self.known_tasks},
                 )
@@ -74,12 +75,18 @@ class TaskAdmission:
             count = self.budget.measure(text)
             if not count.fits:
                 raise TaskRejected(
-                    422, "task_too_long_for_policy",
+                    422,
+                    "task_too_long_for_policy",
                     f"task needs {count.tokens} prompt tokens but this policy accepts at most {count.limit}; "
                     "shorten the task text",
                     {"tokens": count.tokens, "limit": count.limit},
                 )
         if queued >= self.max_queued:
-            raise TaskRejected(429, "queue_full", f"{queued} tasks are already queued on this robot (limit "
-                               f"{self.max_queued}); wait for one to finish or abort one", {"limit": self.max_queued})
+            raise TaskRejected(
+                429,
+                "queue_full",
+                f"{queued} tasks are already queued on this robot (limit "
+                f"{self.max_queued}); wait for one to finish or abort one",
+                {"limit": self.max_queued},
+            )
         return Admission(text=text, warnings=warnings)

@@ -1,20 +1,10 @@
 """The long-horizon loop for one robot: task queue, System 2 → subtask, System 1 → chunks, executor → robot.
 
-One `RobotRuntime` owns one robot and runs one control thread. Each tick it observes, collects whatever the
-background callers brought back (chunks from the policy worker, subtasks from System 2), executes the action the
-RTC executor scheduled for this tick (or holds still when there is none), records the frame, and asks for the next
-chunk early. Nothing on the control thread waits for the network. The decisions are made by small pure parts,
-each tested tick by tick; this module only wires them together:
-
-  agent/executor.py        RtcExecutor: which action this tick, when to ask for the next chunk
-  agent/worker_health.py   WorkerHealth: worker late or lost → pause; back (with hysteresis) → resume
-  agent/system2_schedule.py System2Schedule: when to ask System 2
-  agent/coaching.py        CoachingState: a coached subtask holds until released, replaced, achieved or timed out
-  agent/pauses.py          PauseCauses: why the task is paused (e-stop, operator, worker, System 2, coach)
-  agent/admission.py       TaskAdmission: unknown tasks, prompts over the token budget, the queue bound
-  agent/failures.py        classify: transient errors pause and retry, permanent ones fail the task
-  agent/task_lifecycle.py  TaskLifecycle: begin / pause / resume / subtask / finish, kept in step everywhere
-  agent/system1.py         ChunkPipeline: worker connections and their typed replies
+One `RobotRuntime` owns one robot and runs one control thread. Each tick it observes, collects what the background
+callers brought back (chunks, System-2 answers), executes the action the RTC executor scheduled (or holds still),
+records the frame and asks for the next chunk early; nothing on the control thread waits for the network. The
+decisions are made by small pure parts tested tick by tick (executor, worker_health, system2_schedule, coaching,
+pauses, holds, admission, failures, task_end, loop_clock); this module wires them together, top to bottom.
 
 Operator commands are queued to the control thread and applied at the start of the next tick, so a coach's
 utterance reaches the low level within one tick and no command races the loop. E-stop latches on the safety layer
@@ -44,6 +34,7 @@ from agent.prompt_budget import PromptBudget
 from agent.protocols import ChunkSource, ControlledRobot, EpisodeRecorder
 from agent.publisher import RuntimeEvents
 from agent.recording import GuardedRecorder
+from agent.runtime_status import robot_status
 from agent.subtask_driver import SubtaskDriver
 from agent.system1 import ChunkArrived, ChunkPipeline
 from agent.system2 import System2Backend
@@ -96,17 +87,19 @@ class RobotRuntime:
         self.period = 1.0 / self.control_hz
         self.queue = TaskQueue(robot_id, on_transition=self._on_transition)
         self.admission = TaskAdmission(self.description.tasks, prompt_budget, cfg.max_queued)
-        self.lifecycle = TaskLifecycle(self.queue, self.robot, GuardedRecorder(recorder, self._recorder_failed),
-                                    self.events)
+        self.lifecycle = TaskLifecycle(
+            self.queue, self.robot, GuardedRecorder(recorder, self._recorder_failed), self.events
+        )
         self.holds = OperatorHolds(self.lifecycle, self.robot)
         self.health = WorkerHealth(cfg.worker_late_s, cfg.worker_late_s * cfg.worker_resume_fraction,
-                                   cfg.worker_resume_replies, cfg.worker_probe_s)
+                                   cfg.worker_resume_replies, cfg.worker_probe_s)  # fmt: skip
         self.system1 = ChunkPipeline(robot_id, policy, self.description, cfg.max_in_flight)
         self.executor = self._new_executor()
-        self.worker = WorkerLink(self.system1, self.health, self.lifecycle, self.events, lambda: self.executor,
-                                 on_chunk=self._chunk_used)
+        self.worker = WorkerLink(
+            self.system1, self.health, self.lifecycle, self.events, lambda: self.executor, on_chunk=self._chunk_used
+        )
         self.subtasks = SubtaskDriver(robot_id, system2, self.lifecycle, self.events, cfg.every_k_chunks,
-                                      cfg.system2_retry_s, cfg.coach_hold_s, retarget=lambda: self.executor.retarget())
+                                      cfg.system2_retry_s, cfg.coach_hold_s, retarget=lambda: self.executor.retarget())  # fmt: skip
         self.commands = ControlCommands(cfg.command_timeout_s)
         self._submit_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -118,9 +111,9 @@ class RobotRuntime:
 
     def _new_executor(self, previous: RtcExecutor | None = None) -> RtcExecutor:
         """Fresh counters per task; the epoch keeps counting so a reply meant for the last task is never used."""
-        return RtcExecutor(execute_horizon=self.config.execute_horizon, margin_ticks=self.config.rtc_margin_ticks,
-                           delay_buffer=self.config.delay_buffer, max_in_flight=self.system1.width,
-                           first_epoch=previous.epoch + 1 if previous else 0)
+        cfg = self.config
+        return RtcExecutor(cfg.execute_horizon, cfg.rtc_margin_ticks, cfg.delay_buffer, max_in_flight=self.system1.width,
+                           first_epoch=previous.epoch + 1 if previous else 0)  # fmt: skip
 
     # ================================================================== public API (any thread)
     def start(self) -> None:
@@ -199,33 +192,12 @@ class RobotRuntime:
         self._command(self._do_reset_estop)
 
     def status(self) -> dict[str, Any]:
-        active = self.lifecycle.active
-        record = self.queue.get(active.record_id) if active else None
-        coached = self.subtasks.coaching.active
-        now = time.monotonic()
-        return {
-            "robot_id": self.robot_id, "running": self.running, "estopped": bool(self.robot.estopped),
-            "queue_held": self.holds.queue_held, "tick": self._tick, "control_hz": self.control_hz,
-            "achieved_hz": round(self.clock.achieved_hz, 2), "p99_lateness_ms": self.clock.p99_lateness_ms(),
-            "task_id": record.id if record else None, "task_text": record.text if record else None,
-            "task_state": record.state.value if record else None, "reason": record.reason if record else None,
-            "warnings": list(record.warnings) if record else [],
-            "pause_causes": active.causes.as_dict() if active else {},
-            "subtask": active.subtask if active else None,
-            "subtask_source": active.subtask_source.value if active and active.subtask_source else None,
-            "policy_subtask": active.policy_subtask if active else None,
-            "coached": coached is not None,
-            "coaching": None if coached is None else {
-                "coached": coached.coached, "predicted": coached.predicted, "hold_s": self.subtasks.coaching.hold_s,
-                "remaining_s": None if (left := self.subtasks.coaching.remaining_s(now)) is None else round(left, 1)},
-            "worker": self.health.status.value, "worker_late_pauses": self.health.late_pauses,
-            "worker_lost_pauses": self.health.lost_pauses,
-            "queued": self.queue.queued_count(), "max_queued": self.config.max_queued,
-            "empty_ticks": self.executor.empty_ticks, "starved_ticks": self.executor.starved_ticks,
-            "executed_actions": self.executor.executed, "chunks": self.executor.chunks_used,
-            "delay_estimate_ticks": self.executor.delays.estimate, "last_delay_ticks": self.executor.last_delay_ticks,
-            "last_error": self.events.last_error,
-        }
+        """agent/runtime_status.py RobotStatus as JSON-ready data."""
+        return robot_status(self)
+
+    @property
+    def tick(self) -> int:
+        return self._tick
 
     def lateness_samples(self) -> list[float]:
         """Seconds each recent control tick started after its schedule (for benchmarks and the console)."""
@@ -249,16 +221,7 @@ class RobotRuntime:
 
     def wait(self, task_id: str, timeout: float, states: set[TaskState] | None = None) -> TaskRecord:
         """Block until the task reaches one of `states` (default: any terminal state); TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        with self.commands.changed:
-            while True:
-                record = self.queue.get(task_id)
-                if (record.state in states) if states else record.state.terminal:
-                    return record
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"task {task_id} still {record.state.value} after {timeout}s")
-                self.commands.changed.wait(min(remaining, 0.5))
+        return self.queue.wait(task_id, timeout, states)
 
     # ================================================================== commands (control thread)
     def _command(self, fn: Callable[[], T], wait: bool = True) -> T:
@@ -272,7 +235,8 @@ class RobotRuntime:
         active = self.lifecycle.active
         if active is None or active.record_id != task_id:
             raise RuntimeCommandError(
-                f"task {task_id} is not the active task on robot {self.robot_id} (it is {record.state.value})")
+                f"task {task_id} is not the active task on robot {self.robot_id} (it is {record.state.value})"
+            )
         return active
 
     def _do_pause(self, task_id: str) -> TaskRecord:
@@ -322,8 +286,9 @@ class RobotRuntime:
     def _on_transition(self, record: TaskRecord, previous: TaskState | None) -> None:
         moving = {TaskState.RUNNING, TaskState.PAUSED}
         cause = record.pauses[-1].cause if record.pauses and {record.state, previous} <= moving else None
-        self.events.task_state(record.id, record.state.value, previous.value if previous else None, record.reason,
-                               record.text, cause)
+        self.events.task_state(
+            record.id, record.state.value, previous.value if previous else None, record.reason, record.text, cause
+        )
         self.commands.notify()
 
     def _on_safety_event(self, event: SafetyEvent) -> None:
@@ -361,7 +326,9 @@ class RobotRuntime:
                 self._control_tick()
             except Exception as exc:
                 logger.exception("control tick failed")
-                self.events.error(self.lifecycle.active_id, "orchestrator", f"control tick failed: {type(exc).__name__}: {exc}")
+                self.events.error(
+                    self.lifecycle.active_id, "orchestrator", f"control tick failed: {type(exc).__name__}: {exc}"
+                )
                 self._finish(TaskState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
             self._tick += 1
             wait_s = self.clock.tick_done(time.monotonic())
@@ -404,8 +371,12 @@ class RobotRuntime:
         obs = self.robot.observe()
         self._latest_obs = obs
         replies = self.system1.poll()
-        if not replies and not active.causes.paused and self.executor.in_flight is not None \
-                and self.executor.remaining(tick) == 0:
+        if (
+            not replies
+            and not active.causes.paused
+            and self.executor.in_flight is not None
+            and self.executor.remaining(tick) == 0
+        ):
             # nothing left to execute but a chunk is on its way: wait a little inside this tick rather than
             # hold for a whole one (a reply that lands just after the tick started would otherwise be missed)
             grace = self.config.late_grace_fraction * self.period - (time.monotonic() - tick_started)
@@ -436,23 +407,40 @@ class RobotRuntime:
         self.subtasks.check_time(now, tick)
         self._check_end(tick, now)
         if tick % self.config.state_event_every == 0:
-            self.events.state(active.record_id, tick, obs, self.description.state_names,
-                              None if scheduled is None else scheduled.action, self.clock.achieved_hz,
-                              self.executor.empty_ticks, self.executor.remaining(tick + 1))
+            self.events.state(
+                active.record_id,
+                tick,
+                obs,
+                self.description.state_names,
+                None if scheduled is None else scheduled.action,
+                self.clock.achieved_hz,
+                self.executor.empty_ticks,
+                self.executor.remaining(tick + 1),
+            )
 
     def _chunk_used(self, active: ActiveTask, reply: ChunkArrived) -> None:
         """A chunk arrived and will be executed: count it for System 2 and coaching, and show it."""
         self.subtasks.on_chunk(reply.request.subtask == active.subtask)
-        self.events.chunk(active.record_id, reply, self.description.action_names, self.executor.last_delay_ticks,
-                          self.config.publish_chunk_actions)
+        self.events.chunk(
+            active.record_id,
+            reply,
+            self.description.action_names,
+            self.executor.last_delay_ticks,
+            self.config.publish_chunk_actions,
+        )
 
     def _check_end(self, tick: int, now: float) -> None:
         active = self.lifecycle.active
         if active is None:
             return
         decision, active.last_progress = self.end_check.decide(
-            tick, now - active.started_s, active.success_check, self.lifecycle.success, self.lifecycle.progress,
-            active.last_progress)
+            tick,
+            now - active.started_s,
+            active.success_check,
+            self.lifecycle.success,
+            self.lifecycle.progress,
+            active.last_progress,
+        )
         if decision.end is not None:
             self._finish(*decision.end)
         elif decision.progressed:

@@ -90,8 +90,13 @@ class PauseCauses:
         was_reason = self.reason
         del self._reasons[cause]
         paused = self.paused
-        return PauseChange(paused=paused, was_paused=True, cause=cause,
-                           reason=self.reason if paused else resume_reason, was_reason=was_reason)
+        return PauseChange(
+            paused=paused,
+            was_paused=True,
+            cause=cause,
+            reason=self.reason if paused else resume_reason,
+            was_reason=was_reason,
+        )
 
     def clear(self) -> None:
         self._reasons.clear()

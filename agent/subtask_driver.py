@@ -39,9 +39,17 @@ class Ending:
 
 
 class SubtaskDriver:
-    def __init__(self, robot_id: str, system2: System2Backend, lifecycle: TaskLifecycle, events: RuntimeEvents,
-                 every_k_chunks: int, retry_s: float, coach_hold_s: float | None,
-                 retarget: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        robot_id: str,
+        system2: System2Backend,
+        lifecycle: TaskLifecycle,
+        events: RuntimeEvents,
+        every_k_chunks: int,
+        retry_s: float,
+        coach_hold_s: float | None,
+        retarget: Callable[[], None],
+    ) -> None:
         self.system2 = system2
         self.lifecycle = lifecycle
         self.events = events
@@ -111,8 +119,9 @@ class SubtaskDriver:
         success = self.lifecycle.success() if active.success_check else None
         if success is False:
             return Ending(TaskState.FAILED, "System 2 said done but the task's success check failed", False)
-        return Ending(TaskState.SUCCEEDED, "System 2 said done" + (" and the success check passed" if success else ""),
-                      success)
+        return Ending(
+            TaskState.SUCCEEDED, "System 2 said done" + (" and the success check passed" if success else ""), success
+        )
 
     # ------------------------------------------------------------------ coaching
     def coach(self, active: ActiveTask, utterance: str, tick: int) -> dict[str, Any]:
@@ -127,10 +136,24 @@ class SubtaskDriver:
         self.lifecycle.recorder.event("interjection", relabel)
         self._set(command.text, SubtaskSource.COACH, tick)
         self.lifecycle.release(PauseCause.COACH, "a coach gave a subtask")
-        self.events.coaching(active.record_id, action="override", tick=tick, utterance=utterance, predicted=predicted,
-                             coached=command.text, relabel=relabel, hold_s=self.coaching.hold_s)
-        return {"kind": "subtask", "subtask": command.text, "predicted": predicted, "relabel": relabel,
-                "tick": tick, "hold_s": self.coaching.hold_s}
+        self.events.coaching(
+            active.record_id,
+            action="override",
+            tick=tick,
+            utterance=utterance,
+            predicted=predicted,
+            coached=command.text,
+            relabel=relabel,
+            hold_s=self.coaching.hold_s,
+        )
+        return {
+            "kind": "subtask",
+            "subtask": command.text,
+            "predicted": predicted,
+            "relabel": relabel,
+            "tick": tick,
+            "hold_s": self.coaching.hold_s,
+        }
 
     def release(self, reason: str, tick: int) -> None:
         """End the override; System 2's latest opinion (the task text if it never had one) takes over at once."""
@@ -138,8 +161,14 @@ class SubtaskDriver:
         active = self.lifecycle.active
         if ended is None or active is None:
             return
-        self.events.coaching(active.record_id, action="released", tick=tick, predicted=ended.predicted,
-                             coached=ended.coached, reason=reason)
+        self.events.coaching(
+            active.record_id,
+            action="released",
+            tick=tick,
+            predicted=ended.predicted,
+            coached=ended.coached,
+            reason=reason,
+        )
         if self.system2.autonomous:
             self._set(active.policy_subtask or active.text, SubtaskSource.POLICY, tick)
         self.schedule.look_again()

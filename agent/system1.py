@@ -59,8 +59,9 @@ def _another_connection(policy: ChunkSource) -> ChunkSource | None:
     if isinstance(policy, CloneableChunkSource):
         return policy.clone()
     if type(policy) is PolicyClient:
-        return PolicyClient(policy.url, api_key=policy.api_key, timeout_s=policy.timeout_s,
-                            episode_id=policy.episode_id)
+        return PolicyClient(
+            policy.url, api_key=policy.api_key, timeout_s=policy.timeout_s, episode_id=policy.episode_id
+        )
     return None
 
 
@@ -155,9 +156,13 @@ class ChunkPipeline:
         chunk, timing = result.value
         expected = len(self.description.actions)
         if chunk.action_dim != expected:
-            return ChunkFailed(request, PolicyMismatchError(
-                f"{self._source} returned {chunk.action_dim}-D actions but the robot takes {expected} "
-                f"({', '.join(self.description.action_names)}); wrong checkpoint?"))
+            return ChunkFailed(
+                request,
+                PolicyMismatchError(
+                    f"{self._source} returned {chunk.action_dim}-D actions but the robot takes {expected} "
+                    f"({', '.join(self.description.action_names)}); wrong checkpoint?"
+                ),
+            )
         self._next_chunk_id += 1
         return ChunkArrived(request, chunk, self._next_chunk_id, dict(timing or {}), result.elapsed_s)
 

@@ -22,8 +22,15 @@ class EndCheck:
         self.max_task_s = max_task_s
         self.check_every = check_every
 
-    def decide(self, tick: int, elapsed_s: float, has_check: bool, success: Callable[[], bool | None],
-               progress: Callable[[], float | None], last_progress: float | None) -> tuple[EndDecision, float | None]:
+    def decide(
+        self,
+        tick: int,
+        elapsed_s: float,
+        has_check: bool,
+        success: Callable[[], bool | None],
+        progress: Callable[[], float | None],
+        last_progress: float | None,
+    ) -> tuple[EndDecision, float | None]:
         """The decision and the progress value to remember (unchanged when not measured this tick)."""
         if self.max_task_s is not None and elapsed_s > self.max_task_s:
             ok = success() if has_check else None

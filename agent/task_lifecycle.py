@@ -46,8 +46,9 @@ class ActiveTask:
 
 
 class TaskLifecycle:
-    def __init__(self, queue: TaskQueue, robot: ControlledRobot, recorder: GuardedRecorder,
-                 events: RuntimeEvents) -> None:
+    def __init__(
+        self, queue: TaskQueue, robot: ControlledRobot, recorder: GuardedRecorder, events: RuntimeEvents
+    ) -> None:
         self.queue = queue
         self.robot = robot
         self.recorder = recorder
@@ -97,8 +98,9 @@ class TaskLifecycle:
         path = self.recorder.finish(outcome, success)
         path_text = str(path) if path is not None else None
         saved = {} if path_text else {"episode_index": None}  # an empty episode is dropped; its index is reused
-        record = self.queue.transition(active.record_id, state, reason, outcome=outcome, success=success,
-                                       episode_path=path_text, **saved)
+        record = self.queue.transition(
+            active.record_id, state, reason, outcome=outcome, success=success, episode_path=path_text, **saved
+        )
         self.events.episode(active.record_id, "finished", record.episode_index, path_text, outcome, success)
         return record
 
@@ -153,8 +155,9 @@ class TaskLifecycle:
             self.queue.transition(active.record_id, TaskState.RUNNING, reason)
         else:  # still paused, another reason on top: same state, new reason
             record = self.queue.update(active.record_id, reason=reason)
-            self.events.task_state(record.id, record.state.value, record.state.value, reason, record.text,
-                                   change.cause.value)
+            self.events.task_state(
+                record.id, record.state.value, record.state.value, reason, record.text, change.cause.value
+            )
 
     # ------------------------------------------------------------------ subtasks and the robot's signals
     def set_subtask(self, text: str, source: SubtaskSource, tick: int) -> bool:

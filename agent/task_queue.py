@@ -59,6 +59,7 @@ class TaskQueue:
         self._tasks: dict[str, TaskRecord] = {}
         self._order: list[str] = []
         self._on_transition = on_transition
+        self._changed = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ queries
     def get(self, task_id: str) -> TaskRecord:
@@ -87,6 +88,19 @@ class TaskQueue:
                 if self._tasks[task_id].state is TaskState.QUEUED:
                     return self._tasks[task_id].model_copy(deep=True)
             return None
+
+    def wait(self, task_id: str, timeout: float, states: set[TaskState] | None = None) -> TaskRecord:
+        """Block until the task reaches one of `states` (default: any terminal state); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                record = self.get(task_id)
+                if (record.state in states) if states else record.state.terminal:
+                    return record
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"task {task_id} still {record.state.value} after {timeout}s")
+                self._changed.wait(min(remaining, 0.5))
 
     def queued_count(self) -> int:
         with self._lock:
@@ -130,6 +144,7 @@ class TaskQueue:
             for key, value in fields.items():
                 setattr(record, key, value)
             snapshot = record.model_copy(deep=True)
+            self._changed.notify_all()
         logger.info(
             "task transition",
             extra={"robot_id": self.robot_id, "task_id": task_id, "from": previous.value, "to": target.value,

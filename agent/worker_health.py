@@ -74,8 +74,10 @@ class WorkerHealth:
         self.status = WorkerStatus.LATE
         self.late_pauses += 1
         self._good_replies = 0
-        return HealthVerdict(pause=f"policy worker late by {round(1000 * age)} ms (limit {round(1000 * self.late_s)} ms)",
-                             status_event=WorkerStatus.LATE)
+        return HealthVerdict(
+            pause=f"policy worker late by {round(1000 * age)} ms (limit {round(1000 * self.late_s)} ms)",
+            status_event=WorkerStatus.LATE,
+        )
 
     def reply(self, latency_s: float) -> HealthVerdict:
         """A chunk came back after `latency_s`."""
@@ -105,8 +107,9 @@ class WorkerHealth:
             return None
         self.status = WorkerStatus.LOST
         self.lost_pauses += 1
-        return HealthVerdict(pause=f"policy worker unavailable: {reason}", reset_executor=True,
-                             status_event=WorkerStatus.LOST)
+        return HealthVerdict(
+            pause=f"policy worker unavailable: {reason}", reset_executor=True, status_event=WorkerStatus.LOST
+        )
 
     def probe_due(self, now: float) -> bool:
         """Lost: time to ask the health endpoint again (marks the probe as sent)."""

@@ -23,9 +23,15 @@ from agent.worker_health import HealthVerdict, WorkerHealth
 
 
 class WorkerLink:
-    def __init__(self, pipeline: ChunkPipeline, health: WorkerHealth, lifecycle: TaskLifecycle,
-                 events: RuntimeEvents, executor: Callable[[], RtcExecutor],
-                 on_chunk: Callable[[ActiveTask, ChunkArrived], None]) -> None:
+    def __init__(
+        self,
+        pipeline: ChunkPipeline,
+        health: WorkerHealth,
+        lifecycle: TaskLifecycle,
+        events: RuntimeEvents,
+        executor: Callable[[], RtcExecutor],
+        on_chunk: Callable[[ActiveTask, ChunkArrived], None],
+    ) -> None:
         self.pipeline = pipeline
         self.health = health
         self.lifecycle = lifecycle

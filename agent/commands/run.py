@@ -69,6 +69,9 @@ def command(
     every_k_chunks: int = typer.Option(4, "--every-k-chunks", help="Re-ask System 2 after this many chunks."),
     seed: int = typer.Option(0, "--seed"),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 unless the task succeeded."),
+    allow_unlisted: bool = typer.Option(
+        False, "--allow-unlisted", help="Run a task the robot does not list (it then has no success check)."
+    ),
 ) -> None:
     """Run one task on a robot headless and print the subtask trace and outcome."""
     from agent.run_logs import route_logs_to_file
@@ -79,7 +82,7 @@ def command(
     log_path = route_logs_to_file(log_file or home.logs_dir / "run.log", preload=("robosuite",) if robot.startswith("sim-") else ())
 
     from agent.events import EventBus
-    from agent.orchestrator import OrchestratorConfig, RobotRuntime
+    from agent.orchestrator import OrchestratorConfig, RobotRuntime, TaskRejected
     from agent.system2 import make_system2
     from policy.client import PolicyClient
     from robots.registry import UnknownRobotError, make_robot
@@ -120,10 +123,21 @@ def command(
         events = bus.subscribe(maxsize=4096, kinds={"task_state", "subtask", "coaching", "worker", "error", "episode"})
         config = OrchestratorConfig(max_task_s=max_seconds, every_k_chunks=every_k_chunks, seed=seed,
                                     idle_observe_hz=0)
-        runtime = RobotRuntime(robot, bot, policy, backend, recorder, bus, config)
+        budget = None
+        if checkpoint is not None:  # tasks over the checkpoint's prompt token budget are refused up front
+            from agent.prompt_budget import TokenizerBudget
+
+            budget = TokenizerBudget.from_checkpoint(checkpoint, len(description.state))
+        runtime = RobotRuntime(robot, bot, policy, backend, recorder, bus, config, prompt_budget=budget)
         runtime.start()
         stack.callback(runtime.stop)
-        record = runtime.submit(task)
+        try:
+            record = runtime.submit(task, allow_unlisted=allow_unlisted)
+        except TaskRejected as exc:  # unknown task, prompt over the policy's token budget: one line, no traceback
+            typer.echo(f"error: {exc.message} ({exc.code})", err=True)
+            raise typer.Exit(2) from None
+        for warning in record.warnings:
+            typer.echo(f"warning: {warning}")
         started = time.monotonic()
         running_since: float | None = None  # coaching times count from when the task starts running
         typer.echo(f"task {record.id}: {task!r} on {robot}")

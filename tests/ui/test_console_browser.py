@@ -176,7 +176,7 @@ def test_operator_journey(stack, page, shoot):
     live.wait_for_function("document.getElementById('subtask-source').textContent === 'coach'", timeout=UI_TIMEOUT_MS)
     page.get_by_text("(coach)").first.wait_for()
     # the coaching state with its countdown (the deployment's limit), refreshed every second by the panel
-    coached_line = page.get_by_text("Coached:").first
+    coached_line = page.locator("p").filter(has_text="Coached:").first
     coached_line.wait_for()
     assert COACHING in coached_line.inner_text()
     page.get_by_text("releases in").first.wait_for()

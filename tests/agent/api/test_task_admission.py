@@ -18,8 +18,15 @@ LONG_TASK = ("please put the can in the sink and then " * 8).strip()[:289]
 @pytest.fixture(scope="module")
 def stack(sim_robot, worker_url, tiny_policy, tmp_path_factory):
     budget = TokenizerBudget.for_policy(tiny_policy)
-    with api_stack(sim_robot, worker_url, tmp_path_factory.mktemp("admission"), start=False, record=False,
-                   prompt_budget=budget, max_queued=3) as stack:
+    with api_stack(
+        sim_robot,
+        worker_url,
+        tmp_path_factory.mktemp("admission"),
+        start=False,
+        record=False,
+        prompt_budget=budget,
+        max_queued=3,
+    ) as stack:
         yield stack
 
 
@@ -27,7 +34,8 @@ def test_a_task_over_the_policys_token_budget_is_refused_with_both_numbers(stack
     assert len(LONG_TASK) == 289
     expected = TokenizerBudget.for_policy(tiny_policy).measure(LONG_TASK)
     response = stack.clients["operator"].post(
-        "/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": LONG_TASK, "allow_unlisted": True})
+        "/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": LONG_TASK, "allow_unlisted": True}
+    )
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["code"] == "task_too_long_for_policy"
@@ -45,8 +53,9 @@ def test_unknown_task_is_refused_listing_the_known_ones_unless_allowed(stack):
     assert refused.json()["details"] == [{"known_tasks": known}]
     assert all(repr(task) in refused.json()["message"] for task in known)
 
-    created = operator.post("/api/v1/tasks",
-                            json={"robot_id": ROBOT_ID, "text": "wipe the counter", "allow_unlisted": True})
+    created = operator.post(
+        "/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": "wipe the counter", "allow_unlisted": True}
+    )
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     assert created.json()["warnings"] == [NO_SUCCESS_CHECK]

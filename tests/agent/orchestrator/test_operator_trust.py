@@ -68,8 +68,11 @@ def test_estop_pauses_and_reset_never_moves_the_robot_by_itself(sim_robot, worke
     assert ("pause", "e-stop", "e-stop: child in the kitchen") in reasons
     assert ("reason", "e-stop", "e-stop released: waiting for an operator to resume") in reasons
     assert reasons[-1] == ("resume", "operator", "resumed by operator")
-    states = [(e.data["state"], e.data["reason"], e.data["cause"]) for e in seen
-              if e.kind == "task_state" and e.task_id == first.id]
+    states = [
+        (e.data["state"], e.data["reason"], e.data["cause"])
+        for e in seen
+        if e.kind == "task_state" and e.task_id == first.id
+    ]
     assert ("paused", "e-stop: child in the kitchen", "e-stop") in states
     assert ("running", "resumed by operator", "operator") in states
     safety = [e.data["kind"] for e in seen if e.kind == "safety"]
@@ -91,23 +94,34 @@ def test_resume_is_refused_while_the_estop_is_latched_and_a_held_queue_starts_on
         assert runtime.task(queued.id).state is TaskState.QUEUED and runtime.status()["tick"] == tick
         runtime.resume(queued.id)  # "start this one"
         assert runtime.wait(queued.id, 60, states={TaskState.PAUSED}).reason == (
-            "waiting for a coach to give the first subtask")
+            "waiting for a coach to give the first subtask"
+        )
         runtime.abort(queued.id)
 
 
 def test_coaching_holds_for_30_s_of_sim_time_while_system2_disagrees(sim_robot, worker_url, tmp_path) -> None:
     server = Disagreeing()
-    with serve_rules(server) as url, make_runtime(
-        sim_robot, worker_url, tmp_path, system2=OpenAISystem2(url, "rules", timeout_s=10), every_k_chunks=1,
-        record=False,
-    ) as (runtime, events, _):
+    with (
+        serve_rules(server) as url,
+        make_runtime(
+            sim_robot,
+            worker_url,
+            tmp_path,
+            system2=OpenAISystem2(url, "rules", timeout_s=10),
+            every_k_chunks=1,
+            record=False,
+        ) as (runtime, events, _),
+    ):
         record = runtime.submit(TASK)
         wait_until(lambda: runtime.status()["subtask"] == "pick up the fruit", timeout=240, what="System 2's subtask")
         applied = runtime.coach(record.id, "pick up the can")
         asked_before = len(server.requests)
         sim_ticks = int(30 * runtime.control_hz)
-        wait_until(lambda: runtime.status()["tick"] >= applied["tick"] + sim_ticks, timeout=600,
-                   what=f"{sim_ticks} ticks (30 s of sim time) of coaching")
+        wait_until(
+            lambda: runtime.status()["tick"] >= applied["tick"] + sim_ticks,
+            timeout=600,
+            what=f"{sim_ticks} ticks (30 s of sim time) of coaching",
+        )
         status = runtime.status()
         asked_during = len(server.requests) - asked_before
         seen = events.drain()
@@ -116,26 +130,39 @@ def test_coaching_holds_for_30_s_of_sim_time_while_system2_disagrees(sim_robot, 
     assert status["subtask"] == "pick up the can" and status["subtask_source"] == "coach"
     assert status["policy_subtask"] == "pick up the fruit"  # System 2 disagreed all along...
     assert asked_during >= 2  # ...and was asked again during the coaching
-    assert status["coaching"] == {"coached": "pick up the can", "predicted": "pick up the fruit", "hold_s": None,
-                                  "remaining_s": None}
+    assert status["coaching"] == {
+        "coached": "pick up the can",
+        "predicted": "pick up the fruit",
+        "hold_s": None,
+        "remaining_s": None,
+    }
     assert [e.data["action"] for e in seen if e.kind == "coaching"] == ["override"]  # never released
     assert [s.source for s in final.subtasks] == [SubtaskSource.POLICY, SubtaskSource.COACH]
 
 
 def test_coaching_time_limit_releases_to_system2(sim_robot, worker_url, tmp_path) -> None:
     server = Disagreeing()
-    with serve_rules(server) as url, make_runtime(
-        sim_robot, worker_url, tmp_path, system2=OpenAISystem2(url, "rules", timeout_s=10), record=False,
-        coach_hold_s=2.0,
-    ) as (runtime, events, _):
+    with (
+        serve_rules(server) as url,
+        make_runtime(
+            sim_robot,
+            worker_url,
+            tmp_path,
+            system2=OpenAISystem2(url, "rules", timeout_s=10),
+            record=False,
+            coach_hold_s=2.0,
+        ) as (runtime, events, _),
+    ):
         record = runtime.submit(TASK)
         wait_until(lambda: runtime.status()["subtask"] == "pick up the fruit", timeout=240, what="System 2's subtask")
         applied = runtime.coach(record.id, "pick up the can")
         assert applied["hold_s"] == 2.0
         remaining = runtime.status()["coaching"]["remaining_s"]
         assert remaining is not None and 0 <= remaining <= 2.0
-        released = wait_until(lambda: next((e for e in events.drain() if e.kind == "coaching"
-                                            and e.data["action"] == "released"), None), timeout=120)
+        released = wait_until(
+            lambda: next((e for e in events.drain() if e.kind == "coaching" and e.data["action"] == "released"), None),
+            timeout=120,
+        )
         runtime.abort(record.id)
     assert released.data["reason"] == "coaching time limit of 2 s reached"
     assert runtime.task(record.id).subtasks[-1].text == "pick up the fruit"

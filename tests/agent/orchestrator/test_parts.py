@@ -110,14 +110,17 @@ def test_admission_checks_the_token_budget_and_the_queue_bound() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- failures
-@pytest.mark.parametrize(("error", "transient"), [
-    (PolicyUnavailable("policy worker at ws://x did not answer within 5s"), True),
-    (System2Unavailable("System-2 server down after 3 attempt(s)"), True),
-    (TimeoutError("timed out"), True),
-    (PolicyServerError("bad request: prompt is too long: 98 tokens, this policy accepts at most 64"), False),
-    (System2Error("System-2 server rejected the request: HTTP 400: unknown key"), False),
-    (ValueError("unexpected"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (PolicyUnavailable("policy worker at ws://x did not answer within 5s"), True),
+        (System2Unavailable("System-2 server down after 3 attempt(s)"), True),
+        (TimeoutError("timed out"), True),
+        (PolicyServerError("bad request: prompt is too long: 98 tokens, this policy accepts at most 64"), False),
+        (System2Error("System-2 server rejected the request: HTTP 400: unknown key"), False),
+        (ValueError("unexpected"), False),
+    ],
+)
 def test_transient_errors_pause_permanent_ones_fail(error, transient) -> None:
     failure = classify(error)
     assert failure.transient is transient and failure.message == str(error)

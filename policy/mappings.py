@@ -67,6 +67,25 @@ def cap_error(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+CONTROL_KEY = "__ctrl__"
+CONTROL_ACKS = ("episode_start", "episode_end")
+
+
+def control_ack(message: Any) -> dict[str, str] | None:
+    """The reply to an openpi episode control message, or None for an ordinary request.
+
+    openpi's newer client sends `{"__ctrl__": "episode_start", ...}` / `"episode_end"` around each rollout (its
+    LIBERO example calls `client.episode_start(...)`) and waits for a binary acknowledgement; its server answers
+    `{"__ack__": <ctrl>}`, or `{"__ack__": "ignored"}` for one it does not know
+    (Physical-Intelligence/openpi, src/openpi/serving/websocket_policy_server.py). The worker does the same, so
+    those clients run unmodified; the messages carry nothing the policy needs.
+    """
+    if not isinstance(message, dict) or CONTROL_KEY not in message:
+        return None
+    control = message[CONTROL_KEY]
+    return {"__ack__": control if control in CONTROL_ACKS else "ignored"}
+
+
 @dataclass
 class WireObservation:
     """What a request carries for the model; satisfies policy.types.ObservationLike."""

@@ -50,6 +50,8 @@ from policy.mappings import (
     ObservationMapping,
     PolicyRequest,
     PolicySpec,
+    cap_error,
+    control_ack,
     get_mapping,
 )
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
@@ -499,7 +501,12 @@ class PolicyServer:
                 try:
                     if isinstance(message, str):
                         raise PolicyInputError("expected a binary msgpack frame, got a text frame")
-                    request = self.mapping.parse(unpackb(message), self.spec, self.max_image_side)
+                    decoded_message = unpackb(message)
+                    ack = control_ack(decoded_message)
+                    if ack is not None:  # openpi's episode_start / episode_end: acknowledged, nothing to infer
+                        await ws.send(packb(ack))
+                        continue
+                    request = self.mapping.parse(decoded_message, self.spec, self.max_image_side)
                     kind = request.kind
                     if request.episode_id and request.episode_id != episode_id:
                         episode_id = request.episode_id
@@ -520,8 +527,9 @@ class PolicyServer:
                 except (WireError, PolicyInputError) as exc:
                     self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
                     self.metrics.requests.inc(kind=kind, outcome="error")
-                    logger.warning("bad request from %s: %s", peer, exc, extra={"episode_id": episode_id or ""})
-                    await self._send_error(ws, f"bad request: {exc}", BAD_REQUEST_REASON)
+                    message_text = cap_error(str(exc))  # never echo a whole oversized request back or into the log
+                    logger.warning("bad request from %s: %s", peer, message_text, extra={"episode_id": episode_id or ""})
+                    await self._send_error(ws, f"bad request: {message_text}", BAD_REQUEST_REASON)
                     return
                 except ConnectionClosed:
                     raise

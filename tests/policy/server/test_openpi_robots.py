@@ -82,3 +82,25 @@ def test_serve_policy_refuses_at_start_a_checkpoint_that_cannot_serve_the_mappin
     assert result.exit_code == 2
     assert "cannot serve --mapping libero" in result.output and "takes 12 state values" in result.output
     assert "Traceback" not in result.output
+
+
+def test_openpi_episode_control_messages_are_acknowledged_like_openpi_does() -> None:
+    """openpi's LIBERO example calls client.episode_start(...) / episode_end(...) around each rollout; the frames
+    are sent here exactly as that client packs them."""
+    from openpi_client import msgpack_numpy
+
+    server = PolicyServer(_policy(8, 8), host="127.0.0.1", port=0, mapping="libero")
+    with server.run_in_thread() as port:
+        client = WebsocketClientPolicy("127.0.0.1", port)
+        try:
+            def control(message: dict) -> dict:
+                client._ws.send(client._packer.pack(message))
+                return msgpack_numpy.unpackb(client._ws.recv())
+
+            start = {"__ctrl__": "episode_start", "__experiment__": "libero_spatial", "__task__": "t", "__episode_id__": 0}
+            assert control(start) == {"__ack__": "episode_start"}
+            assert client.infer(_libero_request(np.random.default_rng(2), False))["actions"].shape[1] == 7
+            assert control({"__ctrl__": "episode_end", "__success__": True}) == {"__ack__": "episode_end"}
+            assert control({"__ctrl__": "something_new"}) == {"__ack__": "ignored"}
+        finally:
+            client._ws.close()

@@ -91,7 +91,7 @@ def api_stack(
         ROBOT_ID, sim_robot, policy, LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**orchestrator),
         prompt_budget=prompt_budget,
     )
-    config = ApiConfig(database_url=f"sqlite:///{tmp_path / 'hearth.db'}", **(api or {}))
+    config = ApiConfig(**{"database_url": f"sqlite:///{tmp_path / 'hearth.db'}", **(api or {})})
     store = Store(config.database_url)
     tokens = make_tokens(store)
     app = create_app(

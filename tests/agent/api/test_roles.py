@@ -7,6 +7,7 @@ the real orchestrator code paths without spending CPU on a control loop.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from agent.api.auth import ROLE_PERMISSIONS, Permission, Role
 from tests.agent.api.conftest import ROBOT_ID, TASK, api_stack
 from tests.agent.api.support import ROLES
+from tests.pg import fresh_database
 
 R = ROBOT_ID
 # (method, path, json body, permission needed). Ids that do not exist are fine: a 404 proves auth let it through.
@@ -50,12 +52,16 @@ ENDPOINTS: list[tuple[str, str, dict | None, Permission | None]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stack(sim_robot, worker_url, tmp_path_factory):
-    with api_stack(
-        sim_robot, worker_url, tmp_path_factory.mktemp("roles"), start=False, record=False, api={"task_rate_limit_per_minute": 5}
-    ) as stack:
-        yield stack
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, sim_robot, worker_url, tmp_path_factory):
+    """The matrix on the embedded SQLite store and on a real PostgreSQL server (tests/pg.py)."""
+    api: dict = {"task_rate_limit_per_minute": 5}
+    with contextlib.ExitStack() as resources:
+        if request.param == "postgresql":
+            api["database_url"] = resources.enter_context(fresh_database(request.getfixturevalue("postgres_server")))
+        yield resources.enter_context(
+            api_stack(sim_robot, worker_url, tmp_path_factory.mktemp("roles"), start=False, record=False, api=api)
+        )
 
 
 def test_every_openapi_route_is_in_the_matrix(stack):

@@ -12,7 +12,8 @@ demo: install
 test: install-dev
 	bash scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
-	timeout --kill-after=30 1500 $(VENV)/bin/python -m pytest -p no:cacheprovider
+	HEARTH_TEST_POSTGRES_URL="$$(bash scripts/ensure_postgres.sh)" \
+		timeout --kill-after=30 1500 $(VENV)/bin/python -m pytest -p no:cacheprovider
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -22,7 +23,7 @@ $(VENV)/.installed: $(STAMP_INPUTS)
 	touch $@
 
 $(VENV)/.installed-dev: $(STAMP_INPUTS)
-	bash scripts/install.sh dev
+	bash scripts/install.sh dev,fleet
 	touch $@ $(VENV)/.installed
 
 lint:

@@ -30,7 +30,7 @@ if [ -z "$cluster" ]; then
 fi
 read -r version name port status _ <<<"$cluster"
 if [ "$status" != "online" ]; then
-    pg_ctlcluster "$version" "$name" start
+    pg_ctlcluster "$version" "$name" start </dev/null >&2  # the server logs to its own file, never to our stdout
 fi
 
 as_postgres() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qtA "$@"; }

@@ -13,6 +13,11 @@ pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 "${pip[@]}" --no-deps "robosuite==1.5.2" "mink==0.0.5" "openpi-client==0.1.2"
 # --no-warn-conflicts: pip would end with a red "ERROR: ... requires numpy<2" about the three --no-deps packages
 # above, although nothing failed; say it once, plainly, instead.
-if [ -n "$extras" ]; then "${pip[@]}" --no-warn-conflicts -e ".[$extras]"; else "${pip[@]}" --no-warn-conflicts -e .; fi
+# Extras, comma-separated: dev (tests), fleet (Ray Serve + the PostgreSQL driver), postgres, vllm. `make test`
+# installs "dev,fleet" so the Ray and PostgreSQL tests run. torch stays pinned to the wheel already installed, so
+# no extra's dependencies can swap it for a multi-GB CUDA build.
+torch_pin="torch==$(.venv/bin/python -c 'import torch; print(torch.__version__)')"
+if [ -n "$extras" ]; then target=".[$extras]"; else target="."; fi
+"${pip[@]}" --no-warn-conflicts -e "$target" "$torch_pin"
 echo "note: robosuite, mink and openpi-client declare numpy<2; hearth runs them on numpy 2 (installed with --no-deps" \
      "on purpose), so 'pip check' lists them. That is expected; nothing is broken."

@@ -40,7 +40,20 @@ def test_services_profiles_and_gpu_reservation() -> None:
         assert "healthcheck" in service, name
         assert service.get("restart") == "unless-stopped", name
     assert any(v.startswith("data:") for v in services["api"]["volumes"])
-    assert set(COMPOSE["volumes"]) == {"data", "checkpoints"}
+    assert set(COMPOSE["volumes"]) == {"data", "checkpoints", "pgdata"}
+
+
+def test_fleet_profile_runs_ray_serve_on_the_gpus_and_postgres_for_the_api() -> None:
+    services = COMPOSE["services"]
+    fleet, postgres, api = services["policy-fleet"], services["postgres"], services["api"]
+    assert fleet["profiles"] == ["fleet"] and postgres["profiles"] == ["fleet"]
+    assert fleet["networks"]["default"]["aliases"] == ["policy-worker"]  # robots' default policy.url still works
+    assert fleet["command"][:3] == ["hearth", "serve-policy", "--ray"] and "--gpus-per-replica" in fleet["command"]
+    assert fleet["build"]["args"]["HEARTH_EXTRAS"] == "fleet"
+    assert fleet["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "all"
+    assert api["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    assert api["environment"]["HEARTH_API__DATABASE_URL"] == "${HEARTH_DATABASE_URL:-sqlite:////data/hearth.db}"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
 
 
 def test_configuration_is_environment_only_and_names_real_config_keys() -> None:
@@ -73,7 +86,7 @@ def test_policy_worker_is_published_on_loopback_unless_asked() -> None:
     """The worker's key defaults to empty (auth off), so by default its port must not be reachable from the LAN."""
     import re
 
-    for name in ("policy-worker", "policy-worker-cpu"):
+    for name in ("policy-worker", "policy-worker-cpu", "policy-fleet"):
         service = COMPOSE["services"][name]
         assert service["environment"]["HEARTH_POLICY_API_KEY"] == "${HEARTH_POLICY_API_KEY:-}"
         for port in service["ports"]:

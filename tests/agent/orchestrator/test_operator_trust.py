@@ -204,3 +204,64 @@ def test_unknown_tasks_and_queue_bound(sim_robot, worker_url, tmp_path) -> None:
         with pytest.raises(TaskRejected) as full:
             runtime.submit(TASK)
         assert (full.value.status, full.value.code) == (429, "queue_full")
+
+
+class SlowOnce:
+    """The real worker client, with one chunk reply held back `hold_s` (what a GPU hiccup looks like)."""
+
+    def __init__(self, client, slow_call: int, hold_s: float) -> None:
+        self.client, self.slow_call, self.hold_s, self.calls = client, slow_call, hold_s, 0
+
+    def act(self, obs, prompt, prev_chunk=None, delay=0):
+        self.calls += 1
+        reply = self.client.act(obs, prompt, prev_chunk=prev_chunk, delay=delay)
+        if self.calls == self.slow_call:
+            time.sleep(self.hold_s)
+        return reply
+
+    def healthy(self) -> bool:
+        return self.client.healthy()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_a_late_worker_pauses_once_with_the_lateness_and_resumes_after_on_time_replies(
+    sim_robot, worker_url, tmp_path
+) -> None:
+    from agent.events import EventBus
+    from agent.orchestrator import OrchestratorConfig, RobotRuntime
+    from policy.client import PolicyClient
+
+    policy = SlowOnce(PolicyClient(worker_url, timeout_s=60.0), slow_call=3, hold_s=10.0)
+    config = OrchestratorConfig(
+        max_task_s=None,
+        idle_observe_hz=0,
+        max_in_flight=1,
+        worker_late_s=6.0,
+        worker_resume_fraction=0.5,
+        worker_resume_replies=2,
+    )
+    runtime = RobotRuntime("kitchen", sim_robot, policy, CoachOnlySystem2(), None, EventBus(), config)
+    runtime.start()
+    try:
+        record = runtime.submit(TASK)
+        runtime.wait(record.id, 120, states={TaskState.PAUSED})
+        runtime.coach(record.id, "pick up the can")
+        wait_until(
+            lambda: any(p.cause == "worker" for p in runtime.task(record.id).pauses), timeout=240, what="the late pause"
+        )
+        wait_until(lambda: runtime.task(record.id).pauses[-1].action == "resume", timeout=240, what="the resume")
+        wait_until(lambda: runtime.status()["chunks"] >= 6, timeout=240, what="chunks after the resume")
+        status = runtime.status()
+        runtime.abort(record.id)
+        final = runtime.task(record.id)
+    finally:
+        runtime.stop()
+        policy.close()
+    worker = [p for p in final.pauses if p.cause == "worker"]
+    assert [p.action for p in worker] == ["pause", "resume"]  # one pause, one resume: no flapping
+    assert worker[0].reason.startswith("policy worker late by ") and worker[0].reason.endswith(" ms (limit 6000 ms)")
+    assert int(worker[0].reason.split()[4]) > 6000
+    assert worker[1].reason.startswith("policy worker on time again (2 replies within 3000 ms")
+    assert (status["worker_late_pauses"], status["worker_lost_pauses"], status["worker"]) == (1, 0, "ok")

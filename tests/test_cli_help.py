@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,9 @@ def _help(*command: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("command", [(), ("run",), ("demo",), ("serve-policy",), ("episodes", "show"), ("tokens", "create")])
+@pytest.mark.parametrize(
+    "command", [(), ("run",), ("demo",), ("serve-policy",), ("episodes", "show"), ("tokens", "create")]
+)
 def test_help_has_no_type_tags_on_flags_or_braces_on_arguments(command: tuple[str, ...]) -> None:
     text = _help(*command)
     assert "<bool>" not in text
@@ -53,8 +56,12 @@ def test_unknown_preset_is_a_usage_error_naming_the_presets() -> None:
 def test_unknown_robot_is_one_line_not_a_traceback(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli", "run", "put the can in the sink", "--robot", "sim-garage"],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-        env={**__import__("os").environ, "HEARTH_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "HEARTH_HOME": str(tmp_path)},
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -63,6 +70,9 @@ def test_unknown_robot_is_one_line_not_a_traceback(tmp_path) -> None:
 
 
 def test_worker_events_are_not_prefixed_twice() -> None:
-    assert worker_line("late", "policy worker late by 2300 ms (limit 2000 ms)") == "policy worker late by 2300 ms (limit 2000 ms)"
+    assert (
+        worker_line("late", "policy worker late by 2300 ms (limit 2000 ms)")
+        == "policy worker late by 2300 ms (limit 2000 ms)"
+    )
     assert worker_line("ok", None) == "policy worker ok"
     assert worker_line("down", "connection refused") == "policy worker down: connection refused"

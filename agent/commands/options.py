@@ -21,6 +21,9 @@ def _known_preset(value: str | None) -> str | None:
 def random_preset_option(help_text: str) -> typer.models.OptionInfo:
     """`--random-preset NAME`, one of the model presets (tiny, sim-small, pi05)."""
     return typer.Option(
-        None, "--random-preset", callback=_known_preset, metavar="|".join(preset_names()),
+        None,
+        "--random-preset",
+        callback=_known_preset,
+        metavar="|".join(preset_names()),
         help=help_text,
     )

@@ -45,9 +45,13 @@ def test_sigkill_of_collect_leaves_no_worker_and_the_rerun_works(tmp_path: Path)
     out = tmp_path / "demos"
     with spawn(collect_args(out, 4, 2, 400), tmp_path / "killed.log") as process:
         workers = wait_until(
-            lambda: {p for p in _children(process.pid) if _is_worker(p)} if len(
-                {p for p in _children(process.pid) if _is_worker(p)}) >= 2 or not process.alive() else None,
-            timeout=120, what="two collect workers",
+            lambda: (
+                {p for p in _children(process.pid) if _is_worker(p)}
+                if len({p for p in _children(process.pid) if _is_worker(p)}) >= 2 or not process.alive()
+                else None
+            ),
+            timeout=120,
+            what="two collect workers",
         )
         assert process.alive(), process.log_text()
         os.kill(process.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID` does

@@ -24,15 +24,36 @@ def test_local_shows_the_orchestrator_limits_and_the_state_under_home(tmp_path) 
 
 
 def test_secrets_are_masked() -> None:
-    text = CliRunner().invoke(app, [
-        "config", "show", "local",
-        "--set", "policy.api_key=worker-key-123",
-        "--set", "system2.openai_api_key=sk-abcdef",
-        "--set", "api.database_url=postgresql://hearth:db-pass-9@db:5432/hearth",
-        "--set", "api.webhooks=[{url: 'http://ha.local:8123/api/webhook/hook-id-77', secret: 'shared-secret-0123456789'}]",
-        "--set", "robots=[{id: arm, kind: bridge, options: {url: 'ws://arm:8770', api_key: bridge-key-5}}]",
-    ]).output
-    for secret in ("worker-key-123", "sk-abcdef", "db-pass-9", "hook-id-77", "shared-secret-0123456789", "bridge-key-5"):
+    text = (
+        CliRunner()
+        .invoke(
+            app,
+            [
+                "config",
+                "show",
+                "local",
+                "--set",
+                "policy.api_key=worker-key-123",
+                "--set",
+                "system2.openai_api_key=sk-abcdef",
+                "--set",
+                "api.database_url=postgresql://hearth:db-pass-9@db:5432/hearth",
+                "--set",
+                "api.webhooks=[{url: 'http://ha.local:8123/api/webhook/hook-id-77', secret: 'shared-secret-0123456789'}]",
+                "--set",
+                "robots=[{id: arm, kind: bridge, options: {url: 'ws://arm:8770', api_key: bridge-key-5}}]",
+            ],
+        )
+        .output
+    )
+    for secret in (
+        "worker-key-123",
+        "sk-abcdef",
+        "db-pass-9",
+        "hook-id-77",
+        "shared-secret-0123456789",
+        "bridge-key-5",
+    ):
         assert secret not in text, secret
     shown = yaml.safe_load(text)
     assert shown["policy"]["api_key"] == "***" and shown["system2"]["openai_api_key"] == "***"

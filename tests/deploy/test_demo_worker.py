@@ -16,22 +16,30 @@ from tests.support import free_port, spawn, wait_until
 
 def test_the_demo_worker_with_a_random_preset_takes_the_sim_robots_state_and_actions(tmp_path: Path) -> None:
     port = free_port()
-    worker = next(s for s in stack_services(["--random-preset", "tiny"], port, free_port(), free_port())
-                  if s.name == "policy-worker")
+    worker = next(
+        s
+        for s in stack_services(["--random-preset", "tiny"], port, free_port(), free_port())
+        if s.name == "policy-worker"
+    )
     robot = describe_robot("sim-kitchen")
     with spawn(worker.argv, tmp_path / "worker.log") as process:
-        wait_until(lambda: re.search(r"listening on ws://", process.log_text()) or not process.alive(), timeout=180,
-                   what="the demo's policy worker")
+        wait_until(
+            lambda: re.search(r"listening on ws://", process.log_text()) or not process.alive(),
+            timeout=180,
+            what="the demo's policy worker",
+        )
         assert process.alive(), process.log_text()
         client = WebsocketClientPolicy("127.0.0.1", port)
         try:
             metadata = client.get_server_metadata()
             rng = np.random.default_rng(0)
-            reply = client.infer({
-                "images": {name: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for name in robot.camera_names},
-                "state": np.zeros(len(robot.state_names), np.float32),
-                "prompt": "go to the counter",
-            })
+            reply = client.infer(
+                {
+                    "images": {name: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for name in robot.camera_names},
+                    "state": np.zeros(len(robot.state_names), np.float32),
+                    "prompt": "go to the counter",
+                }
+            )
         finally:
             client._ws.close()
     assert list(metadata["state_names"]) == list(robot.state_names)

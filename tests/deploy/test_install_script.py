@@ -14,7 +14,7 @@ SCRIPT = (REPO_ROOT / "scripts" / "install.sh").read_text()
 def test_installs_after_the_no_deps_packages_do_not_warn_about_their_pins() -> None:
     lines = [line for line in SCRIPT.splitlines() if not line.lstrip().startswith("#")]
     no_deps_at = next(i for i, line in enumerate(lines) if "--no-deps" in line)
-    later_installs = re.findall(r'"\$\{pip\[@\]\}"[^;]*', "\n".join(lines[no_deps_at + 1:]))
+    later_installs = re.findall(r'"\$\{pip\[@\]\}"[^;]*', "\n".join(lines[no_deps_at + 1 :]))
     assert later_installs, "expected hearth itself to be installed after the --no-deps packages"
     assert all("--no-warn-conflicts" in install for install in later_installs), later_installs
 

@@ -30,8 +30,13 @@ def _trained_parts():
 
 
 def _payload(model, optimizer, scheduler, ema) -> dict:
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "ema": ema.state_dict(), "best": float("inf")}
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "ema": ema.state_dict(),
+        "best": float("inf"),
+    }
 
 
 def test_saved_state_has_no_pickle_and_round_trips_exactly(tmp_path: Path) -> None:

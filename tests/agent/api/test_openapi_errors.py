@@ -22,7 +22,11 @@ SECRET_PATH = "/api/webhook/hearth-3f9c2b-secret-id"
 @pytest.fixture(scope="module")
 def conformance_stack(sim_robot, worker_url, tmp_path_factory):
     with api_stack(
-        sim_robot, worker_url, tmp_path_factory.mktemp("conformance"), start=False, record=False,
+        sim_robot,
+        worker_url,
+        tmp_path_factory.mktemp("conformance"),
+        start=False,
+        record=False,
         api={"task_rate_limit_per_minute": 2},  # low, so 429 is really answered while fuzzing
     ) as stack:
         yield stack
@@ -36,8 +40,13 @@ def test_every_answered_status_is_documented(conformance_stack, role):
     for operation in [result.ok() for result in schema.get_all_operations()]:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None, derandomize=True)
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
+        )
         def check(case):
             case.validate_response(case.call(headers=headers, timeout=30), checks=[status_code_conformance])
 

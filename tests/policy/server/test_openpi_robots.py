@@ -18,7 +18,9 @@ from policy.server import PolicyServer
 
 def _policy(state_dim: int, action_dim: int) -> Pi05Policy:
     return Pi05Policy.build_random(
-        "tiny", camera_names=("agentview", "wrist"), state_names=[f"s{i}" for i in range(state_dim)],
+        "tiny",
+        camera_names=("agentview", "wrist"),
+        state_names=[f"s{i}" for i in range(state_dim)],
         action_names=[f"a{i}" for i in range(action_dim)],
     )
 
@@ -77,8 +79,9 @@ def test_a_policy_that_cannot_serve_the_robot_is_refused_with_the_sizes(mapping,
 
 def test_serve_policy_refuses_at_start_a_checkpoint_that_cannot_serve_the_mapping(tmp_path: Path) -> None:
     _policy(12, 12).save(tmp_path / "ckpt")  # shaped like the sim kitchen robot: 12 state values
-    result = CliRunner().invoke(app, ["serve-policy", "--checkpoint", str(tmp_path / "ckpt"), "--mapping", "libero",
-                                      "--port", "0"])
+    result = CliRunner().invoke(
+        app, ["serve-policy", "--checkpoint", str(tmp_path / "ckpt"), "--mapping", "libero", "--port", "0"]
+    )
     assert result.exit_code == 2
     assert "cannot serve --mapping libero" in result.output and "takes 12 state values" in result.output
     assert "Traceback" not in result.output
@@ -93,11 +96,17 @@ def test_openpi_episode_control_messages_are_acknowledged_like_openpi_does() -> 
     with server.run_in_thread() as port:
         client = WebsocketClientPolicy("127.0.0.1", port)
         try:
+
             def control(message: dict) -> dict:
                 client._ws.send(client._packer.pack(message))
                 return msgpack_numpy.unpackb(client._ws.recv())
 
-            start = {"__ctrl__": "episode_start", "__experiment__": "libero_spatial", "__task__": "t", "__episode_id__": 0}
+            start = {
+                "__ctrl__": "episode_start",
+                "__experiment__": "libero_spatial",
+                "__task__": "t",
+                "__episode_id__": 0,
+            }
             assert control(start) == {"__ack__": "episode_start"}
             assert client.infer(_libero_request(np.random.default_rng(2), False))["actions"].shape[1] == 7
             assert control({"__ctrl__": "episode_end", "__success__": True}) == {"__ack__": "episode_end"}

@@ -289,6 +289,18 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def api_key_accepted(api_keys: Sequence[str], header: str | None) -> bool:
+    """Whether an `Authorization: Api-Key <key>` header carries one of `api_keys` (no keys: auth is off)."""
+    if not api_keys:
+        return True
+    if not header or not header.startswith("Api-Key "):
+        return False
+    offered = header[len("Api-Key "):].strip().encode()
+    # Compare against every key so the time taken does not reveal which key nearly matched.
+    matches = [hmac.compare_digest(offered, key.encode()) for key in api_keys]
+    return any(matches)
+
+
 def worker_metadata(policy_metadata: Any, mapping: ObservationMapping) -> dict[str, Any]:
     """The metadata frame's content: the policy's own metadata plus the mapping's (shared with policy/fleet)."""
     return _plain(
@@ -458,14 +470,7 @@ class PolicyServer:
 
     # ---- HTTP side: health, metrics, auth -----------------------------------------------------------
     def _authorized(self, header: str | None) -> bool:
-        if not self.api_keys:
-            return True
-        if not header or not header.startswith("Api-Key "):
-            return False
-        offered = header[len("Api-Key "):].strip().encode()
-        # Compare against every key so the time taken does not reveal which key nearly matched.
-        matches = [hmac.compare_digest(offered, key.encode()) for key in self.api_keys]
-        return any(matches)
+        return api_key_accepted(self.api_keys, header)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]

@@ -53,6 +53,9 @@ def command(
     target_ongoing: float = typer.Option(4.0, "--target-ongoing-requests", help="--ray: autoscaling target per replica."),
     gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica", min=0.0, help="--ray: GPUs per model replica (0 = CPU)."),
     cpus_per_replica: float = typer.Option(1.0, "--cpus-per-replica", min=0.0, help="--ray: CPUs per model replica."),
+    ingress_replicas: int = typer.Option(
+        1, "--ingress-replicas", min=1, help="--ray: WebSocket front ends (no model; add one per few hundred robots)."
+    ),
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="--ray: join this cluster ('auto' = the local one) instead of starting Ray here."
     ),
@@ -83,7 +86,7 @@ def command(
             fleet = FleetConfig(
                 policy=source, replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
                 target_ongoing_requests=target_ongoing, gpus_per_replica=gpus_per_replica,
-                cpus_per_replica=cpus_per_replica, max_batch=max_batch, batch_wait_ms=batch_wait_ms, mapping=mapping,
+                cpus_per_replica=cpus_per_replica, ingress_replicas=ingress_replicas, max_batch=max_batch, batch_wait_ms=batch_wait_ms, mapping=mapping,
                 default_prompt=default_prompt, api_keys=list(api_key), host=host, port=port,
             )
         except ValidationError as exc:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 import traceback
@@ -31,7 +30,14 @@ from ray.serve.handle import DeploymentHandle
 from policy.fleet.model import ReplicaResult
 from policy.mappings import EPISODE_KEY, PolicySpec, get_mapping
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
-from policy.server import BAD_REQUEST_REASON, INTERNAL_ERROR_REASON, InferenceResult, build_reply, worker_metadata
+from policy.server import (
+    BAD_REQUEST_REASON,
+    INTERNAL_ERROR_REASON,
+    InferenceResult,
+    api_key_accepted,
+    build_reply,
+    worker_metadata,
+)
 from policy.types import PolicyInputError
 from policy.wire import WireError, packb, unpackb
 
@@ -97,12 +103,7 @@ class PolicyIngress:
         return app
 
     def _authorized(self, header: str | None) -> bool:
-        if not self.api_keys:
-            return True
-        if not header or not header.startswith("Api-Key "):
-            return False
-        offered = header[len("Api-Key "):].strip().encode()
-        return any([hmac.compare_digest(offered, key.encode()) for key in self.api_keys])
+        return api_key_accepted(self.api_keys, header)
 
     async def healthz(self) -> str:
         return "OK\n"

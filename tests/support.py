@@ -119,3 +119,27 @@ def random_policy_for(description, preset: str = "tiny", seed: int = 0):
         robot_type=description.robot_type,
         robot_interface_version=description.interface_version,
     )
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (state, ppid, ...), or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def child_pids(pid: int) -> set[int]:
+    """The direct children of `pid` (Linux /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(stat.parent.name)
+        if fields is not None and int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def process_alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.stack import http_ok
-from tests.support import REPO_ROOT, ManagedProcess, free_port, wait_until
+from tests.support import REPO_ROOT, ManagedProcess, child_pids, free_port, process_alive, wait_until
 
 HEARTH = [sys.executable, "-m", "agent.cli"]
 
@@ -51,37 +51,13 @@ def test_demo_without_a_checkpoint_says_how_to_get_one(tmp_path: Path) -> None:
 
 
 def _descendants(pid: int) -> set[int]:
-    """Every process whose parent chain or session leads to `pid`'s children (services run in their own sessions)."""
-    found: set[int] = set()
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ppid = int(fields[1])
-        if ppid == pid:
-            child = int(status.parent.name)
-            found.add(child)
+    """Every process below `pid` (services run in their own sessions, so the tree is walked, not the group)."""
+    found = child_pids(pid)
     frontier = set(found)
     while frontier:
-        nxt = set()
-        for status in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = status.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) in frontier:
-                nxt.add(int(status.parent.name))
-        found |= nxt
-        frontier = nxt
+        frontier = set().union(*(child_pids(p) for p in frontier)) - found
+        found |= frontier
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.slow
@@ -115,9 +91,9 @@ def test_demo_stack_comes_up_healthy_and_stops_with_no_orphans(tmp_path: Path) -
         demo.popen.wait(timeout=60)
         assert "stopped." in demo.log_text()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in services):
+        while time.monotonic() < deadline and any(process_alive(p) for p in services):
             time.sleep(0.1)
-        assert not [p for p in services if _alive(p)]
+        assert not [p for p in services if process_alive(p)]
         for url in health.values():
             assert not http_ok(url, timeout_s=0.5)
     finally:

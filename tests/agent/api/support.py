@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -103,3 +103,31 @@ class Receiver:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def fuzz_operations(base_url: str, headers: dict[str, str], examples: int, check: Callable[..., None]) -> list[str]:
+    """Drive every operation in the served OpenAPI document with `examples` derandomized hypothesis cases, calling
+    `check(case, response)` on each answer; returns one failure line per failing operation (all are run).
+
+    (Operations are driven one by one with hypothesis rather than schemathesis' pytest plugin, whose fixture
+    loader does not work with this pytest.)"""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20
+    failures: list[str] = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
+        def run(case):
+            check(case, case.call(headers=headers, timeout=30))
+
+        try:
+            run()
+        except Exception as exc:  # collect all operations' failures, then report them together
+            failures.append(f"{operation.label}: {exc}")
+    return failures

@@ -4,6 +4,7 @@ Usage:
     .venv/bin/python benchmarks/pi05_fast_path.py                                   # sim-small, CPU, 2 threads
     .venv/bin/python benchmarks/pi05_fast_path.py --preset pi05 --device cuda --cameras 2
     .venv/bin/python benchmarks/pi05_fast_path.py --preset pi05 --device cuda --compile-mode max-autotune-no-cudagraphs
+    .venv/bin/python benchmarks/pi05_fast_path.py --preset pi05 --device cuda --no-graphs --compile-mode reduce-overhead
 
 Reports, for each path: prefix ms, denoise ms (the whole Euler loop), chunk ms (prefix + loop, what one
 request costs the model), chunk ms with RTC guidance, batch-8 chunks/s, System-2 ms per token (decode cost
@@ -41,6 +42,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=8, help="batch size of the throughput row")
     parser.add_argument("--tokens", type=int, default=16, help="System-2 tokens decoded per call")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode for the fast path's pieces")
+    parser.add_argument(
+        "--no-graphs", action="store_true", help="fast path without manual CUDA graphs (e.g. with reduce-overhead)"
+    )
     parser.add_argument("--skip-eager", action="store_true", help="fast path only (e.g. a quick GPU re-check)")
     parser.add_argument(
         "--tolerance", type=float, default=None, help="exit 1 if max |Δaction| fast vs eager exceeds this (bf16: ~0.1)"
@@ -90,17 +94,27 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    fastest: dict[int, float] = {}
+    cpu_ms: dict[int, float] = {}
+
     def timed(fn: Callable[[], object], runs: int = args.runs) -> float:
+        """Median wall ms; also keeps the fastest run (closest to an idle machine) and the median process CPU ms
+        (all threads; with --threads 1 a load-independent cost figure on a shared machine)."""
         for _ in range(args.warmup):
             fn()
-        values = []
+        values, cpu_values = [], []
         for _ in range(runs):
             sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             sync()
             values.append((time.perf_counter() - start) * 1e3)
+            cpu_values.append((time.process_time() - cpu_start) * 1e3)
+        fastest[id(fn)], cpu_ms[id(fn)] = min(values), statistics.median(cpu_values)
         return statistics.median(values)
+
+    def chunk_row(chunk: Callable[[], object]) -> dict[str, float]:
+        return {"chunk_ms": timed(chunk), "chunk_min_ms": fastest[id(chunk)], "chunk_cpu_ms": cpu_ms[id(chunk)]}
 
     def per_token(decode: Callable[[int], object]) -> float:
         return (timed(lambda: decode(args.tokens), 3) - timed(lambda: decode(1), 3)) / (args.tokens - 1)
@@ -113,7 +127,7 @@ def main() -> None:
             rows["eager"] = {
                 "prefix_ms": timed(lambda: model.prefix_cache(one)),
                 "denoise_ms": timed(lambda: model.denoise(kv, pad, noise, one.state, config.num_steps)),
-                "chunk_ms": timed(lambda: model.sample_actions(one, noise=noise)),
+                **chunk_row(lambda: model.sample_actions(one, noise=noise)),
                 "rtc_chunk_ms": timed(
                     lambda: model.sample_actions(
                         one, noise=noise, prev_actions=prev, delay=delay, prev_lengths=prev_len
@@ -128,7 +142,8 @@ def main() -> None:
             reference["tokens"] = model.generate_subtask(system2, max_new_tokens=args.tokens, eos_id=-1)
 
         built = time.perf_counter()
-        fast = FastPi05(model, compile_mode=args.compile_mode, max_new_tokens=max(args.tokens, 1))
+        graphs_on = device.type == "cuda" and not args.no_graphs
+        fast = FastPi05(model, graphs=graphs_on, compile_mode=args.compile_mode, max_new_tokens=max(args.tokens, 1))
         fast.warmup(
             len(cameras), batch_sizes=sorted({1, args.batch}), prompt_lengths=[fast.shape_key(one, slice(0, 1)).prompt]
         )
@@ -140,7 +155,7 @@ def main() -> None:
         rows["fast"] = {
             "prefix_ms": timed(graphs.prefix),
             "denoise_ms": timed(graphs.denoise),
-            "chunk_ms": timed(lambda: fast.sample_actions(one, noise)),
+            **chunk_row(lambda: fast.sample_actions(one, noise)),
             "rtc_chunk_ms": timed(lambda: fast.sample_actions(one, noise, prev, prev_len, delay)),
             f"batch{args.batch}_chunks_per_s": args.batch * 1e3 / timed(lambda: fast.sample_actions(many, noise_many)),
             "s2_ms_per_token": per_token(lambda n: fast.generate_subtask(system2, max_new_tokens=n, eos_id=-1)),

@@ -120,20 +120,28 @@ class _PrefixInputs:
         self.token_mask = torch.zeros(key.batch, key.prompt, dtype=torch.bool, device=device)
         self.token_mask[:, 0] = True
         self.state = torch.zeros(key.batch, config.max_state_dim, device=device)
+        self.needs_state = model.num_state_tokens > 0
         self.length = model.num_image_tokens(key.cameras) + key.prompt
 
     def load(self, batch: Pi05Batch, rows: slice) -> None:
-        """Copy rows of `batch` in, padded to this shape (the batch's prompts must fit the bucket)."""
+        """Copy rows of `batch` in, padded to this shape (the batch's prompts must fit the bucket).
+
+        Inference batches only: CE targets (`token_ar_mask`, `token_loss_mask`) are not read.
+        """
         size = self.tokens.shape[0]
         self.images.copy_(_fit_rows(batch.images[rows], size))
         self.image_masks.copy_(_fit_rows(batch.image_masks[rows], size))
         self.tokens.copy_(_fit_rows(_fit_columns(batch.tokens[rows], self.tokens.shape[1]), size))
         self.token_mask.copy_(_fit_rows(_fit_columns(batch.token_mask[rows], self.tokens.shape[1]), size))
-        if batch.state is not None:
+        if self.needs_state:
+            if batch.state is None:
+                raise ValueError(
+                    "this model has a continuous state token (config.state_token); the batch needs `state`"
+                )
             self.state.copy_(_fit_rows(batch.state[rows], size))
 
-    def batch(self, model: Pi05Model) -> Pi05Batch:
-        state = self.state if model.num_state_tokens else None
+    def batch(self) -> Pi05Batch:
+        state = self.state if self.needs_state else None
         return Pi05Batch(self.images, self.image_masks, self.tokens, self.token_mask, state=state)
 
 
@@ -156,7 +164,7 @@ class ChunkGraphs:
 
     def _prefix(self) -> None:
         with torch.no_grad():
-            _, pad = self.model.prefix_cache(self.inputs.batch(self.model), cache=self.cache)
+            _, pad = self.model.prefix_cache(self.inputs.batch(), cache=self.cache)
             self.prefix_pad.copy_(pad)
 
     def _denoise(self) -> Tensor:
@@ -167,7 +175,7 @@ class ChunkGraphs:
                 self.cache.as_past(),
                 self.prefix_pad,
                 self.noise,
-                self.inputs.batch(self.model).state,
+                self.inputs.batch().state,
                 self.fast.num_steps,
                 guide,
                 self.fast.max_guidance_weight,
@@ -195,7 +203,7 @@ class DecodeGraphs:
 
     def _prefix(self) -> None:
         with torch.no_grad():
-            first, pad = self.model.decode_prefix(self.inputs.batch(self.model), self.cache)
+            first, pad = self.model.decode_prefix(self.inputs.batch(), self.cache)
             self.visible.zero_()
             self.visible[:, : self.prefix_len] = pad
             self.generated[:, 0] = first

@@ -212,3 +212,11 @@ def test_policy_fast_path_equals_eager_with_action_frame_rtc_and_save(tmp_path) 
     assert loaded.fast is None
     np.testing.assert_allclose(loaded.act(observations[0], prompts[0], noise=noises[0]).actions, plain[0], atol=1e-5)
     assert fast.warmup(batch_sizes=[1]) >= 0.0 and eager.warmup() == 0.0
+
+
+def test_a_model_with_a_state_token_refuses_a_batch_without_state(pair) -> None:
+    _, fast = pair
+    batch = random_batch(fast.model.config, batch_size=2, seed=12)
+    batch.state = None
+    with pytest.raises(ValueError, match="state token"):
+        fast.sample_actions(batch)

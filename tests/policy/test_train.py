@@ -381,3 +381,17 @@ def test_finetune_from_a_checkpoint_with_lora_on_the_expert_and_a_frozen_vision_
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("expert.") for k in changed)
     assert any(k.endswith("proj.weight") for k in changed)
+
+
+def test_loss_window_sums_on_the_device_and_catches_a_non_finite_loss() -> None:
+    """The loop reads losses once per log_every steps; a NaN in between still stops the run at that read."""
+    from policy.train import TrainingError, _LossWindow
+
+    window = _LossWindow()
+    window.add({"loss": torch.tensor(1.0), "flow_loss": torch.tensor(0.5)})
+    window.add({"loss": torch.tensor(3.0), "flow_loss": torch.tensor(1.5)})
+    assert window.means(2) == {"flow_loss": 1.0, "loss": 2.0}
+    window.add({"loss": torch.tensor(float("nan")), "flow_loss": torch.tensor(0.0)})
+    window.add({"loss": torch.tensor(1.0), "flow_loss": torch.tensor(0.0)})
+    with pytest.raises(TrainingError, match="non-finite within the 4 steps up to step 4"):
+        window.means(4)

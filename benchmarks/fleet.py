@@ -4,7 +4,10 @@ Every server is the real command in its own process, as users start it (tiny pre
 the plain worker, then `--ray --replicas 1`, then `--ray --replicas 2` (one CPU per replica). Clients are
 PolicyClient connections, one per simulated robot, in a closed loop (benchmarks/worker.py `run_clients`), all to
 one address. Printed per configuration: p50/p95 round trip as the client measures it, mean server batch size,
-chunks/s over the run, errors.
+chunks/s over the run, errors, and where the median request spent its time: `model` (the batch's model call),
+`server` (message decoded to reply ready, minus model: queueing, and for Ray the handle hop to a model replica)
+and `transport` (round trip minus the server's part: client encode/decode, loopback, and for Ray the Serve proxy
+relaying WebSocket frames to the ingress replica).
 
     .venv/bin/python benchmarks/fleet.py                        # plain, ray x1, ray x2; 1/8/32 clients
     .venv/bin/python benchmarks/fleet.py --servers ray2 --clients 8 --requests 5
@@ -16,6 +19,7 @@ import argparse
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +61,17 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
 
 
+def breakdown(timings: list[dict[str, float]]) -> str:
+    """Median model / server-side non-model / transport milliseconds (see the module docstring)."""
+    if not timings:
+        return "-"
+    model = statistics.median(t.get("policy_infer_ms", 0.0) for t in timings)
+    server = statistics.median(t.get("server_infer_ms", 0.0) + t.get("server_decode_ms", 0.0) for t in timings)
+    transport = statistics.median(t["round_trip_ms"] - t.get("server_infer_ms", 0.0) - t.get("server_decode_ms", 0.0)
+                                  for t in timings)
+    return f"{model:.0f} / {max(server - model, 0.0):.0f} / {transport:.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", default="plain,ray1,ray2", help=f"any of {list(SERVERS)}")
@@ -78,8 +93,8 @@ def main() -> None:
     print(f"# fleet benchmark: {os.cpu_count()} CPU cores, torch {torch.__version__}, ray {ray.__version__}, tiny preset "
           f"(random weights, CPU), image {args.image_side}x{args.image_side}, max_batch={args.max_batch}, "
           f"batch_wait_ms={args.batch_wait_ms}, {args.requests} requests per client; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| server | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| server | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors | model / server / transport ms (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for server in args.servers.split(","):
         port = free_port()
         started = time.monotonic()
@@ -87,9 +102,11 @@ def main() -> None:
         print(f"# {server}: listening after {time.monotonic() - started:.0f} s", flush=True)
         try:
             for clients in (int(n) for n in args.clients.split(",")):
+                timings: list[dict[str, float]] = []
                 latencies, batches, wall_s, errors = run_clients(f"ws://127.0.0.1:{port}", clients, args.requests,
-                                                                 args.image_side)
-                print(RunResult(server, "on", clients, latencies, batches, wall_s, errors).row(), flush=True)
+                                                                 args.image_side, timings)
+                row = RunResult(server, "on", clients, latencies, batches, wall_s, errors).row()
+                print(f"{row} {breakdown(timings)} |", flush=True)
         finally:
             stop(process)
 

@@ -59,7 +59,10 @@ def _observation(metadata: dict, image_side: int, seed: int) -> Observation:
     return Observation(images, state)
 
 
-def run_clients(url: str, clients: int, requests: int, image_side: int) -> tuple[list[float], list[float], float, int]:
+def run_clients(
+    url: str, clients: int, requests: int, image_side: int, timings: list[dict[str, float]] | None = None
+) -> tuple[list[float], list[float], float, int]:
+    """Closed-loop clients; `timings`, when given, collects every reply's timing dict (benchmarks/fleet.py)."""
     from policy.client import PolicyClient
 
     latencies: list[float] = []
@@ -84,6 +87,8 @@ def run_clients(url: str, clients: int, requests: int, image_side: int) -> tuple
             with lock:
                 latencies.append(timing["round_trip_ms"])
                 batches.append(timing.get("server_batch_size", 1.0))
+                if timings is not None:
+                    timings.append(timing)
         client.close()
 
     threads = [threading.Thread(target=robot, args=(i,), daemon=True) for i in range(clients)]

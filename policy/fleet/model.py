@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from policy.fleet.config import PolicySource
 from policy.mappings import PolicyRequest
@@ -107,8 +108,10 @@ class PolicyModel:
         self._swap = asyncio.Lock()
         self._infer.set_max_batch_size(max_batch)
         self._infer.set_batch_wait_timeout_s(batch_wait_ms / 1e3)
-        context = serve.get_replica_context()
-        self.replica = context.replica_id.unique_id if context is not None else "local"
+        try:
+            self.replica = serve.get_replica_context().replica_id.unique_id
+        except RayServeException:  # built outside a Serve replica (unit tests)
+            self.replica = "local"
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Load the PolicySource in `user_config["policy"]`; the old policy serves until the new one is ready."""

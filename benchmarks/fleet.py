@@ -40,9 +40,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(server: str, checkpoint: Path, port: int, max_batch: int, batch_wait_ms: float, log: Path) -> subprocess.Popen:
-    args = [HEARTH, "serve-policy", "--checkpoint", str(checkpoint), "--port", str(port), "--max-batch", str(max_batch),
-            "--batch-wait-ms", str(batch_wait_ms), *SERVERS[server]]
+def start(
+    server: str, checkpoint: Path, port: int, max_batch: int, batch_wait_ms: float, log: Path
+) -> subprocess.Popen:
+    args = [
+        HEARTH,
+        "serve-policy",
+        "--checkpoint",
+        str(checkpoint),
+        "--port",
+        str(port),
+        "--max-batch",
+        str(max_batch),
+        "--batch-wait-ms",
+        str(batch_wait_ms),
+        *SERVERS[server],
+    ]
     process = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     while not re.search(r"listening on ws://", log.read_text(errors="replace")):
@@ -67,8 +80,9 @@ def breakdown(timings: list[dict[str, float]]) -> str:
         return "-"
     model = statistics.median(t.get("policy_infer_ms", 0.0) for t in timings)
     server = statistics.median(t.get("server_infer_ms", 0.0) + t.get("server_decode_ms", 0.0) for t in timings)
-    transport = statistics.median(t["round_trip_ms"] - t.get("server_infer_ms", 0.0) - t.get("server_decode_ms", 0.0)
-                                  for t in timings)
+    transport = statistics.median(
+        t["round_trip_ms"] - t.get("server_infer_ms", 0.0) - t.get("server_decode_ms", 0.0) for t in timings
+    )
     return f"{model:.0f} / {max(server - model, 0.0):.0f} / {transport:.0f}"
 
 
@@ -90,10 +104,14 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hearth-fleet-bench-"))
     checkpoint = folder / "tiny"
     Pi05Policy.build_random("tiny", seed=0).save(checkpoint)
-    print(f"# fleet benchmark: {os.cpu_count()} CPU cores, torch {torch.__version__}, ray {ray.__version__}, tiny preset "
-          f"(random weights, CPU), image {args.image_side}x{args.image_side}, max_batch={args.max_batch}, "
-          f"batch_wait_ms={args.batch_wait_ms}, {args.requests} requests per client; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print("| server | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors | model / server / transport ms (median) |")
+    print(
+        f"# fleet benchmark: {os.cpu_count()} CPU cores, torch {torch.__version__}, ray {ray.__version__}, tiny preset "
+        f"(random weights, CPU), image {args.image_side}x{args.image_side}, max_batch={args.max_batch}, "
+        f"batch_wait_ms={args.batch_wait_ms}, {args.requests} requests per client; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    print(
+        "| server | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors | model / server / transport ms (median) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for server in args.servers.split(","):
         port = free_port()
@@ -103,8 +121,9 @@ def main() -> None:
         try:
             for clients in (int(n) for n in args.clients.split(",")):
                 timings: list[dict[str, float]] = []
-                latencies, batches, wall_s, errors = run_clients(f"ws://127.0.0.1:{port}", clients, args.requests,
-                                                                 args.image_side, timings)
+                latencies, batches, wall_s, errors = run_clients(
+                    f"ws://127.0.0.1:{port}", clients, args.requests, args.image_side, timings
+                )
                 row = RunResult(server, "on", clients, latencies, batches, wall_s, errors).row()
                 print(f"{row} {breakdown(timings)} |", flush=True)
         finally:

@@ -36,8 +36,10 @@ def postgres_server() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {url} ({str(exc).splitlines()[0]}); run scripts/ensure_postgres.sh as root "
-                    f"(installs Debian's postgresql) or set {ENV}")
+        pytest.skip(
+            f"no PostgreSQL at {url} ({str(exc).splitlines()[0]}); run scripts/ensure_postgres.sh as root "
+            f"(installs Debian's postgresql) or set {ENV}"
+        )
     finally:
         engine.dispose()
     return url

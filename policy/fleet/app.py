@@ -64,6 +64,9 @@ def build_app(config: FleetConfig) -> Application:
         # every open WebSocket is one ongoing request for as long as it lives
         max_ongoing_requests=config.max_connections,
         health_check_period_s=config.health_check_period_s,
+        # a robot never hangs up by itself: on shutdown, close its connection soon (its client reconnects)
+        graceful_shutdown_wait_loop_s=1.0,
+        graceful_shutdown_timeout_s=5.0,
     )
     return ingress.bind(
         model.bind(config.device, config.max_batch, config.batch_wait_ms),
@@ -100,20 +103,42 @@ def serve_config(config: FleetConfig) -> dict[str, Any]:
     }
 
 
-def deploy(config: FleetConfig, address: str | None = None, num_cpus: int | None = None, timeout_s: float = 600.0) -> str:
+def deploy(
+    config: FleetConfig, address: str | None = None, num_cpus: int | None = None, timeout_s: float = 600.0
+) -> str:
     """Start (or join, with `address`) Ray and Serve, apply the fleet's config, return the ws:// URL once running.
 
     Applying it again with another checkpoint is a rollout: model replicas reload in place, connections stay.
     """
     if not ray.is_initialized():
-        ray.init(address=address, namespace=SERVE_NAMESPACE, num_cpus=num_cpus, include_dashboard=False,
-                 logging_level=logging.WARNING)
+        start_ray(address, num_cpus)
     schema = ServeDeploySchema.model_validate(serve_config(config))
-    client = serve_private_api.serve_start(http_options=schema.http_options.model_dump(),
-                                           proxy_location=schema.proxy_location)
+    client = serve_private_api.serve_start(
+        http_options=schema.http_options.model_dump(), proxy_location=schema.proxy_location
+    )
     client.deploy_apps(schema, _blocking=False)
     wait_running(config.app_name, timeout_s)
     return f"ws://{config.host}:{config.port}"
+
+
+def start_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> None:
+    """ray.init, retried: Ray gives its own processes a fixed 30 s to register (ray-project/ray
+    python/ray/_private/node.py), which a fully loaded small machine can miss."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                address=address,
+                namespace=SERVE_NAMESPACE,
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+            )
+            return
+        except Exception as exc:
+            if attempt == attempts or "timed out during startup" not in str(exc):
+                raise
+            logger.warning("Ray did not start (attempt %d of %d): %s; retrying", attempt, attempts, exc)
+            ray.shutdown()
 
 
 def wait_running(app_name: str, timeout_s: float) -> None:

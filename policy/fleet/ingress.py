@@ -28,7 +28,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from policy.fleet.model import ReplicaResult
-from policy.mappings import EPISODE_KEY, PolicySpec, get_mapping
+from policy.mappings import EPISODE_KEY, PolicySpec, cap_error, control_ack, get_mapping
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
 from policy.server import (
     BAD_REQUEST_REASON,
@@ -47,6 +47,7 @@ SERVED_BY_KEY = "hearth/served_by"
 REPLICA_RETRIES = 4  # a killed replica is noticed within a retry or two; then the router avoids it
 RETRY_BACKOFF_S = 0.25
 POLICY_VIOLATION = 1008
+
 
 class ReplicaUnavailable(RuntimeError):
     """No model replica answered after every retry (all of them down, or the deployment is being replaced)."""
@@ -111,7 +112,9 @@ class PolicyIngress:
     async def metrics_text(self, request: Request) -> Response:
         if not self._authorized(request.headers.get("authorization")):
             self.metrics.errors.inc(reason="auth")
-            return PlainTextResponse("missing or wrong API key (send 'Authorization: Api-Key <key>')\n", status_code=401)
+            return PlainTextResponse(
+                "missing or wrong API key (send 'Authorization: Api-Key <key>')\n", status_code=401
+            )
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def session(self, ws: WebSocket) -> None:
@@ -147,7 +150,12 @@ class PolicyIngress:
             try:
                 if message.get("bytes") is None:
                     raise PolicyInputError("expected a binary msgpack frame, got a text frame")
-                request = mapping.parse(unpackb(message["bytes"]), spec, self.max_image_side)
+                decoded_message = unpackb(message["bytes"])
+                ack = control_ack(decoded_message)
+                if ack is not None:  # openpi's episode_start / episode_end, as the plain worker answers them
+                    await ws.send_bytes(packb(ack))
+                    continue
+                request = mapping.parse(decoded_message, spec, self.max_image_side)
                 kind = request.kind
                 episode_id = request.episode_id or episode_id
                 decoded = time.perf_counter()
@@ -159,8 +167,9 @@ class PolicyIngress:
                 result: InferenceResult = outcome.result
                 done = time.perf_counter()
                 result.queue_ms = max((done - decoded) * 1e3 - result.model_ms, 0.0)
-                reply = build_reply(mapping, request, result, (decoded - received) * 1e3, (done - decoded) * 1e3,
-                                    prev_total_ms)
+                reply = build_reply(
+                    mapping, request, result, (decoded - received) * 1e3, (done - decoded) * 1e3, prev_total_ms
+                )
                 reply[SERVED_BY_KEY] = {"replica": outcome.replica, "version": outcome.version}
                 if episode_id:
                     reply[EPISODE_KEY] = episode_id
@@ -168,7 +177,7 @@ class PolicyIngress:
             except (WireError, PolicyInputError) as exc:
                 self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
                 self.metrics.requests.inc(kind=kind, outcome="error")
-                await _send_error(ws, f"bad request: {exc}", BAD_REQUEST_REASON)
+                await _send_error(ws, f"bad request: {cap_error(str(exc))}", BAD_REQUEST_REASON)
                 return
             except (WebSocketDisconnect, ReplicaUnavailable):
                 raise

@@ -73,20 +73,26 @@ def _call(policy: Any, kind: str, group: list[PolicyRequest]) -> list[InferenceR
     observations = [r.observation for r in group]
     prompts = [r.prompt for r in group]
     if kind == "subtask":
-        texts = policy.subtask_batch(observations, prompts) if len(group) > 1 else [policy.subtask(observations[0], prompts[0])]
+        texts = (
+            policy.subtask_batch(observations, prompts)
+            if len(group) > 1
+            else [policy.subtask(observations[0], prompts[0])]
+        )
         model_ms = (time.perf_counter() - started) * 1e3
         return [InferenceResult(subtask=str(t), model_ms=model_ms, batch_size=len(group)) for t in texts]
     if any(r.prev_chunk is not None for r in group):
-        chunks = policy.act_batch(observations, prompts, prev_chunks=[r.prev_chunk for r in group],
-                                  delays=[r.delay for r in group])
+        chunks = policy.act_batch(
+            observations, prompts, prev_chunks=[r.prev_chunk for r in group], delays=[r.delay for r in group]
+        )
     else:
         chunks = policy.act_batch(observations, prompts)
     if len(chunks) != len(group):
         raise RuntimeError(f"act_batch returned {len(chunks)} chunks for {len(group)} requests")
     model_ms = (time.perf_counter() - started) * 1e3
     return [
-        InferenceResult(actions=np.asarray(getattr(c, "actions", c), dtype=np.float32), model_ms=model_ms,
-                        batch_size=len(group))
+        InferenceResult(
+            actions=np.asarray(getattr(c, "actions", c), dtype=np.float32), model_ms=model_ms, batch_size=len(group)
+        )
         for c in chunks
     ]
 
@@ -152,8 +158,15 @@ class PolicyModel:
             if isinstance(outcome, Exception):
                 if _fatal(outcome):
                     self.broken = repr(outcome)
-                results.append(ReplicaResult(None, f"{type(outcome).__name__}: {outcome}",
-                                             isinstance(outcome, PolicyInputError), self.replica, version))
+                results.append(
+                    ReplicaResult(
+                        None,
+                        f"{type(outcome).__name__}: {outcome}",
+                        isinstance(outcome, PolicyInputError),
+                        self.replica,
+                        version,
+                    )
+                )
             else:
                 outcome.queue_ms = 0.0
                 results.append(ReplicaResult(outcome, replica=self.replica, version=version))

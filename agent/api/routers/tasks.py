@@ -72,8 +72,11 @@ def _request_hash(body: TaskCreate, text: str) -> str:
     status_code=201,
     responses={
         200: {"model": TaskOut, "description": "Replay of an earlier request with the same Idempotency-Key"},
-        422: {"model": ErrorBody, "description": "unknown_task (details: known_tasks), task_too_long_for_policy "
-              "(details: tokens, limit), task_text_empty, task_text_too_long"},
+        422: {
+            "model": ErrorBody,
+            "description": "unknown_task (details: known_tasks), task_too_long_for_policy "
+            "(details: tokens, limit), task_text_empty, task_text_too_long",
+        },
         429: {"model": ErrorBody, "description": "queue_full (details: limit) or rate_limited"},
     },
     summary="Start a task on a robot (queued when the robot is busy)",
@@ -135,7 +138,9 @@ def create_task(
     if previous_hash != request_hash:
         raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used with a different request")
     if ctx.store.wait_for_task(task_id) is None:  # the winner is still creating it (or died doing so)
-        raise ApiError(409, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed")
+        raise ApiError(
+            409, "idempotency_key_in_progress", "a request with this Idempotency-Key is still being processed"
+        )
     response.status_code = 200
     response.headers["Idempotent-Replayed"] = "true"
     return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())

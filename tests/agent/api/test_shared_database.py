@@ -29,8 +29,10 @@ def test_two_api_processes_racing_one_idempotency_key_create_one_task(tmp_path, 
     for name in "ab":
         (tmp_path / name).mkdir()
     deployments = [write_deployment(tmp_path / name, worker_url, port) for name, port in zip("ab", ports, strict=True)]
-    commands = [[PYTHON, "-m", "agent.cli", "serve-api", "--deployment", str(d), "--database-url", postgres_url]
-                for d in deployments]
+    commands = [
+        [PYTHON, "-m", "agent.cli", "serve-api", "--deployment", str(d), "--database-url", postgres_url]
+        for d in deployments
+    ]
     with spawn(commands[0], logs[0]) as api_a, spawn(commands[1], logs[1]) as api_b:
         wait_healthy(clients[0], api_a)
         wait_healthy(clients[1], api_b)

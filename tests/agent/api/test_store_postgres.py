@@ -18,8 +18,9 @@ MIGRATE = "import sys; from agent.store import Store; Store(sys.argv[1]).close()
 
 
 def test_processes_starting_together_apply_each_migration_once(postgres_url):
-    processes = [subprocess.Popen([PYTHON, "-c", MIGRATE, postgres_url], cwd=REPO_ROOT, stderr=subprocess.PIPE)
-                 for _ in range(3)]
+    processes = [
+        subprocess.Popen([PYTHON, "-c", MIGRATE, postgres_url], cwd=REPO_ROOT, stderr=subprocess.PIPE) for _ in range(3)
+    ]
     for process in processes:
         _out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err.decode()
@@ -27,7 +28,9 @@ def test_processes_starting_together_apply_each_migration_once(postgres_url):
     assert store.applied_migrations == []
     with store.engine.connect() as conn:
         versions = [r[0] for r in conn.execute(sa.text("SELECT version FROM schema_migrations ORDER BY version"))]
-        indexes = {r[0] for r in conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events'"))}
+        indexes = {
+            r[0] for r in conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events'"))
+        }
     assert versions == list(range(1, LATEST_VERSION + 1))
     assert "ix_task_events_task_id_id" in indexes
 
@@ -60,8 +63,9 @@ def test_one_idempotency_key_has_one_winner_across_processes_pools(postgres_url)
 
 def test_text_and_json_that_postgres_refuses_are_cleaned(postgres_url):
     store = Store(postgres_url)
-    saved = store.save_task({"id": "t1", "robot_id": "r1", "text": "wipe\x00 the table", "state": "failed",
-                             "reason": "bad\x00 byte"})
+    saved = store.save_task(
+        {"id": "t1", "robot_id": "r1", "text": "wipe\x00 the table", "state": "failed", "reason": "bad\x00 byte"}
+    )
     assert saved.text == "wipe the table" and saved.reason == "bad byte"
     store.add_event("r1", "t1", "metrics", 1.0, {"loss": math.nan, "inf": math.inf, "note": "a\x00b", "ok": 1.5})
     (event,) = store.task_events("t1")

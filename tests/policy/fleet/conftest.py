@@ -20,7 +20,9 @@ import pytest
 
 from tests.support import REPO_ROOT, free_port, spawn, wait_until
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'hearth[fleet]' (scripts/install.sh dev does)")
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed: pip install 'hearth[fleet]' (scripts/install.sh dev does)"
+)
 pytest.importorskip("ray.serve", reason="ray is installed without Serve: pip install 'hearth[fleet]'")
 
 HEARTH = str(Path(sys.executable).parent / "hearth")
@@ -54,10 +56,16 @@ def save_tiny(description: Any, folder: Path, seed: int) -> Any:
     from policy.inference import Pi05Policy
 
     policy = Pi05Policy.build_random(
-        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
-        action_names=description.action_names, control_hz=description.control_hz, seed=seed,
-        robot_type=description.robot_type, robot_interface_version=description.interface_version,
-        action_horizon=HORIZON, num_steps=FLOW_STEPS,
+        "tiny",
+        camera_names=tuple(description.camera_names),
+        state_names=description.state_names,
+        action_names=description.action_names,
+        control_hz=description.control_hz,
+        seed=seed,
+        robot_type=description.robot_type,
+        robot_interface_version=description.interface_version,
+        action_horizon=HORIZON,
+        num_steps=FLOW_STEPS,
     )
     policy.save(folder)
     return policy
@@ -70,8 +78,11 @@ def fleet(sim_robot, tmp_path_factory) -> Iterator[Fleet]:
     policy = save_tiny(sim_robot.describe(), checkpoint, seed=0)
     fleet = Fleet("", free_port(), policy, checkpoint)
     with spawn(fleet.args(checkpoint), folder / "serve-policy.log", env={"PYTHONPATH": str(REPO_ROOT)}) as process:
-        found = wait_until(lambda: re.search(r"policy fleet listening on (ws://\S+)", process.log_text()) or not process.alive(),
-                           timeout=300, what="the fleet to print its URL")
+        found = wait_until(
+            lambda: re.search(r"policy fleet listening on (ws://\S+)", process.log_text()) or not process.alive(),
+            timeout=300,
+            what="the fleet to print its URL",
+        )
         assert process.alive(), process.log_text()[-3000:]
         fleet.url = found.group(1)
         ray.init(address="auto", namespace="serve", logging_level="WARNING")

@@ -26,8 +26,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def observation(metadata: dict[str, Any], seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     images = {name: rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8) for name in metadata["camera_names"]}
-    return {"images": images, "state": rng.normal(size=len(metadata["state_names"])).astype(np.float32),
-            "prompt": "pick up the can"}
+    return {
+        "images": images,
+        "state": rng.normal(size=len(metadata["state_names"])).astype(np.float32),
+        "prompt": "pick up the can",
+    }
 
 
 def openpi_client(fleet: Fleet):
@@ -87,7 +90,9 @@ def test_openpi_client_and_policy_client_get_chunks_health_and_metrics(fleet: Fl
     from policy.mappings import PolicySpec, WireObservation, get_mapping
     from policy.server import worker_metadata
 
-    expected_metadata = worker_metadata(fleet.policy.metadata, get_mapping("hearth", PolicySpec.from_metadata(fleet.policy.metadata)))
+    expected_metadata = worker_metadata(
+        fleet.policy.metadata, get_mapping("hearth", PolicySpec.from_metadata(fleet.policy.metadata))
+    )
     client = openpi_client(fleet)
     assert client.get_server_metadata() == expected_metadata
     reply = client.infer(observation(expected_metadata, 0))
@@ -108,6 +113,19 @@ def test_openpi_client_and_policy_client_get_chunks_health_and_metrics(fleet: Fl
     assert health.status == 200 and health.read() == b"OK\n"
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{fleet.port}/metrics", timeout=30).read().decode()
     assert 'hearth_policy_requests_total{kind="act",outcome="ok"}' in metrics
+
+
+def test_openpi_episode_control_frames_are_acknowledged_as_by_the_plain_worker(fleet: Fleet) -> None:
+    """openpi's LIBERO example calls client.episode_start/episode_end; the frames are packed as that client does."""
+    from openpi_client import msgpack_numpy
+
+    client = openpi_client(fleet)
+    try:
+        client._ws.send(client._packer.pack({"__ctrl__": "episode_start", "__experiment__": "x", "__episode_id__": 0}))
+        assert msgpack_numpy.unpackb(client._ws.recv()) == {"__ack__": "episode_start"}
+        assert client.infer(observation(client.get_server_metadata(), 0))["actions"].shape[0] == HORIZON
+    finally:
+        client._ws.close()
 
 
 def test_eight_concurrent_clients_are_spread_over_both_replicas_and_batched(fleet: Fleet) -> None:
@@ -154,15 +172,30 @@ def test_sigkill_of_a_model_replica_mid_stream_is_replaced_and_clients_keep_gett
         victim, pid = sorted(before.items())[0]
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        wait_until(lambda: running("policy-model") == 2 and len(replica_pids("policy-model")) == 2
-                   and set(replica_pids("policy-model")) != set(before), timeout=180, what="Serve to replace the replica")
+        wait_until(
+            lambda: (
+                running("policy-model") == 2
+                and len(replica_pids("policy-model")) == 2
+                and set(replica_pids("policy-model")) != set(before)
+            ),
+            timeout=180,
+            what="Serve to replace the replica",
+        )
         replacement = (set(replica_pids("policy-model")) - set(before)).pop()
 
         def served_by_replacement() -> bool:
-            return any(r["hearth/served_by"]["replica"] == replacement for s in streamers for t, r in s.replies if t > killed_at)
+            return any(
+                r["hearth/served_by"]["replica"] == replacement
+                for s in streamers
+                for t, r in s.replies
+                if t > killed_at
+            )
 
-        wait_until(lambda: served_by_replacement() and all(sum(t > killed_at for t, _ in s.replies) >= 3 for s in streamers),
-                   timeout=180, what="chunks from the replacement replica")
+        wait_until(
+            lambda: served_by_replacement() and all(sum(t > killed_at for t, _ in s.replies) >= 3 for s in streamers),
+            timeout=180,
+            what="chunks from the replacement replica",
+        )
     finally:
         for s in streamers:
             s.stop.set()
@@ -191,8 +224,11 @@ def test_new_checkpoint_rolls_out_without_dropping_a_connection(fleet: Fleet, si
         rollout = CliRunner().invoke(app, fleet.args(checkpoint, "--ray-address", "auto")[1:])
         assert rollout.exit_code == 0, rollout.output
         assert "serving tiny-v2" in rollout.output
-        wait_until(lambda: {r["hearth/served_by"]["version"] for _, r in streamer.replies[-4:]} == {"tiny-v2"},
-                   timeout=180, what="replies from the new checkpoint")
+        wait_until(
+            lambda: {r["hearth/served_by"]["version"] for _, r in streamer.replies[-4:]} == {"tiny-v2"},
+            timeout=180,
+            what="replies from the new checkpoint",
+        )
     finally:
         streamer.stop.set()
         streamer.join(60)
@@ -202,7 +238,9 @@ def test_new_checkpoint_rolls_out_without_dropping_a_connection(fleet: Fleet, si
     assert versions[0] == "tiny-v1" and versions[-1] == "tiny-v2"
 
 
-def test_robot_under_an_orchestrator_holds_when_the_ingress_dies_and_resumes_its_task(fleet: Fleet, sim_robot, tmp_path) -> None:
+def test_robot_under_an_orchestrator_holds_when_the_ingress_dies_and_resumes_its_task(
+    fleet: Fleet, sim_robot, tmp_path
+) -> None:
     from agent.events import EventBus
     from agent.orchestrator import OrchestratorConfig, RobotRuntime
     from agent.system2 import LocalSystem2
@@ -211,8 +249,9 @@ def test_robot_under_an_orchestrator_holds_when_the_ingress_dies_and_resumes_its
     bus = EventBus()
     events = bus.subscribe(maxsize=100_000, kinds={"worker", "task_state"})
     policy, s2 = PolicyClient(fleet.url, timeout_s=60.0), PolicyClient(fleet.url, timeout_s=60.0)
-    config = OrchestratorConfig(max_task_s=None, idle_observe_hz=0, worker_probe_s=0.2, every_k_chunks=2,
-                                worker_late_s=120.0, max_in_flight=1)
+    config = OrchestratorConfig(
+        max_task_s=None, idle_observe_hz=0, worker_probe_s=0.2, every_k_chunks=2, worker_late_s=120.0, max_in_flight=1
+    )
     runtime = RobotRuntime("kitchen", sim_robot, policy, LocalSystem2(s2), None, bus, config)
     try:
         runtime.start()

@@ -18,9 +18,14 @@ from tests.policy.fleet.conftest import HORIZON, save_tiny
 
 def robot(action_dim: int) -> SimpleNamespace:
     """The parts of a RobotDescription a checkpoint records (no simulator needed for these tests)."""
-    return SimpleNamespace(camera_names=("head", "wrist"), state_names=[f"joint_{i}" for i in range(6)],
-                           action_names=[f"target_{i}" for i in range(action_dim)], control_hz=20.0,
-                           robot_type="test_arm", interface_version=1)
+    return SimpleNamespace(
+        camera_names=("head", "wrist"),
+        state_names=[f"joint_{i}" for i in range(6)],
+        action_names=[f"target_{i}" for i in range(action_dim)],
+        control_hz=20.0,
+        robot_type="test_arm",
+        interface_version=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,12 @@ def test_rollout_swaps_the_policy_keeps_health_and_refuses_another_robot_interfa
 def test_autoscaling_and_validation() -> None:
     source = {"random_preset": "tiny"}
     config = FleetConfig(policy=source, min_replicas=1, max_replicas=4, target_ongoing_requests=2)
-    assert config.autoscaling == {"min_replicas": 1, "max_replicas": 4, "initial_replicas": 1, "target_ongoing_requests": 2}
+    assert config.autoscaling == {
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "initial_replicas": 1,
+        "target_ongoing_requests": 2,
+    }
     assert FleetConfig(policy=source, replicas=3).autoscaling is None
     with pytest.raises(ValueError, match="both min_replicas and max_replicas"):
         FleetConfig(policy=source, max_replicas=4)

@@ -268,7 +268,7 @@ def build_model(config: TrainConfig, init: Path | None):
     if init is not None:
         from policy.inference import Pi05Policy
 
-        policy = Pi05Policy.from_checkpoint(init, device="cpu")
+        policy = Pi05Policy.from_checkpoint(init, device="cpu", fast_path=False)  # plain modules to train
         model = policy.model.float()
         model.config.knowledge_insulation = config.loss.knowledge_insulation
         for key, value in config.model.overrides.items():

@@ -127,7 +127,7 @@ class GemmaAttentionProjections(nn.Module):
 
     def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         q_width, kv_width = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        if self.qkv_weight is not None:
+        if self.qkv_weight is not None and not self.training:
             q, k, v = F.linear(x, self.qkv_weight).split([q_width, kv_width, kv_width], dim=-1)
         else:
             q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
@@ -153,7 +153,7 @@ class GemmaMLP(nn.Module):
         self.gate_up_weight = fuse_rows([self.gate_proj, self.up_proj])
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.gate_up_weight is not None:
+        if self.gate_up_weight is not None and not self.training:
             gate, up = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
         else:
             gate, up = self.gate_proj(x), self.up_proj(x)
@@ -165,6 +165,7 @@ def fuse_rows(linears: Sequence[nn.Linear]) -> Tensor:
 
     The parameters keep their names and values, so the state dict is unchanged: checkpoints still load strictly,
     and an in-place load (`load_state_dict` copies into the parameters) updates the fused matrix with them.
+    Only eval mode reads the fused matrix: gradients must reach the parameters, so training uses them directly.
     Call it after moving the module to its device and dtype: `.to()` replaces parameters and buffers separately.
     """
     if any(linear.bias is not None for linear in linears):

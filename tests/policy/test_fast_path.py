@@ -220,3 +220,14 @@ def test_a_model_with_a_state_token_refuses_a_batch_without_state(pair) -> None:
     batch.state = None
     with pytest.raises(ValueError, match="state token"):
         fast.sample_actions(batch)
+
+
+def test_training_mode_reads_the_parameters_not_the_fused_copy() -> None:
+    """Gradients must reach the named parameters even after fusing (a fused model switched back to training)."""
+    model = _model()
+    model.fuse_projections()
+    model.train()
+    loss = model.compute_loss(random_batch(model.config))["loss"]
+    loss.backward()
+    layer = model.vlm.layers[0]
+    assert layer.self_attn.q_proj.weight.grad is not None and layer.mlp.gate_proj.weight.grad is not None

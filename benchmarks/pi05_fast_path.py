@@ -9,7 +9,9 @@ Usage:
 Reports, for each path: prefix ms, denoise ms (the whole Euler loop), chunk ms (prefix + loop, what one
 request costs the model), chunk ms with RTC guidance, batch-8 chunks/s, System-2 ms per token (decode cost
 after the prefix: (t(N tokens) - t(1 token)) / (N - 1)), and how far the fast path's outputs are from eager's
-(max |Δaction| on identical noise; fraction of identical System-2 tokens). Medians over --runs after --warmup.
+(max |Δaction| on identical noise; fraction of identical System-2 tokens). Medians over --runs after --warmup,
+as wall-clock ms and as this process's CPU ms (the rows marked "CPU ms"; meaningful on CPU runs, where on a shared
+machine they stay put while wall-clock ms follow the load).
 Eager runs first on the unfused model; the fast path then fuses the same weights in place (no second copy).
 On CUDA the fast path replays CUDA graphs captured per shape; on CPU the same static-buffer code runs eagerly.
 Random weights: latency does not depend on their values. Prints a table and a final JSON line.
@@ -94,72 +96,87 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    fastest: dict[int, float] = {}
-    cpu_ms: dict[int, float] = {}
+    def timed(fn: Callable[[], object], runs: int = args.runs) -> tuple[float, float, float]:
+        """(median wall ms, fastest wall ms, median process CPU ms) of `fn` after warm-up runs.
 
-    def timed(fn: Callable[[], object], runs: int = args.runs) -> float:
-        """Median wall ms; also keeps the fastest run (closest to an idle machine) and the median process CPU ms
-        (all threads; with --threads 1 a load-independent cost figure on a shared machine)."""
+        The fastest run is the closest to an idle machine; CPU ms counts all threads of this process, so with
+        --threads 1 it is a load-independent cost figure on a shared machine.
+        """
         for _ in range(args.warmup):
             fn()
-        values, cpu_values = [], []
+        wall, cpu = [], []
         for _ in range(runs):
             sync()
             start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             sync()
-            values.append((time.perf_counter() - start) * 1e3)
-            cpu_values.append((time.process_time() - cpu_start) * 1e3)
-        fastest[id(fn)], cpu_ms[id(fn)] = min(values), statistics.median(cpu_values)
-        return statistics.median(values)
+            wall.append((time.perf_counter() - start) * 1e3)
+            cpu.append((time.process_time() - cpu_start) * 1e3)
+        return statistics.median(wall), min(wall), statistics.median(cpu)
 
-    def chunk_row(chunk: Callable[[], object]) -> dict[str, float]:
-        return {"chunk_ms": timed(chunk), "chunk_min_ms": fastest[id(chunk)], "chunk_cpu_ms": cpu_ms[id(chunk)]}
-
-    def per_token(decode: Callable[[int], object]) -> float:
-        return (timed(lambda: decode(args.tokens), 3) - timed(lambda: decode(1), 3)) / (args.tokens - 1)
+    def path_rows(
+        prefix: Callable[[], object],
+        denoise: Callable[[], object],
+        chunk: Callable[[], object],
+        rtc_chunk: Callable[[], object],
+        batch_chunk: Callable[[], object],
+        decode: Callable[[int], object],
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """One path's numbers, as wall-clock and as process-CPU figures (same columns)."""
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for name, fn in (
+            ("prefix_ms", prefix),
+            ("denoise_ms", denoise),
+            ("chunk_ms", chunk),
+            ("rtc_chunk_ms", rtc_chunk),
+        ):
+            wall[name], fastest, cpu[name] = timed(fn)
+            if name == "chunk_ms":
+                wall["chunk_min_ms"], cpu["chunk_min_ms"] = fastest, float("nan")
+        batch_wall, _, batch_cpu = timed(batch_chunk)
+        throughput = f"batch{args.batch}_chunks_per_s"
+        wall[throughput], cpu[throughput] = args.batch * 1e3 / batch_wall, args.batch * 1e3 / batch_cpu
+        one_wall, _, one_cpu = timed(lambda: decode(1), 3)
+        many_wall, _, many_cpu = timed(lambda: decode(args.tokens), 3)
+        wall["s2_ms_per_token"] = (many_wall - one_wall) / (args.tokens - 1)
+        cpu["s2_ms_per_token"] = (many_cpu - one_cpu) / (args.tokens - 1)
+        return wall, cpu
 
     rows: dict[str, dict[str, float]] = {}
     reference: dict[str, object] = {}
     with torch.no_grad():
         if not args.skip_eager:
             kv, pad = model.prefix_cache(one)
-            rows["eager"] = {
-                "prefix_ms": timed(lambda: model.prefix_cache(one)),
-                "denoise_ms": timed(lambda: model.denoise(kv, pad, noise, one.state, config.num_steps)),
-                **chunk_row(lambda: model.sample_actions(one, noise=noise)),
-                "rtc_chunk_ms": timed(
-                    lambda: model.sample_actions(
-                        one, noise=noise, prev_actions=prev, delay=delay, prev_lengths=prev_len
-                    )
-                ),
-                f"batch{args.batch}_chunks_per_s": args.batch
-                * 1e3
-                / timed(lambda: model.sample_actions(many, noise=noise_many)),
-                "s2_ms_per_token": per_token(lambda n: model.generate_subtask(system2, max_new_tokens=n, eos_id=-1)),
-            }
+            rows["eager"], rows["eager (CPU ms)"] = path_rows(
+                lambda: model.prefix_cache(one),
+                lambda: model.denoise(kv, pad, noise, one.state, config.num_steps),
+                lambda: model.sample_actions(one, noise=noise),
+                lambda: model.sample_actions(one, noise=noise, prev_actions=prev, delay=delay, prev_lengths=prev_len),
+                lambda: model.sample_actions(many, noise=noise_many),
+                lambda n: model.generate_subtask(system2, max_new_tokens=n, eos_id=-1),
+            )
             reference["actions"] = model.sample_actions(one, noise=noise).float().cpu()
             reference["tokens"] = model.generate_subtask(system2, max_new_tokens=args.tokens, eos_id=-1)
 
         built = time.perf_counter()
         graphs_on = device.type == "cuda" and not args.no_graphs
         fast = FastPi05(model, graphs=graphs_on, compile_mode=args.compile_mode, max_new_tokens=max(args.tokens, 1))
-        fast.warmup(
-            len(cameras), batch_sizes=sorted({1, args.batch}), prompt_lengths=[fast.shape_key(one, slice(0, 1)).prompt]
-        )
+        key = fast.shape_key(one, slice(0, 1))
+        fast.warmup(len(cameras), batch_sizes=sorted({1, args.batch}), prompt_lengths=[key.prompt])
         build_s = time.perf_counter() - built
-        graphs = fast.chunk_graphs(fast.shape_key(one, slice(0, 1)))
+        graphs = fast.chunk_graphs(key)
         graphs.inputs.load(one, slice(0, 1))
         graphs.noise.copy_(noise)
         graphs.prefix()
-        rows["fast"] = {
-            "prefix_ms": timed(graphs.prefix),
-            "denoise_ms": timed(graphs.denoise),
-            **chunk_row(lambda: fast.sample_actions(one, noise)),
-            "rtc_chunk_ms": timed(lambda: fast.sample_actions(one, noise, prev, prev_len, delay)),
-            f"batch{args.batch}_chunks_per_s": args.batch * 1e3 / timed(lambda: fast.sample_actions(many, noise_many)),
-            "s2_ms_per_token": per_token(lambda n: fast.generate_subtask(system2, max_new_tokens=n, eos_id=-1)),
-        }
+        rows["fast"], rows["fast (CPU ms)"] = path_rows(
+            graphs.prefix,
+            graphs.denoise,
+            lambda: fast.sample_actions(one, noise),
+            lambda: fast.sample_actions(one, noise, prev, prev_len, delay),
+            lambda: fast.sample_actions(many, noise_many),
+            lambda n: fast.generate_subtask(system2, max_new_tokens=n, eos_id=-1),
+        )
         agreement: dict[str, float] = {"fast_build_s": build_s}
         if reference:
             actions = fast.sample_actions(one, noise).float().cpu()
@@ -177,7 +194,9 @@ def main() -> None:
     for path, row in rows.items():
         print(f"| {path} | " + " | ".join(f"{row[c]:.2f}" for c in columns) + " |")
     if "eager" in rows:
-        print("speed-up (chunk): %.2fx" % (rows["eager"]["chunk_ms"] / rows["fast"]["chunk_ms"]))
+        for kind in ("", " (CPU ms)"):
+            ratio = rows["eager" + kind]["chunk_ms"] / rows["fast" + kind]["chunk_ms"]
+            print(f"chunk speed-up{kind or ' (wall)'}: {ratio:.2f}x")
     print(" ".join(f"{k}={v:.3g}" for k, v in agreement.items()))
     print(json.dumps({"preset": args.preset, "device": name, "cameras": args.cameras, **rows, **agreement}))
     if args.tolerance is not None and agreement.get("max_abs_action_diff", 0.0) > args.tolerance:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from agent.store import schema
+from agent.store import schema, schema_v1
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ class Migration:
 
 
 def _create_initial_tables(conn: sa.Connection) -> None:
-    for table in (schema.api_tokens, schema.tasks, schema.task_events, schema.idempotency_keys, schema.episodes):
+    # The frozen version-1 DDL, not the live schema module: later columns arrive through their own steps.
+    for table in schema_v1.TABLES:
         table.create(conn, checkfirst=True)
 
 
@@ -39,7 +40,8 @@ def _index_events_by_task(conn: sa.Connection) -> None:
 
 def _task_warnings_and_pauses(conn: sa.Connection) -> None:
     # Plain DDL valid on SQLite and PostgreSQL; nullable so existing rows need no rewrite (read back as []).
-    # Skipped for a column that exists already: version 1 creates the tasks table from the current schema module.
+    # Skipped for a column that exists already: databases made before version 1 was frozen (agent/store/schema_v1.py)
+    # got these columns at version 1.
     existing = {column["name"] for column in sa.inspect(conn).get_columns("tasks")}
     for column in ("warnings", "pauses"):
         if column not in existing:

@@ -10,8 +10,9 @@ and Dexmal realtime-vla's π₀ graphs). Why each shortcut leaves the results un
   whose outputs are dropped; prompts are cut (or padded) to the smallest prompt bucket that holds every valid
   token — prompts are right-padded and padding is masked, so only masked columns go.
 - The prefix's keys/values go into a preallocated `StaticKVCache`; the denoising loop reads it in place.
-- The whole Euler loop, RTC guidance (its autograd vector-Jacobian product) included, is one graph: no host
-  synchronisation inside a chunk. The schedule's time conditions are computed once (`time_conditions`).
+- The prefix pass is one graph per (batch, cameras, prompt); the whole Euler loop, RTC guidance (its autograd
+  vector-Jacobian product) included, is one graph per shape and guidance on/off, reading that prefix's cache: no
+  host synchronisation inside a chunk. The schedule's time conditions are computed once (`time_conditions`).
 - Q/K/V and gate/up are fused at construction (gemma.py `fuse_rows`; the state dict is unchanged).
 - System 2: the prompt and a fixed number of generated tokens share one static cache; one captured decode step
   writes a token's keys/values at its slot and is replayed per token; EOS is read every `eos_check_every` tokens.
@@ -23,6 +24,7 @@ one host read, before the chunk starts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -145,35 +147,48 @@ class _PrefixInputs:
         return Pi05Batch(self.images, self.image_masks, self.tokens, self.token_mask, state=state)
 
 
-class ChunkGraphs:
-    """System 1 for one ShapeKey: prefix pass into a static cache, then the Euler loop."""
+class PrefixGraph:
+    """System 1's prefix pass for one shape: input buffers -> static KV cache and valid mask.
+
+    One per (batch, cameras, prompt): the plain and the RTC-guided loops of that shape read the same cache.
+    """
 
     def __init__(self, fast: FastPi05, key: ShapeKey):
+        model, device = fast.model, fast.model.device
+        self.model = model
+        self.inputs = _PrefixInputs(model, key)
+        self.cache = StaticKVCache.allocate(model.config.vlm, key.batch, self.inputs.length, model.dtype, device)
+        self.pad = torch.zeros(key.batch, self.inputs.length, dtype=torch.bool, device=device)
+        self.run = Replay(fast.compiled(self._run), fast.graphs, fast.pool)
+
+    def _run(self) -> None:
+        with torch.no_grad():
+            _, pad = self.model.prefix_cache(self.inputs.batch(), cache=self.cache)
+            self.pad.copy_(pad)
+
+
+class ChunkGraphs:
+    """System 1 for one ShapeKey: the shape's prefix pass, then the Euler loop (plain or RTC-guided)."""
+
+    def __init__(self, fast: FastPi05, key: ShapeKey, prefix: PrefixGraph):
         model, config, device = fast.model, fast.model.config, fast.model.device
         self.model, self.key, self.fast = model, key, fast
-        self.inputs = _PrefixInputs(model, key)
+        self.inputs, self.prefix = prefix.inputs, prefix.run
+        self.prefix_graph = prefix
         action_shape = (key.batch, config.action_horizon, config.max_action_dim)
         self.noise = torch.zeros(action_shape, device=device)
         self.prev = torch.zeros(action_shape, device=device)
         self.prev_len = torch.zeros(key.batch, dtype=torch.long, device=device)
         self.delay = torch.zeros(key.batch, dtype=torch.long, device=device)
-        self.cache = StaticKVCache.allocate(config.vlm, key.batch, self.inputs.length, model.dtype, device)
-        self.prefix_pad = torch.zeros(key.batch, self.inputs.length, dtype=torch.bool, device=device)
-        self.prefix = Replay(fast.compiled(self._prefix), fast.graphs, fast.pool)
         self.denoise = Replay(fast.compiled(self._denoise), fast.graphs, fast.pool)
-
-    def _prefix(self) -> None:
-        with torch.no_grad():
-            _, pad = self.model.prefix_cache(self.inputs.batch(), cache=self.cache)
-            self.prefix_pad.copy_(pad)
 
     def _denoise(self) -> Tensor:
         horizon = self.model.config.action_horizon
         with torch.no_grad():
             guide = rtc_guide(self.prev, self.prev_len, self.delay, horizon) if self.key.guided else None
             return self.model.denoise(
-                self.cache.as_past(),
-                self.prefix_pad,
+                self.prefix_graph.cache.as_past(),
+                self.prefix_graph.pad,
                 self.noise,
                 self.inputs.batch().state,
                 self.fast.num_steps,
@@ -265,6 +280,7 @@ class FastPi05:
         with torch.no_grad():
             self.conds = model.time_conditions(self.num_steps)
         self.pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self._prefixes: dict[ShapeKey, PrefixGraph] = {}
         self._chunks: dict[ShapeKey, ChunkGraphs] = {}
         self._decoders: dict[ShapeKey, DecodeGraphs] = {}
 
@@ -272,8 +288,8 @@ class FastPi05:
         return fn if self.compile_mode is None else torch.compile(fn, mode=self.compile_mode, dynamic=False)
 
     @property
-    def shapes_built(self) -> int:
-        return len(self._chunks) + len(self._decoders)
+    def parts_built(self) -> int:
+        return len(self._prefixes) + len(self._chunks) + len(self._decoders)
 
     # ---- keys ------------------------------------------------------------------------------------------
     def shape_key(self, batch: Pi05Batch, rows: slice, guided: bool = False) -> ShapeKey:
@@ -287,7 +303,7 @@ class FastPi05:
             guided,
         )
 
-    def _pieces(self, batch_size: int) -> list[slice]:
+    def _row_slices(self, batch_size: int) -> list[slice]:
         """Batches larger than the largest bucket run in pieces of that size."""
         step = self.batch_buckets[-1]
         return [slice(start, min(batch_size, start + step)) for start in range(0, batch_size, step)]
@@ -295,7 +311,10 @@ class FastPi05:
     def chunk_graphs(self, key: ShapeKey) -> ChunkGraphs:
         """System 1's buffers and (on CUDA) graphs for `key`, built on first use."""
         if key not in self._chunks:
-            self._chunks[key] = ChunkGraphs(self, key)
+            shared = dataclasses.replace(key, guided=False)
+            if shared not in self._prefixes:
+                self._prefixes[shared] = PrefixGraph(self, shared)
+            self._chunks[key] = ChunkGraphs(self, key, self._prefixes[shared])
         return self._chunks[key]
 
     def _decode_graphs(self, key: ShapeKey) -> DecodeGraphs:
@@ -331,7 +350,7 @@ class FastPi05:
                 delay = torch.zeros(b, dtype=torch.long, device=device)
             prev_actions = _fit_columns(prev_actions.float(), config.action_horizon)
         outputs = []
-        for rows in self._pieces(b):
+        for rows in self._row_slices(b):
             graphs = self.chunk_graphs(self.shape_key(batch, rows, guided))
             size = graphs.key.batch
             graphs.inputs.load(batch, rows)
@@ -354,7 +373,7 @@ class FastPi05:
             raise ValueError(f"at most {self.max_new_tokens} new tokens (FastPi05(max_new_tokens=...))")
         eos = self.model.config.eos_token_id if eos_id is None else eos_id
         results: list[list[int]] = []
-        for rows in self._pieces(batch.batch_size):
+        for rows in self._row_slices(batch.batch_size):
             graphs = self._decode_graphs(self.shape_key(batch, rows))
             graphs.inputs.load(batch, rows)
             graphs.prefix()
@@ -388,10 +407,10 @@ class FastPi05:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         logger.info(
-            "fast path ready: %d shapes in %.1f s (graphs=%s)",
-            self.shapes_built,
+            "fast path ready: %d parts (prefix passes, Euler loops, decoders) in %.1f s (graphs=%s)",
+            self.parts_built,
             seconds,
             self.graphs,
-            extra={"shapes": self.shapes_built, "warmup_s": round(seconds, 2)},
+            extra={"parts": self.parts_built, "warmup_s": round(seconds, 2)},
         )
         return seconds

@@ -370,7 +370,7 @@ class Pi05Model(nn.Module):
         positions = torch.cumsum(prefix_pad.long(), dim=1) - 1
         length = prefix.shape[1]
         if cache is not None and cache.length > length:  # decoding slots after the prefix stay unseen for now
-            mask = F.pad(mask.expand(-1, mask.shape[1], length), (0, cache.length - length), value=False)
+            mask = F.pad(mask, (0, cache.length - length), value=False)
         outs, kv = joint_forward(
             [self.vlm, self.expert],
             [prefix, None],

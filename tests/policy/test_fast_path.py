@@ -161,6 +161,7 @@ def test_warmup_builds_every_shape() -> None:
     fast = FastPi05(_model(), batch_buckets=(1, 2), prompt_lengths=(16, 48))
     fast.warmup(num_cameras=2)
     assert set(fast._chunks) == {ShapeKey(b, 2, p, g) for b in (1, 2) for p in (16, 48) for g in (False, True)}
+    assert set(fast._prefixes) == {ShapeKey(b, 2, p) for b in (1, 2) for p in (16, 48)}  # shared by both loops
     assert set(fast._decoders) == {ShapeKey(b, 2, p) for b in (1, 2) for p in (16, 48)}
 
 

@@ -3,8 +3,11 @@
 Why the shape of this module:
 - Batching is Ray Serve's own (`serve.batch`): requests that reach one replica within `batch_wait_ms` form one
   `act_batch` call of at most `max_batch`; `max_concurrent_batches=1` because one model is not thread-safe and a
-  GPU serialises work anyway. The model call runs in a worker thread so the replica's event loop keeps answering
-  health checks and queueing the next batch.
+  GPU serialises work anyway. The model call runs *on* the replica's event loop, on purpose: run in a worker
+  thread, it starves the loop of the GIL (the forward pass is many small Python-level ops) and requests trickle
+  into the batch queue one at a time; blocking, they wait in Ray's queue while a batch runs and the next batch
+  takes them all (BENCHMARKS.md "Policy fleet": mean batch ~1.2 in a thread, near max_batch blocking). Health
+  checks wait at most one batch.
 - The policy comes from `user_config` (a PolicySource as a dict), so a new checkpoint is a lightweight Serve
   update: `reconfigure` loads it beside the old one and swaps when ready; requests keep being served meanwhile and
   no replica restarts, so no robot is dropped. A checkpoint for a different robot interface is refused.
@@ -152,7 +155,7 @@ class PolicyModel:
     async def _infer(self, requests: list[PolicyRequest]) -> list[ReplicaResult]:
         policy, version = self.policy, self.version
         started = time.perf_counter()
-        outcomes = await asyncio.to_thread(run_batch, policy, requests)
+        outcomes = run_batch(policy, requests)
         results = []
         for outcome in outcomes:
             if isinstance(outcome, Exception):

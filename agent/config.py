@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+# The bundled configs: the repository's configs/, installed as the package `hearth_configs` (pyproject.toml), so a
+# wheel install finds them too. Wheels install as directories, so the resource is a real path on disk.
+CONFIG_ROOT = Path(str(files("hearth_configs")))
 ENV_PREFIX = "HEARTH_"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hearth_wire.codec import packb as encode  # noqa: E402
 from robots.bridge import BridgeRobot  # noqa: E402
 from robots.bridge_server import observation_message  # noqa: E402
-from robots.bridge_wire import encode  # noqa: E402
 
 
 def free_port() -> int:

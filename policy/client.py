@@ -22,11 +22,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
+from hearth_wire.client import open_connection
+from hearth_wire.codec import WireError, packb, unpackb
 from policy.mappings import DELAY_KEY, EPISODE_KEY, PREV_CHUNK_KEY, SUBTASK_KEY
 from policy.types import ActionChunk, ObservationLike
-from policy.wire import WireError, packb, unpackb
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +67,8 @@ class PolicyClient:
 
     # ---- connection ---------------------------------------------------------------------------------
     def _connect(self) -> ClientConnection:
-        headers = {"Authorization": f"Api-Key {self.api_key}"} if self.api_key else None
         try:
-            conn = connect(
-                self.url,
-                compression=None,
-                max_size=None,
-                additional_headers=headers,
-                open_timeout=self.timeout_s,
-                close_timeout=1.0,
-            )
+            conn = open_connection(self.url, self.api_key, self.timeout_s)
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):

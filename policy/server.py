@@ -27,22 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 
+from hearth_wire.codec import WireError, packb, unpackb
+from hearth_wire.service import WebSocketService, text_response
 from policy.mappings import (
     DEFAULT_MAX_IMAGE_SIDE,
     EPISODE_KEY,
@@ -56,7 +57,6 @@ from policy.mappings import (
 )
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
 from policy.types import PolicyInputError
-from policy.wire import WireError, packb, unpackb
 
 if TYPE_CHECKING:
     from policy.inference import Pi05Policy
@@ -238,8 +238,8 @@ class InferenceBatcher:
             self._finish(jobs[0], None, exc)
             return
         model_s = time.perf_counter() - started
-        self.metrics.inference_latency.observe(model_s, kind="act")
-        self.metrics.batch_size.observe(len(jobs), kind="act")
+        self.metrics.inference_latency.labels(kind="act").observe(model_s)
+        self.metrics.batch_size.labels(kind="act").observe(len(jobs))
         for job, chunk in zip(jobs, chunks, strict=True):
             actions = np.asarray(getattr(chunk, "actions", chunk), dtype=np.float32)
             queue_s = started - job.enqueued
@@ -265,8 +265,8 @@ class InferenceBatcher:
             self._finish(jobs[0], None, exc)
             return
         model_s = time.perf_counter() - started
-        self.metrics.inference_latency.observe(model_s, kind="subtask")
-        self.metrics.batch_size.observe(len(jobs), kind="subtask")
+        self.metrics.inference_latency.labels(kind="subtask").observe(model_s)
+        self.metrics.batch_size.labels(kind="subtask").observe(len(jobs))
         for job, text in zip(jobs, texts, strict=True):
             queue_s = started - job.enqueued
             self.metrics.queue_latency.observe(queue_s)
@@ -287,18 +287,6 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
-
-
-def api_key_accepted(api_keys: Sequence[str], header: str | None) -> bool:
-    """Whether an `Authorization: Api-Key <key>` header carries one of `api_keys` (no keys: auth is off)."""
-    if not api_keys:
-        return True
-    if not header or not header.startswith("Api-Key "):
-        return False
-    offered = header[len("Api-Key "):].strip().encode()
-    # Compare against every key so the time taken does not reveal which key nearly matched.
-    matches = [hmac.compare_digest(offered, key.encode()) for key in api_keys]
-    return any(matches)
 
 
 def worker_metadata(policy_metadata: Any, mapping: ObservationMapping) -> dict[str, Any]:
@@ -341,8 +329,10 @@ def build_reply(
     return reply
 
 
-class PolicyServer:
-    """Serve one Pi05Policy to any number of robots over the openpi WebSocket protocol."""
+class PolicyServer(WebSocketService):
+    """Serve one Pi05Policy to any number of robots over the openpi WebSocket protocol (hearth_wire/service.py)."""
+
+    name = "policy worker"
 
     def __init__(
         self,
@@ -360,12 +350,9 @@ class PolicyServer:
         warmup: bool = True,
     ):
         """`warmup`: call `policy.warmup()` on the inference thread before reporting healthy (see module doc)."""
+        super().__init__(host, port, api_keys, max_message_bytes, keepalive_s=20.0)
         self.policy = policy
-        self.host = host
-        self.port = port
-        self.api_keys = [k for k in (api_keys or []) if k]
         self.max_image_side = max_image_side
-        self.max_message_bytes = max_message_bytes
         self.spec = PolicySpec.from_metadata(policy.metadata)
         self.mapping = get_mapping(mapping, self.spec, default_prompt=default_prompt)
         self.metrics = WorkerMetrics()
@@ -374,119 +361,44 @@ class PolicyServer:
             max_batch,
             batch_wait_ms / 1e3,
             self.metrics,
-            peers=lambda: int(self.metrics.connections_open.value()),
+            peers=lambda: int(self.metrics.value("hearth_policy_connections_open")),
             warmup=policy.warmup if warmup else None,
         )
         self.metadata: dict[str, Any] = worker_metadata(policy.metadata, self.mapping)
         self._metadata_frame = packb(self.metadata)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._bound_port: int | None = None
 
-    # ---- lifecycle ----------------------------------------------------------------------------------
-    @property
-    def bound_port(self) -> int:
-        if self._bound_port is None:
-            raise RuntimeError("the server is not listening yet")
-        return self._bound_port
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.bound_port}"
-
-    async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Listen until stop() is called (or the task is cancelled); inference thread started and stopped here.
-
-        `on_ready(url)` is called once the socket is bound (with port 0, that is when the real port is known) and the
-        model is warmed up; a failed warm-up raises here instead.
-        """
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    # ---- life cycle (the rest is WebSocketService's) ------------------------------------------------
+    def _startup(self) -> None:
         self.batcher.start()
-        try:
-            async with serve(
-                self._handle,
-                self.host,
-                self.port,
-                compression=None,
-                max_size=self.max_message_bytes,
-                process_request=self._process_request,
-                ping_interval=20,
-                ping_timeout=20,
-                logger=logging.getLogger("policy.server.websockets"),
-            ) as server:
-                self._bound_port = int(next(iter(server.sockets)).getsockname()[1])
-                await asyncio.to_thread(self.batcher.warm.wait)
-                failure = self.batcher.warmup_error
-                if failure is not None:
-                    raise RuntimeError(f"model warm-up failed: {failure}") from failure
-                logger.info("policy worker listening on %s (mapping=%s)", self.url, self.mapping.name,
-                            extra={"url": self.url})
-                self._ready.set()
-                if on_ready is not None:
-                    on_ready(self.url)
-                await self._stop_event.wait()
-                logger.info("policy worker shutting down")
-        finally:
-            self.batcher.stop()
-            self._ready.clear()
 
-    def stop(self) -> None:
-        """Ask serve() to return; safe from any thread and from signal handlers."""
-        loop, event = self._loop, self._stop_event
-        if loop is not None and event is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+    def _shutdown(self) -> None:
+        self.batcher.stop()
 
-    @contextlib.contextmanager
-    def run_in_thread(self, timeout_s: float = 600.0) -> Iterator[int]:
-        """Serve on a background thread; yields the bound port (port=0 picks a free one). For tests and the demo.
+    async def _until_ready(self) -> None:
+        await asyncio.to_thread(self.batcher.warm.wait)
+        failure = self.batcher.warmup_error
+        if failure is not None:
+            raise RuntimeError(f"model warm-up failed: {failure}") from failure
+        logger.info("serving mapping %s", self.mapping.name)
 
-        The generous default covers warm-up: capturing a large model's CUDA graphs for every shape takes a while.
-        """
-        failure: list[BaseException] = []
+    def run_in_thread(self, timeout_s: float = 600.0) -> contextlib.AbstractContextManager[int]:
+        """Serve on a background thread; yields the bound port. The generous default covers warm-up: capturing a
+        large model's CUDA graphs for every shape takes a while."""
+        return super().run_in_thread(timeout_s)
 
-        def target() -> None:
-            try:
-                asyncio.run(self.serve())
-            except BaseException as exc:
-                failure.append(exc)
-                logger.exception("policy server thread failed")
+    # ---- HTTP side: health, metrics (auth is WebSocketService's) -------------------------------------
+    def _healthz(self, connection: ServerConnection) -> Response:
+        if not self.batcher.warm.is_set():
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "warming up\n")
+        return connection.respond(HTTPStatus.OK, "OK\n")
 
-        thread = threading.Thread(target=target, name="policy-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(0.05):
-            if failure or not thread.is_alive():
-                raise RuntimeError(f"policy server failed to start: {failure[0] if failure else 'thread exited'}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"policy server did not start within {timeout_s}s")
-        try:
-            yield self.bound_port
-        finally:
-            self.stop()
-            thread.join(timeout_s)
+    def _refused(self, connection: ServerConnection) -> None:
+        self.metrics.errors.labels(reason="auth").inc()
+        logger.warning("refused connection with a missing or wrong API key", extra={"peer": str(connection.remote_address)})
 
-    # ---- HTTP side: health, metrics, auth -----------------------------------------------------------
-    def _authorized(self, header: str | None) -> bool:
-        return api_key_accepted(self.api_keys, header)
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            if not self.batcher.warm.is_set():
-                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "warming up\n")
-            return connection.respond(HTTPStatus.OK, "OK\n")
-        if not self._authorized(request.headers.get("Authorization")):
-            self.metrics.errors.inc(reason="auth")
-            logger.warning("refused connection with a missing or wrong API key", extra={"peer": str(connection.remote_address)})
-            return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n")
+    def _route(self, connection: ServerConnection, path: str) -> Response | None:
         if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, self.metrics.render())
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = CONTENT_TYPE
-            return response
+            return text_response(connection, HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE)
         if not self.batcher.warm.is_set():
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "policy worker is warming up; retry shortly\n")
         return None  # proceed with the WebSocket handshake
@@ -530,8 +442,8 @@ class PolicyServer:
                         result.batch_size, extra={"episode_id": episode_id or "", "peer": peer},
                     )
                 except (WireError, PolicyInputError) as exc:
-                    self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
-                    self.metrics.requests.inc(kind=kind, outcome="error")
+                    self.metrics.errors.labels(reason="decode" if isinstance(exc, WireError) else "bad_input").inc()
+                    self.metrics.requests.labels(kind=kind, outcome="error").inc()
                     message_text = cap_error(str(exc))  # never echo a whole oversized request back or into the log
                     logger.warning("bad request from %s: %s", peer, message_text, extra={"episode_id": episode_id or ""})
                     await self._send_error(ws, f"bad request: {message_text}", BAD_REQUEST_REASON)
@@ -539,18 +451,18 @@ class PolicyServer:
                 except ConnectionClosed:
                     raise
                 except Exception:
-                    self.metrics.errors.inc(reason="internal")
-                    self.metrics.requests.inc(kind=kind, outcome="error")
+                    self.metrics.errors.labels(reason="internal").inc()
+                    self.metrics.requests.labels(kind=kind, outcome="error").inc()
                     logger.exception("inference failed for %s", peer, extra={"episode_id": episode_id or ""})
                     await self._send_error(ws, traceback.format_exc(), INTERNAL_ERROR_REASON)
                     return
                 total_s = time.perf_counter() - received
                 prev_total_ms = total_s * 1e3
-                self.metrics.requests.inc(kind=kind, outcome="ok")
-                self.metrics.request_latency.observe(total_s, kind=kind)
+                self.metrics.requests.labels(kind=kind, outcome="ok").inc()
+                self.metrics.request_latency.labels(kind=kind).observe(total_s)
         except ConnectionClosed as exc:
             if exc.rcvd is None or exc.rcvd.code not in (1000, 1001):
-                self.metrics.errors.inc(reason="disconnect")
+                self.metrics.errors.labels(reason="disconnect").inc()
                 logger.info("connection %s dropped: %s", peer, exc, extra={"episode_id": episode_id or ""})
         finally:
             self.metrics.connections_open.dec()

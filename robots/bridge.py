@@ -30,9 +30,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from robots.bridge_wire import BridgeWireError, decode, decode_jpeg, encode
+from hearth_wire.client import open_connection
+from hearth_wire.codec import WireError, packb, unpackb
+from robots.bridge_wire import decode_jpeg
 from robots.safety import SafeRobot, SafetyLimits
 from robots.types import Observation, RobotDescription, SafetyEvent
 
@@ -128,17 +130,9 @@ class BridgeRobot(SafeRobot):
                 return self._conn
             if self._closed:
                 raise BridgeUnavailable(f"robot bridge {self.url}: this BridgeRobot is closed")
-            headers = {"Authorization": f"Api-Key {self.api_key}"} if self.api_key else None
             try:
-                conn = connect(
-                    self.url,
-                    compression=None,
-                    max_size=None,
-                    additional_headers=headers,
-                    open_timeout=self.connect_timeout_s,
-                    close_timeout=1.0,
-                    ping_interval=2.0,
-                    ping_timeout=max(2.0, self.timeout_s),
+                conn = open_connection(
+                    self.url, self.api_key, self.connect_timeout_s, ping_interval=2.0, ping_timeout=max(2.0, self.timeout_s)
                 )
             except InvalidStatus as exc:
                 status = exc.response.status_code
@@ -151,8 +145,8 @@ class BridgeRobot(SafeRobot):
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 raise BridgeUnavailable(f"cannot reach robot bridge {self.url}: {exc}") from None
             try:
-                hello = decode(conn.recv(timeout=self.connect_timeout_s))
-            except (TimeoutError, ConnectionClosed, BridgeWireError) as exc:
+                hello = unpackb(conn.recv(timeout=self.connect_timeout_s))
+            except (TimeoutError, ConnectionClosed, WireError) as exc:
                 conn.close()
                 raise BridgeUnavailable(f"robot bridge {self.url} sent no valid hello: {exc}") from None
             if not isinstance(hello, dict) or hello.get("type") != "hello":
@@ -200,8 +194,8 @@ class BridgeRobot(SafeRobot):
         try:
             for frame in conn:
                 try:
-                    message = decode(frame)
-                except BridgeWireError as exc:
+                    message = unpackb(frame)
+                except WireError as exc:
                     logger.warning("robot bridge %s sent an undecodable frame: %s", self.url, exc)
                     continue
                 if not isinstance(message, dict):
@@ -253,7 +247,7 @@ class BridgeRobot(SafeRobot):
         with self._pending_lock:
             self._pending[request_id] = future
         try:
-            conn.send(encode({"id": request_id, "op": op, **args}))
+            conn.send(packb({"id": request_id, "op": op, **args}))
         except (ConnectionClosed, OSError) as exc:
             with self._pending_lock:
                 self._pending.pop(request_id, None)

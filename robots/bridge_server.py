@@ -7,7 +7,7 @@ command where the robot is, so when the agent stalls, crashes or the Wi-Fi drops
 - the agent disconnects (or keepalive pings stop coming back): the bridge commands a hold at once and reports
   a ``bridge_disconnect`` safety event.
 
-Protocol (binary frames, msgpack-numpy from robots/bridge_wire.py):
+Protocol (binary frames, msgpack-numpy from hearth_wire/codec.py; JPEG helpers in robots/bridge_wire.py):
 - on open the server sends ``{"type": "hello", "protocol", "robot": RobotDescription, "watchdog_timeout_s",
   "limits", "estopped", "driver", "recent_events"}``;
 - a request ``{"id": int, "op": str, ...args}`` gets ``{"type": "reply", "id", "ok": True, "result", "estopped"}``
@@ -26,24 +26,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
 import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 
-from robots.bridge_wire import BridgeWireError, decode, encode, encode_jpeg
+from hearth_wire.codec import WireError, packb, unpackb
+from hearth_wire.service import WebSocketService, text_response
+from robots.bridge_wire import encode_jpeg
 from robots.safety import SafeRobot
 from robots.types import Observation, SafetyEvent
 
@@ -100,15 +101,21 @@ def observation_message(obs: Observation, jpeg_quality: int | None) -> dict[str,
     return message
 
 
-class BridgeServer:
-    """Serve ``robot`` (a SafeRobot) to remote agents; see the module docstring for the protocol."""
+class BridgeServer(WebSocketService):
+    """Serve ``robot`` (a SafeRobot) to remote agents; see the module docstring for the protocol.
+
+    Everything but the robot is keyword-only: a bridge is configured from the command line, by name.
+    """
+
+    name = "robot bridge"
 
     def __init__(
         self,
         robot: SafeRobot,
+        *,
+        api_keys: list[str] | None = None,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
-        api_keys: list[str] | None = None,
         keepalive_s: float = 2.0,
         max_message_bytes: int = 16 * 1024 * 1024,
     ) -> None:
@@ -118,12 +125,8 @@ class BridgeServer:
             )
         if keepalive_s <= 0:
             raise ValueError(f"keepalive_s must be > 0, got {keepalive_s}")
+        super().__init__(host, port, api_keys, int(max_message_bytes), keepalive_s)
         self.robot = robot
-        self.host = host
-        self.port = int(port)
-        self.api_keys = [k for k in (api_keys or []) if k]
-        self.keepalive_s = float(keepalive_s)
-        self.max_message_bytes = int(max_message_bytes)
         self.description = robot.describe()
         self._description_message = self.description.model_dump()
         self._clients: dict[int, _Client] = {}
@@ -134,84 +137,19 @@ class BridgeServer:
         self.last_command = "none"
         self.last_command_at = 0.0
         self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._bound_port: int | None = None
         self._previous_listener: Callable[[SafetyEvent], None] | None = robot.on_event
         robot.on_event = self._on_safety_event
 
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def bound_port(self) -> int:
-        if self._bound_port is None:
-            raise RuntimeError("the bridge is not listening yet")
-        return self._bound_port
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.bound_port}"
-
-    async def serve(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Listen until ``stop()``; on the way out every driver's disconnect commands a hold."""
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    # ------------------------------------------------------------------ life cycle (the rest: WebSocketService)
+    def _startup(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-robot")
-        try:
-            async with serve(
-                self._handle,
-                self.host,
-                self.port,
-                compression=None,
-                max_size=self.max_message_bytes,
-                process_request=self._process_request,
-                ping_interval=self.keepalive_s,
-                ping_timeout=self.keepalive_s,
-                logger=logging.getLogger("robots.bridge_server.websockets"),
-            ) as server:
-                self._bound_port = int(next(iter(server.sockets)).getsockname()[1])
-                logger.info("robot bridge for %s listening on %s", self.description.name, self.url)
-                self._ready.set()
-                if on_ready is not None:
-                    on_ready(self.url)
-                await self._stop_event.wait()
-                logger.info("robot bridge shutting down")
-        finally:
-            self._ready.clear()
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    def stop(self) -> None:
-        """Ask ``serve()`` to return; safe from any thread and from signal handlers."""
-        loop, event = self._loop, self._stop_event
-        if loop is not None and event is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
-    @contextlib.contextmanager
-    def run_in_thread(self, timeout_s: float = 30.0) -> Iterator[int]:
-        """Serve on a background thread and yield the bound port (port 0 picks a free one)."""
-        failure: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                asyncio.run(self.serve())
-            except BaseException as exc:
-                failure.append(exc)
-                logger.exception("robot bridge thread failed")
-
-        thread = threading.Thread(target=target, name="robot-bridge", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(0.05):
-            if failure or not thread.is_alive():
-                raise RuntimeError(f"robot bridge failed to start: {failure[0] if failure else 'thread exited'}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"robot bridge did not start within {timeout_s}s")
-        try:
-            yield self.bound_port
-        finally:
-            self.stop()
-            thread.join(timeout_s)
+    async def _until_ready(self) -> None:
+        logger.info("robot bridge serves %s", self.description.name)
 
     # ------------------------------------------------------------------ safety events
     def _on_safety_event(self, event: SafetyEvent) -> None:
@@ -237,30 +175,12 @@ class BridgeServer:
         with self._events_lock:
             return list(self._recent)
 
-    # ------------------------------------------------------------------ HTTP side
-    def _authorized(self, header: str | None) -> bool:
-        if not self.api_keys:
-            return True
-        if not header or not header.startswith("Api-Key "):
-            return False
-        offered = header[len("Api-Key ") :].strip().encode()
-        # compare with every key so the time taken does not tell which key nearly matched
-        return any([hmac.compare_digest(offered, key.encode()) for key in self.api_keys])
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "OK\n")
-        if not self._authorized(request.headers.get("Authorization")):
-            logger.warning("refused a connection from %s: missing or wrong API key", connection.remote_address)
-            return connection.respond(
-                HTTPStatus.UNAUTHORIZED, "missing or wrong API key (send 'Authorization: Api-Key <key>')\n"
-            )
+    # ------------------------------------------------------------------ HTTP side (/healthz and auth: WebSocketService)
+    def _route(self, connection: ServerConnection, path: str) -> Response | None:
         if path == "/status":
-            response = connection.respond(HTTPStatus.OK, json.dumps(self.status(), default=str) + "\n")
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
+            return text_response(
+                connection, HTTPStatus.OK, json.dumps(self.status(), default=str) + "\n", "application/json"
+            )
         return None
 
     def status(self) -> dict[str, Any]:
@@ -362,8 +282,8 @@ class BridgeServer:
         if isinstance(frame, str):
             raise BridgeRequestError("expected a binary msgpack frame, got a text frame")
         try:
-            message = decode(frame)
-        except BridgeWireError as exc:
+            message = unpackb(frame)
+        except WireError as exc:
             raise BridgeRequestError(str(exc)) from None
         if not isinstance(message, dict):
             raise BridgeRequestError(f"a request must be a map with 'id' and 'op', got {type(message).__name__}")
@@ -379,13 +299,13 @@ class BridgeServer:
 
     @staticmethod
     def _error(request_id: int | None, error_type: str, text: str) -> bytes:
-        return encode({"type": "reply", "id": request_id, "ok": False, "error_type": error_type, "error": text})
+        return packb({"type": "reply", "id": request_id, "ok": False, "error_type": error_type, "error": text})
 
     def _safe_encode(self, message: dict[str, Any]) -> bytes:
         try:
-            return encode(message)
-        except BridgeWireError:  # e.g. an event detail the codec cannot carry: send it as text
-            return encode(json.loads(json.dumps(message, default=str)))
+            return packb(message)
+        except WireError:  # e.g. an event detail the codec cannot carry: send it as text
+            return packb(json.loads(json.dumps(message, default=str)))
 
     async def _serve(self, client: _Client, request: dict[str, Any], urgent: bool) -> None:
         assert self._loop is not None

@@ -7,6 +7,7 @@ A bare name means the bundled file configs/robots/<name>.yaml; anything ending i
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -17,7 +18,8 @@ from robots.registry import make_robot
 from robots.safety import SafeRobot, SafetyLimits
 from robots.types import SafetyEvent
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "robots"
+# The bundled robot configs, from the package `hearth_configs` (the repository's configs/, see pyproject.toml).
+CONFIG_DIR = Path(str(files("hearth_configs") / "robots"))
 
 
 class RobotConfigError(ValueError):

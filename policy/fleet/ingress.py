@@ -27,6 +27,8 @@ from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
+from hearth_wire.codec import WireError, packb, unpackb
+from hearth_wire.service import api_key_accepted
 from policy.fleet.model import ReplicaResult
 from policy.mappings import EPISODE_KEY, PolicySpec, cap_error, control_ack, get_mapping
 from policy.metrics import CONTENT_TYPE, WorkerMetrics
@@ -34,12 +36,10 @@ from policy.server import (
     BAD_REQUEST_REASON,
     INTERNAL_ERROR_REASON,
     InferenceResult,
-    api_key_accepted,
     build_reply,
     worker_metadata,
 )
 from policy.types import PolicyInputError
-from policy.wire import WireError, packb, unpackb
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PolicyIngress:
                 return await getattr(self.model, method).remote(*args)
             except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
                 logger.warning("model replica lost during %s (attempt %d): %s", method, attempt + 1, exc)
-                self.metrics.errors.inc(reason="replica_lost")
+                self.metrics.errors.labels(reason="replica_lost").inc()
                 await asyncio.sleep(RETRY_BACKOFF_S * (attempt + 1))
         raise ReplicaUnavailable(f"no model replica answered {method!r} after {REPLICA_RETRIES} tries")
 
@@ -111,7 +111,7 @@ class PolicyIngress:
 
     async def metrics_text(self, request: Request) -> Response:
         if not self._authorized(request.headers.get("authorization")):
-            self.metrics.errors.inc(reason="auth")
+            self.metrics.errors.labels(reason="auth").inc()
             return PlainTextResponse(
                 "missing or wrong API key (send 'Authorization: Api-Key <key>')\n", status_code=401
             )
@@ -119,7 +119,7 @@ class PolicyIngress:
 
     async def session(self, ws: WebSocket) -> None:
         if not self._authorized(ws.headers.get("authorization")):
-            self.metrics.errors.inc(reason="auth")
+            self.metrics.errors.labels(reason="auth").inc()
             await ws.close(code=POLICY_VIOLATION)  # before accept: the handshake is refused (HTTP 403)
             return
         await ws.accept()
@@ -131,9 +131,9 @@ class PolicyIngress:
             await self._serve(ws, mapping, spec)
         except WebSocketDisconnect as exc:
             if exc.code not in (1000, 1001):
-                self.metrics.errors.inc(reason="disconnect")
+                self.metrics.errors.labels(reason="disconnect").inc()
         except ReplicaUnavailable as exc:
-            self.metrics.errors.inc(reason="internal")
+            self.metrics.errors.labels(reason="internal").inc()
             await _send_error(ws, str(exc), INTERNAL_ERROR_REASON)
         finally:
             self.metrics.connections_open.dec()
@@ -175,22 +175,22 @@ class PolicyIngress:
                     reply[EPISODE_KEY] = episode_id
                 await ws.send_bytes(packb(reply))
             except (WireError, PolicyInputError) as exc:
-                self.metrics.errors.inc(reason="decode" if isinstance(exc, WireError) else "bad_input")
-                self.metrics.requests.inc(kind=kind, outcome="error")
+                self.metrics.errors.labels(reason="decode" if isinstance(exc, WireError) else "bad_input").inc()
+                self.metrics.requests.labels(kind=kind, outcome="error").inc()
                 await _send_error(ws, f"bad request: {cap_error(str(exc))}", BAD_REQUEST_REASON)
                 return
             except (WebSocketDisconnect, ReplicaUnavailable):
                 raise
             except Exception:
-                self.metrics.errors.inc(reason="internal")
-                self.metrics.requests.inc(kind=kind, outcome="error")
+                self.metrics.errors.labels(reason="internal").inc()
+                self.metrics.requests.labels(kind=kind, outcome="error").inc()
                 logger.exception("inference failed")
                 await _send_error(ws, traceback.format_exc(), INTERNAL_ERROR_REASON)
                 return
             total_s = time.perf_counter() - received
             prev_total_ms = total_s * 1e3
-            self.metrics.requests.inc(kind=kind, outcome="ok")
-            self.metrics.request_latency.observe(total_s, kind=kind)
+            self.metrics.requests.labels(kind=kind, outcome="ok").inc()
+            self.metrics.request_latency.labels(kind=kind).observe(total_s)
 
 
 async def _send_error(ws: WebSocket, text: str, reason: str) -> None:

@@ -24,8 +24,9 @@ import typer
 from websockets.sync.client import connect
 
 from agent.commands.robot_bridge import parse_robot_options
+from hearth_wire.codec import WireError, packb, unpackb
 from robots.bridge import BridgeAuthError, BridgeProtocolError, BridgeRobot, BridgeUnavailable
-from robots.bridge_wire import BridgeWireError, decode, decode_jpeg, encode, encode_jpeg
+from robots.bridge_wire import decode_jpeg, encode_jpeg
 from robots.registry import make_robot
 from robots.safety import SafeRobot
 from robots.sim.tasks import TASKS
@@ -94,27 +95,27 @@ def bridge(tmp_path_factory: pytest.TempPathFactory):
 # ---------------------------------------------------------------------------------------------- wire codec
 def test_wire_roundtrip_and_validation() -> None:
     message = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.uint8(7), "c": [1, "x", None]}
-    back = decode(encode(message))
+    back = unpackb(packb(message))
     assert back["a"].dtype == np.float32 and back["a"].shape == (2, 3)
     np.testing.assert_array_equal(back["a"], message["a"])
     assert back["b"] == 7 and back["c"] == [1, "x", None]
     back["a"][0, 0] = 99.0  # decoded arrays are writable copies
-    with pytest.raises(BridgeWireError, match="dtype"):
-        encode({"x": np.array(["s"], dtype=object)})
+    with pytest.raises(WireError, match="dtype"):
+        packb({"x": np.array(["s"], dtype=object)})
     lying = msgpack.packb({b"__ndarray__": True, b"data": b"\0" * 4, b"dtype": "<f4", b"shape": [1000]})
-    with pytest.raises(BridgeWireError, match="needs 4000 bytes, got 4"):
-        decode(lying)
-    with pytest.raises(BridgeWireError, match=r"not allowed|unknown"):
-        decode(msgpack.packb({b"__ndarray__": True, b"data": b"", b"dtype": "|O", b"shape": [0]}))
-    with pytest.raises(BridgeWireError, match="not valid msgpack"):
-        decode(b"\xc1")
+    with pytest.raises(WireError, match="needs 4000 bytes, got 4"):
+        unpackb(lying)
+    with pytest.raises(WireError, match=r"not allowed|unknown"):
+        unpackb(msgpack.packb({b"__ndarray__": True, b"data": b"", b"dtype": "|O", b"shape": [0]}))
+    with pytest.raises(WireError, match="not valid msgpack"):
+        unpackb(b"\xc1")
     image = (np.indices((32, 32)).sum(axis=0) * 4 % 256).astype(np.uint8)[..., None].repeat(3, axis=2)
     jpeg = encode_jpeg(image, 90)
     assert len(jpeg) < image.nbytes
     restored = decode_jpeg(jpeg)
     assert restored.shape == image.shape and restored.dtype == np.uint8
     assert np.abs(restored.astype(int) - image).mean() < 10
-    with pytest.raises(BridgeWireError, match="JPEG"):
+    with pytest.raises(WireError, match="JPEG"):
         decode_jpeg(b"not a jpeg")
 
 
@@ -236,34 +237,34 @@ def test_act_moves_the_robot_and_estop_latches(bridge: Bridge) -> None:
 def test_bad_messages_get_clear_errors_and_the_server_keeps_serving(bridge: Bridge) -> None:
     wait_until(lambda: bridge.status()["driver"] is None, timeout=WAIT_S, what="no driver")
     with connect(bridge.url, additional_headers={"Authorization": f"Api-Key {KEY}"}, open_timeout=30) as ws:
-        hello = decode(ws.recv(timeout=30))
+        hello = unpackb(ws.recv(timeout=30))
         assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["robot"]["name"] == "sim-kitchen"
 
         def ask(frame: bytes | str) -> dict:
             ws.send(frame)
             while True:
-                message = decode(ws.recv(timeout=30))
+                message = unpackb(ws.recv(timeout=30))
                 if message["type"] == "reply":
                     return message
 
         reply = ask(b"\xc1\x00garbage")
         assert reply["ok"] is False and reply["error_type"] == "bad_request" and "not valid msgpack" in reply["error"]
         assert "text frame" in ask("hello?")["error"]
-        assert "must be a map" in ask(encode([1, 2]))["error"]
-        reply = ask(encode({"id": 7, "op": "fly"}))
+        assert "must be a map" in ask(packb([1, 2]))["error"]
+        reply = ask(packb({"id": 7, "op": "fly"}))
         assert reply["id"] == 7 and "unknown op 'fly'" in reply["error"] and "observe" in reply["error"]
-        reply = ask(encode({"id": 8, "op": "act", "action": "forward"}))
+        reply = ask(packb({"id": 8, "op": "act", "action": "forward"}))
         assert reply["id"] == 8 and reply["error_type"] == "bad_request" and "numeric" in reply["error"]
-        reply = ask(encode({"id": 9, "op": "act", "action": np.zeros(3)}))
+        reply = ask(packb({"id": 9, "op": "act", "action": np.zeros(3)}))
         assert reply["error_type"] == "value_error" and "shape (12,)" in reply["error"]
         lying = msgpack.packb(
             {"id": 10, "op": "act", "action": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "<f8", b"shape": [12]}}
         )
         assert "needs 96 bytes, got 8" in ask(lying)["error"]
-        assert "jpeg_quality" in ask(encode({"id": 11, "op": "observe", "jpeg_quality": 500}))["error"]
-        assert "seed" in ask(encode({"id": 12, "op": "reset", "seed": "abc"}))["error"]
+        assert "jpeg_quality" in ask(packb({"id": 11, "op": "observe", "jpeg_quality": 500}))["error"]
+        assert "seed" in ask(packb({"id": 12, "op": "reset", "seed": "abc"}))["error"]
 
-        reply = ask(encode({"id": 13, "op": "describe"}))
+        reply = ask(packb({"id": 13, "op": "describe"}))
         assert reply["ok"] is True and reply["id"] == 13 and reply["result"]["name"] == "sim-kitchen"
     # and everyone else is still served
     robot = bridge.robot()

@@ -10,8 +10,8 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from hearth_wire.codec import packb, unpackb
 from policy.server import PolicyServer
-from policy.wire import packb, unpackb
 
 from .conftest import hearth_request
 

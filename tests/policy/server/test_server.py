@@ -13,8 +13,8 @@ from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from hearth_wire.codec import packb, unpackb
 from policy.server import PolicyServer
-from policy.wire import packb, unpackb
 from tests.support import wait_until
 
 from .conftest import ACTION_DIM, API_KEY, GatedPolicy, hearth_request
@@ -234,8 +234,8 @@ def test_batches_form_and_one_bad_member_fails_alone(tiny_policy) -> None:
     for result in results[:3]:
         assert result.actions.shape == (tiny_policy.metadata["action_horizon"], ACTION_DIM)
     # the first attempt was one batch of 4; after it failed, each request ran alone
-    assert metrics.batch_size.count(kind="act") == 3
-    assert metrics.batch_size.total(kind="act") == 3
+    assert metrics.value("hearth_policy_batch_size_count", kind="act") == 3
+    assert metrics.value("hearth_policy_batch_size_sum", kind="act") == 3
 
 
 def test_concurrent_clients_are_batched_through_the_server(tiny_policy) -> None:

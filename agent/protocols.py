@@ -46,6 +46,8 @@ class CloneableChunkSource(Protocol):
 class EpisodeRecorder(Protocol):
     """Where every executed tick, subtask and event of a task goes (agent/recorder.py's EpisodeRecorder)."""
 
+    root: Path  # the LeRobotDataset folder the episodes go to (the API serves them from there)
+
     def start(self, task: str) -> int: ...
 
     def record(self, obs: Observation, action: np.ndarray, chunk_id: int = -1, chunk_index: int = -1) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from agent.admission import NO_SUCCESS_CHECK
 from agent.pauses import PauseCause, PauseCauses, PauseChange
 from agent.protocols import ControlledRobot
 from agent.publisher import RuntimeEvents
@@ -74,7 +75,9 @@ class TaskLifecycle:
         try:
             self.robot.set_task(record.text)
         except ValueError:
-            active.success_check = False  # an unlisted task (accepted with the warning on its record)
+            active.success_check = False  # an unlisted task: it runs, and its record says so
+            if NO_SUCCESS_CHECK not in record.warnings:
+                self.queue.update(record.id, warnings=[*record.warnings, NO_SUCCESS_CHECK])
         except Exception as exc:
             active.success_check = False
             self.events.error(record.id, "robot", f"set_task failed: {exc}")

@@ -9,28 +9,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.api.errors import ApiError, not_found
+
+if TYPE_CHECKING:
+    from agent.orchestrator import RobotRuntime
+    from agent.task_queue import TaskRecord
 
 logger = logging.getLogger(__name__)
 
 
 class RuntimeRegistry:
-    def __init__(self, runtimes: Mapping[str, Any] | None = None, episode_roots: Mapping[str, Path | str] | None = None):
-        self._runtimes: dict[str, Any] = dict(runtimes or {})
+    def __init__(
+        self, runtimes: Mapping[str, RobotRuntime] | None = None, episode_roots: Mapping[str, Path | str] | None = None
+    ):
+        self._runtimes: dict[str, RobotRuntime] = dict(runtimes or {})
         self._episode_roots = {rid: Path(root) for rid, root in (episode_roots or {}).items()}
 
     def ids(self) -> list[str]:
         return list(self._runtimes)
 
-    def items(self) -> list[tuple[str, Any]]:
+    def items(self) -> list[tuple[str, RobotRuntime]]:
         return list(self._runtimes.items())
 
     def __contains__(self, robot_id: object) -> bool:
         return robot_id in self._runtimes
 
-    def get(self, robot_id: str) -> Any:
+    def get(self, robot_id: str) -> RobotRuntime:
         runtime = self._runtimes.get(robot_id)
         if runtime is None:
             raise not_found("robot", robot_id)
@@ -40,9 +46,9 @@ class RuntimeRegistry:
         if robot_id in self._episode_roots:
             return self._episode_roots[robot_id]
         runtime = self._runtimes.get(robot_id)
-        recorder = getattr(runtime, "recorder", None)
-        root = getattr(recorder, "root", None)
-        return Path(root) if root is not None else None
+        if runtime is None or runtime.recorder is None:
+            return None
+        return Path(runtime.recorder.root)
 
     def episode_roots(self) -> dict[str, Path]:
         roots = {}
@@ -54,19 +60,9 @@ class RuntimeRegistry:
 
     def describe(self, robot_id: str) -> dict[str, Any] | None:
         """The robot's RobotDescription as JSON (cameras, joints, control rate, tasks), if the runtime exposes it."""
-        runtime = self.get(robot_id)
-        for candidate in (getattr(runtime, "description", None), getattr(runtime, "robot", None)):
-            try:
-                description = candidate() if callable(candidate) else candidate
-                if description is not None and hasattr(description, "describe"):
-                    description = description.describe()
-                if description is not None and hasattr(description, "model_dump"):
-                    return description.model_dump(mode="json")
-            except Exception:  # a robot that cannot describe itself must not break listing
-                logger.warning("robot description unavailable", extra={"robot_id": robot_id}, exc_info=True)
-        return None
+        return self.get(robot_id).description.model_dump(mode="json")  # read once, when the runtime was built
 
-    def find_live_task(self, task_id: str) -> Any | None:
+    def find_live_task(self, task_id: str) -> TaskRecord | None:
         """The runtime's own (freshest) record of a task, from whichever robot has it."""
         for runtime in self._runtimes.values():
             try:

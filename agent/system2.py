@@ -16,7 +16,6 @@ import io
 import logging
 import re
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -124,11 +123,12 @@ def encode_image_data_url(image: np.ndarray, fmt: str = "jpeg", quality: int = 8
 
 
 class OpenAISystem2:
-    """System 2 from an OpenAI-compatible `/v1/chat/completions` server with vision input.
+    """System 2 from an OpenAI-compatible `/v1/chat/completions` server with vision input, through the `openai` SDK.
 
-    Keeps the subtasks it proposed for the current task as context (Hi Robot keeps the interaction
-    history), retries transient failures (connection errors, timeouts, HTTP 5xx/429) with a short backoff,
-    and raises `System2Unavailable` / `System2Error` with the URL and the reason when it gives up.
+    Keeps the subtasks it proposed for the current task as context (Hi Robot keeps the interaction history). Retries
+    are the SDK's: connection errors, timeouts, 408/409/429 and 5xx, with exponential backoff and jitter, honouring the
+    server's `Retry-After`; `retries` is its `max_retries`. When it gives up: `System2Unavailable` (server down,
+    overloaded, timed out) or `System2Error` (request refused, reply unusable), each naming the URL and the reason.
     """
 
     autonomous = True
@@ -144,30 +144,25 @@ class OpenAISystem2:
         max_tokens: int = 24,
         cameras: Sequence[str] | None = None,
         history: int = 8,
-        backoff_s: float = 0.2,
     ) -> None:
-        import httpx
+        import openai
 
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        base = url.rstrip("/")
-        if base.endswith("/chat/completions"):
-            self.endpoint = base
-        elif base.endswith("/v1"):
-            self.endpoint = base + "/chat/completions"
-        else:
-            self.endpoint = base + "/v1/chat/completions"
+        base = url.rstrip("/").removesuffix("/chat/completions")
+        base = base if base.endswith("/v1") else base + "/v1"
+        self.endpoint = base + "/chat/completions"
         self.model = model
         self.retries = retries
         self.max_tokens = max_tokens
         self.cameras = list(cameras) if cameras else None
-        self.backoff_s = backoff_s
         self._history_len = history
         self._history: list[str] = []
         self._history_task: str | None = None
         self._lock = threading.Lock()
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), headers=headers)
+        # An explicit placeholder key: local servers (vllm) need none, and OPENAI_API_KEY from the environment must
+        # never be sent to whatever server the deployment names.
+        self._client = openai.OpenAI(base_url=base, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=retries)
 
     def build_messages(self, obs: Any, task: str) -> list[dict[str, Any]]:
         images = getattr(obs, "images", {}) or {}
@@ -184,63 +179,42 @@ class OpenAISystem2:
             content.append({"type": "image_url", "image_url": {"url": encode_image_data_url(images[name])}})
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        import httpx
+    def _complete(self, messages: list[dict[str, Any]]) -> str:
+        import openai
 
-        last: str = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * attempt)
-            try:
-                response = self._http.post(self.endpoint, json=payload)
-            except httpx.TimeoutException:
-                last = f"timed out after {self._http.timeout.read}s"
-                continue
-            except httpx.TransportError as exc:
-                last = f"cannot connect ({type(exc).__name__}: {exc})"
-                continue
-            if response.status_code >= 500 or response.status_code == 429:
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code >= 400:
-                raise System2Error(
-                    f"System-2 server {self.endpoint} rejected the request: HTTP {response.status_code}: "
-                    f"{response.text[:300]}"
-                )
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise System2Error(f"System-2 server {self.endpoint} replied with invalid JSON: {exc}") from None
-        raise System2Unavailable(
-            f"System-2 server {self.endpoint} unavailable after {self.retries + 1} attempt(s): {last}"
-        )
+        attempts = f"after {self.retries + 1} attempt(s)"
+        try:
+            completion = self._client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=0.0  # type: ignore[arg-type]
+            )
+        except openai.APITimeoutError:
+            raise System2Unavailable(f"System-2 server {self.endpoint} unavailable {attempts}: timed out") from None
+        except openai.APIConnectionError as exc:
+            raise System2Unavailable(
+                f"System-2 server {self.endpoint} unavailable {attempts}: cannot connect ({exc.__cause__ or exc})"
+            ) from None
+        except openai.APIStatusError as exc:
+            detail = f"HTTP {exc.status_code}: {exc.response.text[:300]}"
+            if exc.status_code >= 500 or exc.status_code == 429:
+                raise System2Unavailable(f"System-2 server {self.endpoint} unavailable {attempts}: {detail}") from None
+            raise System2Error(f"System-2 server {self.endpoint} rejected the request: {detail}") from None
+        except openai.APIError as exc:  # a 200 whose body is not a chat completion
+            raise System2Error(f"System-2 server {self.endpoint} sent an unusable reply: {exc}") from None
+        if not completion.choices:
+            raise System2Error(f"System-2 server {self.endpoint} reply has no choices: {str(completion)[:300]}")
+        return completion.choices[0].message.content or ""
 
     def predict(self, obs: Any, task: str) -> str:
         with self._lock:
             if task != self._history_task:
                 self._history, self._history_task = [], task
-            payload = {
-                "model": self.model,
-                "messages": self.build_messages(obs, task),
-                "max_tokens": self.max_tokens,
-                "temperature": 0.0,
-            }
-            reply = self._post(payload)
-            try:
-                text = reply["choices"][0]["message"]["content"]
-            except (KeyError, IndexError, TypeError):
-                raise System2Error(
-                    f"System-2 server {self.endpoint} reply has no choices[0].message.content: {str(reply)[:300]}"
-                ) from None
-            if isinstance(text, list):  # some servers return content parts
-                text = " ".join(part.get("text", "") for part in text if isinstance(part, dict))
-            subtask = normalize_subtask(text or "")
+            subtask = normalize_subtask(self._complete(self.build_messages(obs, task)))
             if subtask and subtask != DONE and (not self._history or self._history[-1] != subtask):
                 self._history = [*self._history, subtask][-self._history_len :]
             return subtask
 
     def close(self) -> None:
-        self._http.close()
+        self._client.close()
 
 
 def make_system2(

@@ -22,6 +22,8 @@ from agent.api.episodes_index import sync_all
 from agent.api.errors import ERROR_RESPONSES, install_error_handlers
 from agent.api.live import LiveHub
 from agent.api.live import router as live_router
+from agent.api.metrics import ApiMetrics, RequestTimer
+from agent.api.metrics import router as metrics_router
 from agent.api.openapi_errors import document_error_responses
 from agent.api.ratelimit import RateLimiter
 from agent.api.registry import RuntimeRegistry
@@ -118,6 +120,8 @@ def create_app(
         responses={401: ERROR_RESPONSES[401], 422: ERROR_RESPONSES[422]},
     )
     app.state.ctx = ctx
+    app.state.metrics = ApiMetrics(ctx)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     install_error_handlers(app)
     if config.cors_origins:
         app.add_middleware(
@@ -130,5 +134,6 @@ def create_app(
     for module in (health, robots, tasks, coaching, estop, episodes, tokens):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
+    app.include_router(metrics_router)  # GET /metrics, where Prometheus looks by default
     document_error_responses(app)
     return app

@@ -26,8 +26,17 @@ PLANS = {
 
 
 class RuleServer:
-    def __init__(self, fail_first: int = 0, plans: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        fail_first: int = 0,
+        plans: dict[str, list[str]] | None = None,
+        fail_status: int = 503,
+        retry_after: str | None = None,
+    ) -> None:
+        """The first `fail_first` requests get `fail_status` (with a `Retry-After` header when given)."""
         self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.retry_after = retry_after
         self.plans = plans or PLANS
         self.requests: list[dict] = []
         self.image_shapes: list[tuple[int, ...]] = []
@@ -70,16 +79,19 @@ def serve_rules(server_state: RuleServer) -> Iterator[str]:
             if self.path != "/v1/chat/completions":
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
             elif failing:
-                self._send(503, {"error": {"message": "model is loading"}})
+                headers = {"Retry-After": server_state.retry_after} if server_state.retry_after else {}
+                self._send(server_state.fail_status, {"error": {"message": "model is loading"}}, headers)
             else:
                 content = server_state.answer(body)
                 self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                               "finish_reason": "stop"}]})
 
-        def _send(self, status: int, payload: dict) -> None:
+        def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

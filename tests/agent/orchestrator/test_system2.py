@@ -55,15 +55,33 @@ def test_openai_backend_walks_the_plan_with_images_as_data_urls() -> None:
 def test_openai_backend_retries_transient_server_errors() -> None:
     state = RuleServer(fail_first=2)
     with serve_rules(state) as url:
-        backend = OpenAISystem2(url, "m", timeout_s=5, retries=2, backoff_s=0.01)
+        backend = OpenAISystem2(url, "m", timeout_s=5, retries=2)
         assert backend.predict(observation(), "put the cup in the sink") == "pick up the cup"
     assert len(state.requests) == 3
+
+
+def test_openai_backend_retries_a_rate_limit() -> None:
+    """A 429 (rate limited, `Retry-After: 1`: the SDK waits what the server asks) is retried, then answered."""
+    state = RuleServer(fail_first=1, fail_status=429, retry_after="1")
+    with serve_rules(state) as url:
+        backend = OpenAISystem2(url, "m", timeout_s=5, retries=1)
+        assert backend.predict(observation(), "put the cup in the sink") == "pick up the cup"
+    assert len(state.requests) == 2
+
+
+def test_openai_backend_does_not_retry_a_refused_request() -> None:
+    state = RuleServer(fail_first=100, fail_status=400)
+    with serve_rules(state) as url:
+        backend = OpenAISystem2(url, "m", timeout_s=5, retries=3)
+        with pytest.raises(System2Error, match="rejected the request: HTTP 400"):
+            backend.predict(observation(), "t")
+    assert len(state.requests) == 1
 
 
 def test_openai_backend_gives_up_with_clear_error() -> None:
     state = RuleServer(fail_first=100)
     with serve_rules(state) as url:
-        backend = OpenAISystem2(url, "m", timeout_s=5, retries=1, backoff_s=0.01)
+        backend = OpenAISystem2(url, "m", timeout_s=5, retries=1)
         with pytest.raises(System2Unavailable, match=r"HTTP 503"):
             backend.predict(observation(), "t")
         bad_route = OpenAISystem2(url.removesuffix("/v1") + "/other", "m", timeout_s=5, retries=0)
@@ -73,7 +91,7 @@ def test_openai_backend_gives_up_with_clear_error() -> None:
 
 def test_openai_backend_dead_port_names_the_url() -> None:
     port = free_port()
-    backend = OpenAISystem2(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2, retries=1, backoff_s=0.01)
+    backend = OpenAISystem2(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2, retries=1)
     with pytest.raises(System2Unavailable, match=rf"127\.0\.0\.1:{port}.*2 attempt\(s\): cannot connect"):
         backend.predict(observation(), "put the cup in the sink")
 

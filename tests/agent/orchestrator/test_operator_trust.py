@@ -89,8 +89,9 @@ def test_resume_is_refused_while_the_estop_is_latched_and_a_held_queue_starts_on
         with pytest.raises(RuntimeCommandError, match="reset the e-stop"):
             runtime.resume(queued.id)
         runtime.reset_estop()
+        assert runtime.status()["queue_held"] and runtime.status()["queued"] == 1
         tick = runtime.status()["tick"]
-        time.sleep(1.0)
+        time.sleep(1.0)  # the loop polls its queue every 50 ms: twenty chances to start the task by itself
         assert runtime.task(queued.id).state is TaskState.QUEUED and runtime.status()["tick"] == tick
         runtime.resume(queued.id)  # "start this one"
         assert runtime.wait(queued.id, 60, states={TaskState.PAUSED}).reason == (

@@ -2,9 +2,9 @@
 
 * hearth's own folder: model.safetensors (our module names), config.json, norm_stats.json, tokenizer.json,
   optional fast_tokenizer.json, README.md.
-* LeRobot's pi05 layout (`lerobot/pi05_base`; reference/lerobot.md §1.5): keys with or without the leading
+* LeRobot's pi05 layout (`lerobot/pi05_base`; huggingface/lerobot src/lerobot/policies/pi05/modeling_pi05.py): keys with or without the leading
   `model.`, the VLM token embedding stored only as the tied `paligemma.lm_head.weight`.
-* openpi's PyTorch conversion (reference/openpi.md §5.2): the same names without `model.`, the embedding
+* openpi's PyTorch conversion (Physical-Intelligence/openpi examples/convert_jax_model_to_pytorch.py): the same names without `model.`, the embedding
   under `language_model.embed_tokens.weight` (or lost to tied-weight dedup and present only as lm_head).
 * Export of the VLM half in Hugging Face PaliGemma layout, so vLLM can serve it as System 2.
 

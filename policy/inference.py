@@ -1,7 +1,7 @@
 """Pi05Policy: observations and text in, action chunks (robot units) or subtask text out.
 
 The model works on normalized, padded tensors; this module owns the conversion both ways, the way
-openpi's transform pipeline does it (reference/openpi.md §4.1): images -> resize-with-pad -> [-1, 1];
+openpi's transform pipeline does it (Physical-Intelligence/openpi src/openpi/policies/policy_config.py `create_trained_policy`, src/openpi/transforms.py): images -> resize-with-pad -> [-1, 1];
 state -> quantile-normalize -> 256 bins in the prompt, and zero-padded into the continuous state token when
 the model has one; actions -> unpad -> unnormalize. Bad input is refused with a PolicyInputError that says
 what is wrong; it never becomes a silent zero chunk.

@@ -7,7 +7,7 @@ one place that translates, and it validates everything a client can get wrong (u
 oversize images, NaN) so that a bad request becomes a clear error for that client, never a crash or a silent
 zero chunk.
 
-Camera slots follow openpi (reference/openpi.md §3.4): slot 0 = base/exterior camera, slot 1 = (left) wrist,
+Camera slots follow openpi (Physical-Intelligence/openpi src/openpi/policies/droid_policy.py, aloha_policy.py): slot 0 = base/exterior camera, slot 1 = (left) wrist,
 slot 2 = right wrist; slot i feeds the policy's i-th camera name. A policy camera the robot does not have is
 filled with a black image (openpi pads missing slots the same way).
 

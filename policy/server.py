@@ -1,6 +1,7 @@
 """The policy worker: an openpi-compatible WebSocket server for System 1 (actions) and System 2 (subtasks).
 
-Wire (reference/openpi.md §3.9): on open the server sends one binary msgpack frame with metadata (the policy's
+Wire (Physical-Intelligence/openpi src/openpi/serving/websocket_policy_server.py, packages/openpi-client/src/openpi_client/
+websocket_client_policy.py): on open the server sends one binary msgpack frame with metadata (the policy's
 camera/state/action names, horizon, control rate, and the robot interface it was trained on: `robot_type` and
 `robot_interface_version`, None when not recorded, so a remote agent can refuse a mismatch); then each
 binary request `msgpack(obs)` gets one binary reply with `actions`, `server_timing` and `policy_timing`. Errors

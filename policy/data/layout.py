@@ -1,6 +1,6 @@
 """LeRobotDataset v3.0 on-disk layout: paths, the features block of info.json, and the Arrow schemas of our files.
 
-One place for every name and type the format fixes (reference/lerobot.md §2), so the writer, the reader, the merger
+One place for every name and type the format fixes (huggingface/lerobot src/lerobot/datasets/utils.py), so the writer, the reader, the merger
 and the schema test agree. We write one data file and one MP4 per camera per episode (file_index = episode % 1000,
 chunk_index = episode // 1000): legal in v3.0 because every lookup goes through meta/episodes, and it means a finished
 episode's files are never reopened, which is what makes crash safety simple.

@@ -6,7 +6,7 @@ restart would drop its robots. Here the ingress (no model, no GPU) keeps the con
 through a deployment handle, whose router picks the least-loaded model replica; the model replicas batch requests
 from any robot. A replica that dies mid-request is retried on another, so the robot only sees a slower chunk.
 
-The wire is the policy worker's (policy/server.py, reference/openpi.md §3.9), produced by the same functions: one
+The wire is the policy worker's (policy/server.py), produced by the same functions: one
 metadata frame on open, one reply per binary request, errors as a text frame then close 1011, `GET /healthz`, and
 `GET /metrics` (this ingress replica's counters). Replies carry one additive key, `hearth/served_by`
 (`{"replica": ..., "version": ...}`), which unmodified openpi clients ignore.

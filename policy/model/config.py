@@ -1,7 +1,8 @@
 """Sizes and switches of the π₀.₅ model, with the three presets hearth ships.
 
 `pi05` reproduces the released model (PaliGemma = SigLIP So400m/14 + Gemma 2B, plus the Gemma-300M action
-expert; reference/openpi.md §1.2, reference/lerobot.md §1.5) so `lerobot/pi05_base` loads strictly.
+expert; Physical-Intelligence/openpi src/openpi/models/gemma.py `get_config`, src/openpi/models/siglip.py; huggingface/lerobot
+src/lerobot/policies/pi05/modeling_pi05.py) so `lerobot/pi05_base` loads strictly.
 `sim-small` is the demo model, sized to run a 50-step chunk on two CPU cores; `tiny` is for tests.
 """
 

@@ -3,7 +3,7 @@
 Each expert (the PaliGemma VLM and the action expert) has its own norms, Q/K/V/O projections and GeGLU
 MLP; per layer the Q/K/V of all experts' tokens are concatenated along the sequence, rotated with shared
 positions and attended in one softmax, then split back so each expert applies its own output projection
-(reference/openpi.md §1.4). The action expert's norms are adaptive (AdaRMSNorm: scale, shift and a
+(Physical-Intelligence/openpi src/openpi/models/gemma.py, `Attention` and `Block`). The action expert's norms are adaptive (AdaRMSNorm: scale, shift and a
 residual gate computed from the flow-time embedding). Submodule names follow the Hugging Face layout
 (`self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, ...) so checkpoint keys map by prefix.
 

@@ -1,6 +1,6 @@
 """π₀.₅: SigLIP + PaliGemma VLM (prefix) jointly attending with a flow-matching action expert (suffix).
 
-Conventions follow openpi exactly (reference/openpi.md §1.5-1.8): t = 1 is noise, t = 0 is data;
+Conventions follow openpi exactly (Physical-Intelligence/openpi src/openpi/models/pi0.py): t = 1 is noise, t = 0 is data;
 x_t = t·noise + (1-t)·actions, the expert predicts u = noise - actions; the prefix (images + prompt) is
 bidirectional and never sees the suffix; the 50 action tokens form one block that sees the valid prefix
 and itself; positions are cumsum(valid) - 1. Beyond openpi we add what the paper's hierarchy needs:

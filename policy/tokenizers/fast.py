@@ -14,7 +14,7 @@ range", the one thing a robot must not do silently.
 
 FAST ids map onto the *last* ids of a text vocabulary (``text_id = text_vocab_size - 1 - fast_id``) so the VLM's LM
 head can predict them; the household BPE reserves exactly that tail (``TextTokenizer.reserved_action_ids``).
-Facts: reference/openpi.md §2.
+Facts: Physical-Intelligence/openpi src/openpi/models/tokenizer.py (`FASTTokenizer`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """π₀.₅ prompts, byte-exact with openpi's ``PaligemmaTokenizer.tokenize`` (discrete state input).
 
 Checkpoints trained by openpi/LeRobot saw exactly these strings, so any drift (a different bin edge, a missing
-space, lower-casing) silently degrades a real checkpoint. Facts: reference/openpi.md §1.6, reference/lerobot.md §1.3.
+space, lower-casing) silently degrades a real checkpoint.
+Facts: Physical-Intelligence/openpi src/openpi/models/tokenizer.py (`PaligemmaTokenizer`), huggingface/lerobot
+src/lerobot/policies/pi05/processor_pi05.py.
 
 System 1: ``Task: {subtask}, State: {b_1 … b_n};\\nAction: ``
 System 2: ``Task: {task}, State: {b_1 … b_n};\\nSubtask: `` followed (in training) by ``{subtask}<eos>``.

@@ -139,7 +139,7 @@ def test_openpi_converted_layout(policy: Pi05Policy, tmp_path) -> None:
 
 
 def test_pi05_key_table_matches_lerobot_pi05_base() -> None:
-    """812 tensors with LeRobot's names and shapes (reference/lerobot.md §1.5), built on the meta device."""
+    """812 tensors with LeRobot's names and shapes (huggingface/lerobot src/lerobot/policies/pi05/modeling_pi05.py), built on the meta device."""
     with torch.device("meta"):
         model = Pi05Model(preset("pi05"))
     shapes = lerobot_key_shapes(model)

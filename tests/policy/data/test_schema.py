@@ -1,4 +1,4 @@
-"""The files on disk follow LeRobotDataset v3.0 (reference/lerobot.md §2) closely enough for LeRobot's own loader:
+"""The files on disk follow LeRobotDataset v3.0 (huggingface/lerobot src/lerobot/datasets/utils.py) closely enough for LeRobot's own loader:
 info.json fields, column names and Arrow types, tasks.parquet's pandas index, stats.json, and video timestamps
 within the loader's 1e-4 s tolerance. The data files are also loaded through HF `datasets` with the features LeRobot
 declares, which is exactly how LeRobot reads them."""

@@ -1,4 +1,4 @@
-"""Prompt strings must equal openpi's, character for character (reference/openpi.md §1.6)."""
+"""Prompt strings must equal openpi's, character for character (Physical-Intelligence/openpi src/openpi/models/tokenizer.py)."""
 
 from __future__ import annotations
 

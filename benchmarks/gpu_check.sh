@@ -17,8 +17,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
 status=0
 for cameras in 1 3; do
-  timeout 180 "$PY" benchmarks/pi05_fast_path.py --preset pi05 --device cuda --cameras "$cameras" --threads 8 \
-    --runs 10 --warmup 3 --tolerance 0.1 | tee "$OUT/fast_path_${cameras}cam.txt" || status=1
+  timeout 140 "$PY" benchmarks/pi05_fast_path.py --preset pi05 --device cuda --cameras "$cameras" --threads 8 \
+    --runs 5 --warmup 2 --tolerance 0.1 | tee "$OUT/fast_path_${cameras}cam.txt" || status=1
 done
 timeout 200 "$PY" benchmarks/worker.py --presets pi05 --device cuda --threads 8 --clients 1,8 --requests 8 \
   | tee "$OUT/worker.txt" || status=1

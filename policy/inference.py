@@ -38,7 +38,7 @@ from policy.checkpoints import (
     save_weights,
     write_config,
 )
-from policy.fast_path import FastPi05
+from policy.fast_path import FastPi05, bucket_for
 from policy.model.config import Pi05Config, preset
 from policy.model.pi05 import Pi05Batch, Pi05Model
 from policy.normalize import NormStats
@@ -341,16 +341,20 @@ class Pi05Policy:
     def config(self) -> Pi05Config:
         return self.model.config
 
-    def warmup(self, batch_sizes: Sequence[int] | None = None) -> float:
+    def warmup(self, max_batch: int | None = None) -> float:
         """Build the fast path's shapes (on CUDA: capture its graphs) for this policy's cameras; seconds taken.
 
-        Without the fast path there is nothing to prepare (0.0). The policy worker calls this before it reports
-        healthy, so the first robot does not wait for graph capture.
+        `max_batch` (the most requests a caller batches) skips batch buckets it can never fill. Without the fast
+        path there is nothing to prepare (0.0). The policy worker calls this before it reports healthy, so the
+        first robot does not wait for graph capture.
         """
         if self.fast is None:
             return 0.0
+        buckets = self.fast.batch_buckets
+        if max_batch is not None:
+            buckets = tuple(b for b in buckets if b <= bucket_for(min(max_batch, buckets[-1]), buckets))
         with self._lock:
-            return self.fast.warmup(len(self.metadata["camera_names"]), batch_sizes=batch_sizes)
+            return self.fast.warmup(len(self.metadata["camera_names"]), batch_sizes=buckets)
 
     def normalized_state(self, obs: ObservationLike) -> np.ndarray:
         state = getattr(obs, "state", None)

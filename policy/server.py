@@ -350,7 +350,7 @@ class PolicyServer(WebSocketService):
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
         warmup: bool = True,
     ):
-        """`warmup`: call `policy.warmup()` on the inference thread before reporting healthy (see module doc)."""
+        """`warmup`: call `policy.warmup(max_batch=...)` on the inference thread before reporting healthy."""
         super().__init__(host, port, api_keys, max_message_bytes, keepalive_s=20.0)
         self.policy = policy
         self.max_image_side = max_image_side
@@ -363,7 +363,7 @@ class PolicyServer(WebSocketService):
             batch_wait_ms / 1e3,
             self.metrics,
             peers=lambda: int(self.metrics.value("hearth_policy_connections_open")),
-            warmup=policy.warmup if warmup else None,
+            warmup=(lambda: policy.warmup(max_batch=max_batch)) if warmup else None,
         )
         self.metadata: dict[str, Any] = worker_metadata(policy.metadata, self.mapping)
         self._metadata_frame = packb(self.metadata)

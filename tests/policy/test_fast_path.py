@@ -212,7 +212,8 @@ def test_policy_fast_path_equals_eager_with_action_frame_rtc_and_save(tmp_path) 
     loaded = Pi05Policy.from_checkpoint(tmp_path / "ckpt", device="cpu")
     assert loaded.fast is None
     np.testing.assert_allclose(loaded.act(observations[0], prompts[0], noise=noises[0]).actions, plain[0], atol=1e-5)
-    assert fast.warmup(batch_sizes=[1]) >= 0.0 and eager.warmup() == 0.0
+    assert fast.warmup(max_batch=3) >= 0.0 and eager.warmup() == 0.0
+    assert {key.batch for key in fast.fast._chunks} == {1, 2, 4}  # up to the bucket that holds 3 requests
 
 
 def test_a_model_with_a_state_token_refuses_a_batch_without_state(pair) -> None:

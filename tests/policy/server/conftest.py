@@ -79,8 +79,8 @@ class GatedPolicy:
         if not self.release.wait(timeout=30):
             raise TimeoutError("test never released the gate")
 
-    def warmup(self) -> float:
-        return self.policy.warmup()
+    def warmup(self, max_batch: int | None = None) -> float:
+        return self.policy.warmup(max_batch)
 
     def act_batch(self, *args: Any, **kwargs: Any) -> Any:
         self._wait()

@@ -26,11 +26,12 @@ class WarmingPolicy:
         self.metadata = policy.metadata
         self.release = threading.Event()
 
-    def warmup(self) -> float:
+    def warmup(self, max_batch: int | None = None) -> float:
         if self.fail:
             raise RuntimeError("out of GPU memory while capturing")
         assert self.release.wait(timeout=30), "test never released the warm-up"
-        return self.policy.warmup()
+        self.max_batch = max_batch
+        return self.policy.warmup(max_batch)
 
     def act_batch(self, *args: Any, **kwargs: Any) -> Any:
         return self.policy.act_batch(*args, **kwargs)
@@ -47,7 +48,7 @@ def _status(port: int, path: str) -> int:
 
 def test_healthy_and_serving_only_after_warmup(tiny_policy) -> None:
     policy = WarmingPolicy(tiny_policy)
-    srv = PolicyServer(policy, port=0)  # type: ignore[arg-type]
+    srv = PolicyServer(policy, port=0, max_batch=3)  # type: ignore[arg-type]
     thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
     thread.start()
     try:
@@ -58,6 +59,7 @@ def test_healthy_and_serving_only_after_warmup(tiny_policy) -> None:
             connect(f"ws://127.0.0.1:{port}", open_timeout=10)
         policy.release.set()
         wait_until(lambda: _status(port, "/healthz") == 200, timeout=30, what="the worker to report healthy")
+        assert policy.max_batch == 3  # buckets above the worker's batch limit are not captured
         client = WebsocketClientPolicy("127.0.0.1", port)
         try:
             assert client.infer(hearth_request(srv.metadata))["actions"].shape[1] == ACTION_DIM

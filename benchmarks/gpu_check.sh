@@ -4,7 +4,7 @@
 #      by side (prefix, denoise, chunk, RTC chunk, batch-8 chunks/s, System-2 ms/token), failing if the fast path's
 #      actions differ from eager's by more than a bf16 tolerance;
 #   2. policy worker round trips (fast path on, the CUDA default) at 1 and 8 clients.
-# Targets (DESIGN.md, issue 18): chunk <= 30 ms at 3 cameras, round trip <= 40 ms, System 2 <= 4 ms/token,
+# Targets (issue 18): chunk <= 30 ms at 3 cameras, round trip <= 40 ms, System 2 <= 4 ms/token,
 # batch 8 >= 150 chunks/s. Usage: bash benchmarks/gpu_check.sh [out_dir]; record the printed tables with the
 # card name in BENCHMARKS.md.
 set -euo pipefail

@@ -3,8 +3,8 @@
 Nothing here is a second model. `FastPi05` owns fixed-shape input buffers and static KV caches and calls the
 plain `Pi05Model` pieces (`prefix_cache`, `denoise`, `decode_prefix`, `decode_step`) on them; on CUDA each
 piece is captured once per shape as a CUDA graph and afterwards only replayed, which removes the per-kernel
-launch cost that dominates eager PyTorch on this model (gpt-fast `generate.py`, pytorch-labs/gpt-fast; SGLang's
-and Dexmal realtime-vla's π₀ graphs). Why each shortcut leaves the results unchanged:
+launch cost that dominates eager PyTorch on this model (the pattern of gpt-fast's `generate.py`,
+pytorch-labs/gpt-fast). Why each shortcut leaves the results unchanged:
 
 - Shapes are fixed per `ShapeKey`: batches are padded up to a bucket (1/2/4/8) with copies of their first row,
   whose outputs are dropped; prompts are cut (or padded) to the smallest prompt bucket that holds every valid

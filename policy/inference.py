@@ -14,7 +14,6 @@ worker); `warmup()` builds its graphs so no request pays for capture.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import threading
@@ -577,8 +576,3 @@ def _readme(metadata: Mapping[str, Any], config: Pi05Config) -> str:
         "norm_stats.json (openpi layout), tokenizer.json (prompt tokenizer).\n"
         "Load with `policy.inference.Pi05Policy.from_checkpoint(path)`.\n"
     )
-
-
-def checkpoint_metadata(folder: str | Path) -> dict[str, Any]:
-    """Robot metadata of a hearth checkpoint without loading its weights."""
-    return dict(json.loads((Path(folder) / CONFIG_FILE).read_text()))

@@ -256,8 +256,9 @@ class _LossModule(nn.Module):
 
 
 # Config fields a warm start may change: the action expert has no positional weights per chunk step (the
-# horizon is just how many suffix tokens it runs on), and the Euler step count is a sampling choice.
-INIT_OVERRIDABLE = frozenset({"action_horizon", "num_steps"})
+# horizon is just how many suffix tokens it runs on), positions are RoPE (no table sized by the prompt length),
+# and the Euler step count is a sampling choice.
+INIT_OVERRIDABLE = frozenset({"action_horizon", "max_token_len", "num_steps"})
 
 
 def build_model(config: TrainConfig, init: Path | None):

@@ -70,3 +70,40 @@ def test_policy_returns_robot_units_and_round_trips_through_save(tmp_path):
     loaded = Pi05Policy.from_checkpoint(tmp_path / "ckpt", device="cpu")
     assert loaded.action_frame == relative.action_frame
     np.testing.assert_allclose(loaded.act(obs, "go to the table", noise=noise).actions, mapped, atol=1e-5)
+
+
+def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_targets():
+    """Absolute chunks stored normalized -> relative chunks whose unnormalized values equal frame.to_model."""
+    from policy.normalize import NormStats
+    from policy.tokenizers.text import household_tokenizer
+    from policy.train import PreparedData, reframe_prepared
+    from policy.training.data import TrainingArrays
+
+    rng = np.random.default_rng(0)
+    n, horizon = 40, 6
+    states = rng.uniform(-2, 2, size=(n, 5)).astype(np.float32)
+    chunks = (states[:, None, :] + rng.normal(0, 0.2, size=(n, horizon, 5))).astype(np.float32)
+    stats = NormStats.from_arrays({"state": states, "actions": chunks.reshape(-1, 5)})
+    padded = np.zeros((n, horizon, 8), np.float32)
+    padded[..., :5] = stats.normalize("actions", chunks)
+    empty = np.zeros((n, 4), np.int64)
+    arrays = TrainingArrays(
+        camera_names=["head"], images=np.zeros((n, 1, 4, 4, 3), np.uint8), actions=padded, action_dim=5,
+        action_is_pad=np.zeros((n, horizon), bool), s1_tokens=empty, s1_mask=empty.astype(bool),
+        s1_loss=empty.astype(bool), s2_tokens=empty, s2_mask=empty.astype(bool), s2_loss=empty.astype(bool),
+        has_subtask=np.zeros(n, bool), episode_index=np.zeros(n, np.int64),
+        states=np.pad(stats.normalize("state", states), ((0, 0), (0, 3))),
+    )
+    meta = {"action_names": NAMES, "state_names": NAMES}
+    prepared = PreparedData(arrays, stats, household_tokenizer(), None, meta)
+    spec = {"relative": ["arm"], "base_pose": ["base_x", "base_y", "base_yaw"]}
+    reframed = reframe_prepared(prepared, spec)
+
+    assert reframed.meta["action_frame"] == spec
+    assert reframed.norm_stats["state"].q01.tolist() == stats["state"].q01.tolist()  # prompts/state token unchanged
+    relative = reframed.norm_stats.unnormalize("actions", reframed.arrays.actions[..., :5])
+    np.testing.assert_allclose(relative, frame().to_model(chunks, states), atol=1e-4)
+    assert np.all(reframed.arrays.actions[..., 5:] == 0)  # padding dims untouched
+    back = reframe_prepared(reframed, None)  # and back to absolute
+    np.testing.assert_allclose(back.norm_stats.unnormalize("actions", back.arrays.actions[..., :5])[..., :4],
+                               chunks[..., :4], atol=1e-4)

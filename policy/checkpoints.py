@@ -70,10 +70,6 @@ def from_lerobot_key(theirs: str) -> str:
     return theirs
 
 
-def model_state_dict(model: Pi05Model) -> dict[str, Tensor]:
-    return {k: v for k, v in model.state_dict().items()}
-
-
 def _strict_load(model: Pi05Model, state: Mapping[str, Tensor], source: str) -> None:
     """load_state_dict(strict=True) with one error that lists every missing/unexpected/mis-shaped key."""
     expected = model.state_dict()

@@ -130,10 +130,6 @@ class LeRobotDatasetWriter:
     def recording(self) -> bool:
         return self._running is not None
 
-    @property
-    def frames_in_episode(self) -> int:
-        return self._running.frames if self._running else 0
-
     def begin_episode(self, task: str, metadata: dict[str, Any] | None = None) -> int:
         """Start recording; returns the episode index the episode will have once finished."""
         self._check_open()

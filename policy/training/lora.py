@@ -32,10 +32,6 @@ class LoRALinear(nn.Linear):
         update = (x.to(self.lora_a.dtype) @ self.lora_a.t()) @ self.lora_b.t()
         return out + (update * self.scaling).to(out.dtype)
 
-    def merged_weight(self) -> torch.Tensor:
-        delta = (self.lora_b @ self.lora_a) * self.scaling
-        return (self.weight.float() + delta).to(self.weight.dtype)
-
 
 def apply_lora(model: nn.Module, patterns: Sequence[str], rank: int, alpha: float) -> list[str]:
     """Replace every nn.Linear whose qualified name matches a pattern; freeze everything but the adapters.

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors.torch import load_file, save_file
 
 from policy.checkpoints import save_lerobot_weights
@@ -13,6 +14,17 @@ from policy.inference import Pi05Policy
 from tests.support import REPO_ROOT
 
 HEARTH = [sys.executable, "-m", "agent.cli"]
+# LeRobot's names for our modules (huggingface/lerobot src/lerobot/policies/pi05/modeling_pi05.py,
+# `PaliGemmaWithExpertModel`); below these prefixes the names are the same on both sides. Written here, not taken
+# from policy/checkpoints.py, so a wrong mapping there cannot cancel out in the round trip.
+LEROBOT_PREFIXES = {
+    "vision.": "paligemma_with_expert.paligemma.model.vision_tower.vision_model.",
+    "projector.": "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.",
+    "vlm.layers.": "paligemma_with_expert.paligemma.model.language_model.layers.",
+    "vlm.norm.": "paligemma_with_expert.paligemma.model.language_model.norm.",
+    "vlm.embed_tokens.": "paligemma_with_expert.paligemma.lm_head.",  # tied: LeRobot stores the LM head
+    "expert.": "paligemma_with_expert.gemma_expert.model.",
+}
 CAMERAS = ("base_cam", "wrist_cam")
 NOISE = np.random.default_rng(7).normal(size=(50, 32)).astype(np.float32)
 
@@ -24,6 +36,13 @@ class Obs:
         self.state = rng.normal(size=len(policy.metadata["state_names"])).astype(np.float32)
 
 
+def lerobot_name(ours: str) -> str:
+    for mine, theirs in LEROBOT_PREFIXES.items():
+        if ours.startswith(mine):
+            return theirs + ours.removeprefix(mine)
+    return ours  # action_in_proj, action_out_proj, time_mlp_*, state_proj: the same name in both
+
+
 def convert(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*HEARTH, "convert", *args], capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
@@ -32,7 +51,12 @@ def convert(*args: str) -> subprocess.CompletedProcess:
 def test_convert_lerobot_layout_reproduces_actions(tmp_path: Path) -> None:
     original = Pi05Policy.build_random("tiny", camera_names=CAMERAS, seed=5)
     source = tmp_path / "pi05-lerobot"
-    save_lerobot_weights(original.model, source, with_model_prefix=True)
+    weights = save_lerobot_weights(original.model, source, with_model_prefix=True)
+    written = load_file(str(weights))
+    ours = original.model.state_dict()
+    assert set(written) == {"model." + lerobot_name(name) for name in ours}
+    for name, tensor in ours.items():
+        assert torch.equal(written["model." + lerobot_name(name)], tensor), name
     (source / "config.json").write_text(json.dumps({"type": "pi05", "chunk_size": 50}))
     original.norm_stats.save(tmp_path / "norm_stats.json")
     original.tokenizer.save(tmp_path / "tok")

@@ -12,9 +12,6 @@ import pytest
 
 HEARTH = str(Path(sys.executable).parent / "hearth")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(700)]
-# these drive the real safety layer (H5) and recorder (H6); they run as soon as those modules exist
-pytest.importorskip("robots.safety")
-pytest.importorskip("agent.recorder")
 
 
 def test_hearth_run_prints_trace_outcome_and_episode(tmp_path) -> None:

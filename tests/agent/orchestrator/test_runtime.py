@@ -21,9 +21,6 @@ from tests.support import free_port, wait_until
 
 TASK = "put the can in the sink"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-# these drive the real safety layer (H5) and recorder (H6); they run as soon as those modules exist
-pytest.importorskip("robots.safety")
-pytest.importorskip("agent.recorder")
 
 
 @contextlib.contextmanager

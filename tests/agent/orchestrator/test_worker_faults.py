@@ -17,9 +17,6 @@ from tests.support import free_port, spawn, wait_for_port, wait_until
 
 HEARTH = str(Path(sys.executable).parent / "hearth")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-# these drive the real safety layer (H5) and recorder (H6); they run as soon as those modules exist
-pytest.importorskip("robots.safety")
-pytest.importorskip("agent.recorder")
 
 
 def test_worker_sigkill_pauses_holds_and_resumes(sim_robot, tiny_policy, tmp_path) -> None:

@@ -12,6 +12,7 @@ import site
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 from tests.support import REPO_ROOT
@@ -41,6 +42,11 @@ def test_wheel_installs_outside_the_checkout_and_finds_its_configs(tmp_path: Pat
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, source], check=True, timeout=300)
     (wheel,) = wheels.glob("hearth-*.whl")
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    data = subprocess.check_output(["git", "ls-files", *SOURCES[:-1]], cwd=REPO_ROOT, text=True).split()
+    for name in (n for n in data if not n.endswith(".py")):  # tokenizer assets, console pages, ...
+        assert name in packaged, f"{name} is not in the wheel: add it to [tool.setuptools.package-data]"
+    assert "hearth_configs/deployments/local.yaml" in packaged
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)

@@ -8,10 +8,10 @@ them only together with docs/deployment.md.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-# `generate_latest` writes text format 0.0.4 for our (plain ASCII) names; say so, as scrapers have always expected.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# `generate_latest` writes text format 0.0.4 for our plain ASCII names; say so (Prometheus 3 picks its parser by it).
+# Spelled out: newer prometheus_client versions default to announcing 1.0.0.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 32)

@@ -32,6 +32,14 @@ def test_every_package_directory_is_declared() -> None:
     assert _declared_packages() == found
 
 
+def test_the_images_copy_every_source_folder_the_packages_come_from() -> None:
+    """scripts/install.sh installs the checkout: an image without one of these folders fails at `pip install`."""
+    for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.gpu"):
+        copied = (REPO_ROOT / dockerfile).read_text().splitlines()
+        for folder in SOURCES:
+            assert f"COPY {folder} {folder}" in copied, (dockerfile, folder)
+
+
 def test_wheel_installs_outside_the_checkout_and_finds_its_configs(tmp_path: Path) -> None:
     source = tmp_path / "src"  # build from a copy: the build leaves build/ and *.egg-info behind
     for name in SOURCES:

@@ -55,6 +55,8 @@ class ManagedProcess:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
         self.args = args
         self.log_path = log_path
+        self.env = env
+        self.cwd = cwd
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **(env or {})}
         self.popen = subprocess.Popen(

@@ -88,6 +88,15 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"===== {name}\n{p.log_text()[-4000:]}" for name, p in self.processes.items())
 
+    def restart_api(self) -> None:
+        """Stop the API (if running) and start it again with the same arguments, port and database."""
+        old = self.processes["api"]
+        old.stop()
+        log = old.log_path.with_name(f"{old.log_path.stem}-restarted{old.log_path.suffix}")
+        self.processes["api"] = ManagedProcess(old.args, log, old.env, old.cwd)
+        wait_until(lambda: (self.check_alive(), _http_ok(f"{self.api_url}/api/v1/health"))[1],
+                   timeout=STARTUP_TIMEOUT_S, what="API healthy again")
+
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if not process.alive():

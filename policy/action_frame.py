@@ -80,10 +80,6 @@ class ActionFrame:
         return cls.from_names(spec.get("relative", []), spec.get("base_pose"), metadata["action_names"],
                               metadata["state_names"])
 
-    @property
-    def is_identity(self) -> bool:
-        return not self.joint_pairs and self.base_pose is None
-
     # ---- conversion -------------------------------------------------------------------------------------------
     def to_model(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Robot-unit chunk [..., H, A] and the state at its start [..., S] -> the model's frame (a new array)."""

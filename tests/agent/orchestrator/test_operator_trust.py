@@ -60,8 +60,11 @@ def test_estop_pauses_and_reset_never_moves_the_robot_by_itself(sim_robot, worke
         runtime.abort(first.id)
         assert runtime.wait(first.id, 30).state is TaskState.ABORTED
         runtime.abort(queued.id)
+        runtime.wait(queued.id, 30)
+        until_the_end = events.drain()  # (a starved machine may stall a tick mid-task: that watchdog is right)
         time.sleep(1.5)  # three watchdog timeouts with nobody commanding the robot
-        seen = events.drain()
+        after_the_end = events.drain()
+        seen = until_the_end + after_the_end
         final = runtime.task(first.id)
     reasons = [(p.action, p.cause, p.reason) for p in final.pauses]
     assert reasons[:1] == [("pause", "coach", "waiting for a coach to give the first subtask")]
@@ -77,7 +80,8 @@ def test_estop_pauses_and_reset_never_moves_the_robot_by_itself(sim_robot, worke
     assert ("running", "resumed by operator", "operator") in states
     safety = [e.data["kind"] for e in seen if e.kind == "safety"]
     assert "estop" in safety and "estop_reset" in safety
-    assert "watchdog" not in safety  # a deliberate stop, abort or end is not a lost controller
+    # a deliberate stop, abort or end is not a lost controller
+    assert [e.data["kind"] for e in after_the_end if e.kind == "safety"] == []
 
 
 def test_resume_is_refused_while_the_estop_is_latched_and_a_held_queue_starts_on_request(
@@ -118,10 +122,16 @@ def test_coaching_holds_for_30_s_of_sim_time_while_system2_disagrees(sim_robot, 
         applied = runtime.coach(record.id, "pick up the can")
         asked_before = len(server.requests)
         sim_ticks = int(30 * runtime.control_hz)
+        # 30 s of sim time, and System 2 answered (disagreeing) at least twice meanwhile; a starved machine makes
+        # chunks (and so System-2 questions, asked every chunk) rarer, so wait for both rather than for time
         wait_until(
-            lambda: runtime.status()["tick"] >= applied["tick"] + sim_ticks,
+            lambda: (
+                runtime.status()["tick"] >= applied["tick"] + sim_ticks
+                and len(server.requests) >= asked_before + 3
+                and runtime.status()["policy_subtask"] == "pick up the fruit"
+            ),
             timeout=600,
-            what=f"{sim_ticks} ticks (30 s of sim time) of coaching",
+            what=f"{sim_ticks} ticks (30 s of sim time) of coaching and System 2 asked again",
         )
         status = runtime.status()
         asked_during = len(server.requests) - asked_before
@@ -130,7 +140,7 @@ def test_coaching_holds_for_30_s_of_sim_time_while_system2_disagrees(sim_robot, 
         final = runtime.wait(record.id, 60)
     assert status["subtask"] == "pick up the can" and status["subtask_source"] == "coach"
     assert status["policy_subtask"] == "pick up the fruit"  # System 2 disagreed all along...
-    assert asked_during >= 2  # ...and was asked again during the coaching
+    assert asked_during >= 3  # ...and was asked again (and answered) during the coaching
     assert status["coaching"] == {
         "coached": "pick up the can",
         "predicted": "pick up the fruit",
@@ -240,7 +250,7 @@ def test_a_late_worker_pauses_once_with_the_lateness_and_resumes_after_on_time_r
         idle_observe_hz=0,
         max_in_flight=1,
         worker_late_s=6.0,
-        worker_resume_fraction=0.5,
+        worker_resume_fraction=0.8,  # 4.8 s: replies on a loaded machine still qualify
         worker_resume_replies=2,
     )
     runtime = RobotRuntime("kitchen", sim_robot, policy, CoachOnlySystem2(), None, EventBus(), config)
@@ -252,7 +262,7 @@ def test_a_late_worker_pauses_once_with_the_lateness_and_resumes_after_on_time_r
         wait_until(
             lambda: any(p.cause == "worker" for p in runtime.task(record.id).pauses), timeout=240, what="the late pause"
         )
-        wait_until(lambda: runtime.task(record.id).pauses[-1].action == "resume", timeout=240, what="the resume")
+        wait_until(lambda: runtime.task(record.id).pauses[-1].action == "resume", timeout=400, what="the resume")
         wait_until(lambda: runtime.status()["chunks"] >= 6, timeout=240, what="chunks after the resume")
         status = runtime.status()
         runtime.abort(record.id)
@@ -264,5 +274,5 @@ def test_a_late_worker_pauses_once_with_the_lateness_and_resumes_after_on_time_r
     assert [p.action for p in worker] == ["pause", "resume"]  # one pause, one resume: no flapping
     assert worker[0].reason.startswith("policy worker late by ") and worker[0].reason.endswith(" ms (limit 6000 ms)")
     assert int(worker[0].reason.split()[4]) > 6000
-    assert worker[1].reason.startswith("policy worker on time again (2 replies within 3000 ms")
+    assert worker[1].reason.startswith("policy worker on time again (2 replies within 4800 ms")
     assert (status["worker_late_pauses"], status["worker_lost_pauses"], status["worker"]) == (1, 0, "ok")

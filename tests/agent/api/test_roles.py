@@ -49,6 +49,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, Permission | None]] = [
     ("GET", "/api/v1/tokens", None, Permission.TOKENS),
     ("POST", "/api/v1/tokens", {"name": "x", "role": "viewer"}, Permission.TOKENS),
     ("DELETE", "/api/v1/tokens/none", None, Permission.TOKENS),
+    ("GET", "/metrics", None, Permission.ROBOTS_READ),
 ]
 
 

@@ -107,8 +107,10 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) ->
         process.stop()
 
 
-def random_policy_for(description, preset: str = "tiny", seed: int = 0):
-    """A random-weight π₀.₅ whose cameras, state/action names, control rate and robot interface match a robot."""
+def random_policy_for(description, preset: str = "tiny", seed: int = 0, **overrides):
+    """A random-weight π₀.₅ whose cameras, state/action names, control rate and robot interface match a robot.
+
+    `overrides` are model-config fields (e.g. a short action_horizon and few flow steps for fast tests)."""
     from policy.inference import Pi05Policy
 
     return Pi05Policy.build_random(
@@ -120,6 +122,7 @@ def random_policy_for(description, preset: str = "tiny", seed: int = 0):
         seed=seed,
         robot_type=description.robot_type,
         robot_interface_version=description.interface_version,
+        **overrides,
     )
 
 

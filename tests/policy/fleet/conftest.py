@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO_ROOT, free_port, spawn, wait_until
+from tests.support import REPO_ROOT, free_port, random_policy_for, spawn, wait_until
 
 ray = pytest.importorskip(
     "ray", reason="Ray is not installed: pip install 'hearth[fleet]' (scripts/install.sh dev does)"
@@ -53,20 +53,7 @@ def sim_robot():
 
 
 def save_tiny(description: Any, folder: Path, seed: int) -> Any:
-    from policy.inference import Pi05Policy
-
-    policy = Pi05Policy.build_random(
-        "tiny",
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=seed,
-        robot_type=description.robot_type,
-        robot_interface_version=description.interface_version,
-        action_horizon=HORIZON,
-        num_steps=FLOW_STEPS,
-    )
+    policy = random_policy_for(description, "tiny", seed, action_horizon=HORIZON, num_steps=FLOW_STEPS)
     policy.save(folder)
     return policy
 

@@ -76,3 +76,18 @@ def test_worker_events_are_not_prefixed_twice() -> None:
     )
     assert worker_line("ok", None) == "policy worker ok"
     assert worker_line("down", "connection refused") == "policy worker down: connection refused"
+
+
+def test_serve_policy_no_fast_path_turns_the_cuda_fast_path_off(monkeypatch, tmp_path):
+    """The flag reaches every policy the worker builds through HEARTH_FAST_PATH, which CUDA would otherwise default on."""
+    import torch
+
+    from policy.inference import FAST_PATH_ENV, fast_path_default
+
+    monkeypatch.delenv(FAST_PATH_ENV, raising=False)
+    assert fast_path_default(torch.device("cuda"))
+    args = ["serve-policy", "--no-fast-path", "--checkpoint", str(tmp_path / "missing")]
+    result = CliRunner().invoke(app, args, env=WIDE)
+    assert result.exit_code != 0 and "does not exist" in result.output  # stopped before serving, after the switch
+    assert os.environ[FAST_PATH_ENV] == "0"
+    assert not fast_path_default(torch.device("cuda"))

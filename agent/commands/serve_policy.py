@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,16 @@ def command(
     write_serve_config: Path | None = typer.Option(
         None, "--write-serve-config", help="--ray: write the Serve config file (YAML) here and exit."
     ),
+    fast_path: bool = typer.Option(
+        True, "--fast-path/--no-fast-path",
+        help="On CUDA, serve through the fast path (static KV cache, CUDA graphs); --no-fast-path runs eager.",
+    ),
 ) -> None:
     """Serve System 1 (actions) and System 2 (subtasks) to robots and openpi clients."""
     from policy.mappings import MAPPING_NAMES
+
+    if not fast_path:  # read by every Pi05Policy this process (and the Ray workers it starts) builds
+        os.environ["HEARTH_FAST_PATH"] = "0"
 
     if mapping not in MAPPING_NAMES:
         raise typer.BadParameter(f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.auth import Role
 from agent.store import StoredEvent, StoredTask, TokenInfo
 
 
-class TaskCreate(BaseModel):
+class RequestBody(BaseModel):
+    """A body a client sends. Unknown fields are refused with 422, as the configs do: a misspelled field
+    (`allow_unlisted`, say) must not quietly create a task without it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(RequestBody):
     robot_id: str = Field(min_length=1, max_length=128, description="Which robot runs the task.")
     text: str = Field(min_length=1, description="The household task, e.g. 'put the cup in the sink'.")
     allow_unlisted: bool = Field(
@@ -34,11 +41,11 @@ class EventList(BaseModel):
     items: list[StoredEvent]
 
 
-class ReasonIn(BaseModel):
+class ReasonIn(RequestBody):
     reason: str = Field(default="operator", max_length=500)
 
 
-class CoachIn(BaseModel):
+class CoachIn(RequestBody):
     utterance: str = Field(min_length=1, max_length=500, description="What the coach says, e.g. 'pick up the cup'.")
 
 
@@ -64,7 +71,7 @@ class EstopOut(BaseModel):
     reason: str | None = None
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     role: Role
 
@@ -80,7 +87,7 @@ class WhoAmI(BaseModel):
     permissions: list[str] = Field(description="What this token may do, e.g. 'tasks:write', 'estop'.")
 
 
-class EpisodeLabel(BaseModel):
+class EpisodeLabel(RequestBody):
     outcome: str = Field(min_length=1, max_length=64, description="e.g. succeeded, failed, aborted.")
     success: bool | None = Field(default=None, description="Whether the task was achieved (None: unknown).")
 

@@ -75,3 +75,15 @@ def test_queue_full_is_429_with_the_limit(stack):
     assert full.status_code == 429 and full.json()["code"] == "queue_full"
     assert full.json()["details"] == [{"limit": 3}]
     assert "limit 3" in full.json()["message"]
+
+
+def test_unknown_fields_in_a_request_body_are_refused_and_nothing_is_queued(stack):
+    """A misspelled flag must not silently create a task without it (issue 17)."""
+    operator = stack.clients["operator"]
+    before = operator.get("/api/v1/tasks").json()["items"]
+    response = operator.post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK, "allow_unlist": True})
+    assert response.status_code == 422, response.text
+    assert "allow_unlist" in response.text
+    assert operator.get("/api/v1/tasks").json()["items"] == before
+    coached = operator.post("/api/v1/tasks/none/coaching", json={"utterance": "pick up the can", "tone": "calm"})
+    assert coached.status_code == 422, coached.text

@@ -7,8 +7,9 @@ real robot fits, without anyone probing attributes at run time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from agent.system2 import System2Backend
 from policy.types import ActionChunk
 from robots.types import Observation, RobotDescription
 
-__all__ = ["ChunkReply", "ChunkSource", "CloneableChunkSource", "ControlledRobot", "EpisodeRecorder", "System2Backend"]
+__all__ = ["ChunkReply", "ChunkSource", "CloneableChunkSource", "ControlledRobot", "DescribedChunkSource", "EpisodeRecorder", "System2Backend"]
 
 #: What `ChunkSource.act` returns: the chunk and the worker's timing in ms (`PolicyClient.act`'s shape).
 ChunkReply = tuple[ActionChunk, dict[str, float]]
@@ -34,6 +35,15 @@ class ChunkSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class DescribedChunkSource(Protocol):
+    """A chunk source that says what it was trained for (a PolicyClient's metadata frame, an in-process
+    Pi05Policy's checkpoint metadata): the orchestrator checks it against the robot before anything moves."""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from agent.compat import PolicyMismatchError, check_policy_fits_robot
 from agent.executor import BackgroundCaller, CallResult, ChunkRequest
-from agent.protocols import ChunkSource, CloneableChunkSource
+from agent.protocols import ChunkSource, CloneableChunkSource, DescribedChunkSource
 from policy.client import PolicyClient
 from policy.types import ActionChunk
 from robots.types import Observation, RobotDescription
@@ -95,15 +95,16 @@ class ChunkPipeline:
         return next((i for i, caller in enumerate(self._callers) if caller.idle), None)
 
     def _check_fits(self, connection: ChunkSource) -> None:
-        """PolicyMismatchError unless the worker's metadata frame fits the robot. Only a PolicyClient has one
-        (reading it may connect, so this runs on a caller thread, never the control thread)."""
-        if isinstance(connection, PolicyClient):
+        """PolicyMismatchError unless the source's metadata fits the robot: a worker's metadata frame, or an
+        in-process policy's own (reading a frame may connect, so this runs on a caller thread, never the
+        control thread)."""
+        if isinstance(connection, DescribedChunkSource):
             check_policy_fits_robot(connection.metadata, self.description, self._source)
 
     def warm_up(self) -> None:
         """Connect every worker connection and check its metadata before any task's clock runs."""
         for caller, connection in zip(self._callers, self._connections, strict=True):
-            if isinstance(connection, PolicyClient):
+            if isinstance(connection, DescribedChunkSource):
                 caller.submit(WarmupDone, lambda c=connection: self._check_fits(c))
 
     def request(self, request: ChunkRequest, obs: Observation) -> bool:
@@ -117,6 +118,8 @@ class ChunkPipeline:
         def act() -> tuple[ActionChunk, dict[str, float]]:
             reply = connection.act(obs, subtask, prev_chunk=prev, delay=delay)
             self._check_fits(connection)  # after the call: the metadata of the connection that answered
+            if isinstance(reply, ActionChunk):  # an in-process policy (Pi05Policy.act) has no transport timings
+                return reply, {}
             return reply
 
         return self._callers[index].submit(request, act)

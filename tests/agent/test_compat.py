@@ -260,8 +260,9 @@ def test_the_orchestrator_refuses_a_mismatched_worker_before_the_robot_moves() -
             robot.close()
     final, status, errors, calls = outcomes["v1"]
     assert final.state is TaskState.FAILED and calls >= 1
-    assert final.reason.startswith("the policy was trained on interface v1, but robot sim-kitchen speaks panda_omron")
+    mismatch = final.reason.removeprefix("policy worker refused the task: ")  # a permanent failure (issue 16)
+    assert mismatch.startswith("the policy was trained on interface v1, but robot sim-kitchen speaks panda_omron")
     assert status["executed_actions"] == 0 and status["chunks"] == 0  # the chunk was never used
-    assert {e.data["message"] for e in errors} == {final.reason}  # at start-up and for the chunk: one message
+    assert {e.data["message"] for e in errors} == {mismatch}  # at start-up and for the chunk: one message
     final, status, errors, _ = outcomes["v2"]
     assert final.state is TaskState.ABORTED and status["executed_actions"] >= 3 and not errors

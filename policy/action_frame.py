@@ -72,13 +72,18 @@ class ActionFrame:
         return cls(joint_pairs=tuple(pair(name) for name in relative), base_pose=base)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> ActionFrame | None:
-        """The frame a checkpoint declares in its metadata (``action_frame``), or None for absolute actions."""
-        spec = metadata.get("action_frame")
+    def from_spec(
+        cls, spec: Mapping[str, Any] | None, action_names: Sequence[str], state_names: Sequence[str]
+    ) -> ActionFrame | None:
+        """The frame a spec ``{"relative": [...], "base_pose": [...]}`` names, or None (absolute) for no spec."""
         if not spec:
             return None
-        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), metadata["action_names"],
-                              metadata["state_names"])
+        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), action_names, state_names)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ActionFrame | None:
+        """The frame a checkpoint or dataset declares in its metadata (``action_frame``), or None."""
+        return cls.from_spec(metadata.get("action_frame"), metadata["action_names"], metadata["state_names"])
 
     # ---- conversion -------------------------------------------------------------------------------------------
     def to_model(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from policy.action_frame import ActionFrame
+from policy.action_frame import ActionFrame, apply_to_model, apply_to_robot
 from policy.normalize import NormStats
 from policy.training.augment import augment_images, wrist_flags
 from policy.training.batching import TrainSample
@@ -129,20 +129,30 @@ def reframe_prepared(prepared: PreparedData, frame_spec: dict[str, Any] | None) 
         raise TrainingError("prepared data without continuous states cannot be re-framed; prepare it again")
     if prepared.fast is not None:
         raise TrainingError("prepared data with FAST targets cannot be re-framed (the tokens encode the old frame)")
-    old = ActionFrame.from_metadata(meta)
-    new = ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], meta["action_names"],
-                                 meta["state_names"]) if frame_spec else None
-    a, s = arrays.action_dim, len(meta["state_names"])
-    states = prepared.norm_stats.unnormalize("state", arrays.states[:, :s])
-    absolute = old.to_robot(prepared.norm_stats.unnormalize("actions", arrays.actions[..., :a]), states) \
-        if old is not None else prepared.norm_stats.unnormalize("actions", arrays.actions[..., :a])
-    reframed = new.to_model(absolute, states) if new is not None else absolute
-    action_stats = NormStats.from_arrays({"actions": reframed[~arrays.action_is_pad]})
-    norm_stats = NormStats({"state": prepared.norm_stats["state"], "actions": action_stats["actions"]})
-    actions = arrays.actions.copy()
-    actions[..., :a] = norm_stats.normalize("actions", reframed)
+    actions, norm_stats = reframe_chunks(
+        arrays.actions, arrays.action_is_pad, arrays.states, prepared.norm_stats, meta, frame_spec
+    )
     return PreparedData(replace(arrays, actions=actions), norm_stats, prepared.tokenizer, prepared.fast,
                         {**meta, "action_frame": frame_spec})
+
+
+def reframe_chunks(
+    actions: np.ndarray, action_is_pad: np.ndarray, states: np.ndarray, norm_stats: NormStats,
+    meta: dict[str, Any], frame_spec: dict[str, Any] | None,
+) -> tuple[np.ndarray, NormStats]:
+    """Normalized chunks [N, H, max_action_dim] in `meta`'s frame -> the same chunks in `frame_spec`'s frame,
+    normalized with fresh action stats (the state stats are kept). `states` are the normalized start states."""
+    a, s = norm_stats.dim("actions"), norm_stats.dim("state")
+    old = ActionFrame.from_metadata(meta)
+    new = ActionFrame.from_spec(frame_spec, meta["action_names"], meta["state_names"])
+    raw_states = norm_stats.unnormalize("state", states[:, :s])
+    absolute = apply_to_robot(old, norm_stats.unnormalize("actions", actions[..., :a]), raw_states)
+    reframed = apply_to_model(new, absolute, raw_states)
+    action_stats = NormStats.from_arrays({"actions": reframed[~action_is_pad]})
+    fresh = NormStats({"state": norm_stats["state"], "actions": action_stats["actions"]})
+    out = actions.copy()
+    out[..., :a] = fresh.normalize("actions", reframed)
+    return out, fresh
 
 
 def is_prepared_data(path: Path) -> bool:
@@ -175,8 +185,7 @@ def prepare_data(
         raise TrainingError(f"{data_dir}: no camera(s) {missing}; the dataset has {reader.camera_names}")
     norm_stats = reader.norm_stats([e.index for e in episodes])
     frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
-    frame = (ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], reader.action_names,
-                                    reader.state_names) if frame_spec else None)
+    frame = ActionFrame.from_spec(frame_spec, reader.action_names, reader.state_names)
     horizon = model_config.action_horizon
     image_size = model_config.vision.image_size
     samples: list[tuple[int, TrainSample]] = []

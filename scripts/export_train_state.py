@@ -31,6 +31,7 @@ def main() -> int:
     from policy.action_frame import ActionFrame
     from policy.inference import Pi05Policy
     from policy.normalize import NormStats
+    from policy.train import reframe_chunks
     from policy.training.config import TrainConfig
     from policy.training.state import latest_state, load_state, step_dir
 
@@ -49,18 +50,8 @@ def main() -> int:
     horizon = policy.model.config.action_horizon
     with np.load(args.data / "arrays.npz") as arrays:  # members load on access: no images
         actions, pads, states = arrays["actions"][:, :horizon], arrays["action_is_pad"][:, :horizon], arrays["states"]
-    a, s = old_stats.dim("actions"), old_stats.dim("state")
-    old_frame = ActionFrame.from_metadata(data_meta)
     spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
-    new_frame = ActionFrame.from_names(spec["relative"], spec["base_pose"], data_meta["action_names"],
-                                       data_meta["state_names"]) if spec else None
-    raw_states = old_stats.unnormalize("state", states[:, :s])
-    absolute = old_stats.unnormalize("actions", actions[..., :a])
-    if old_frame is not None:
-        absolute = old_frame.to_robot(absolute, raw_states)
-    reframed = new_frame.to_model(absolute, raw_states) if new_frame is not None else absolute
-    action_stats = NormStats.from_arrays({"actions": reframed[~pads]})["actions"]
-    policy.norm_stats = NormStats({"state": old_stats["state"], "actions": action_stats})
+    _, policy.norm_stats = reframe_chunks(actions, pads, states, old_stats, data_meta, spec)  # as the trainer does
     policy.metadata["action_horizon"] = horizon
     policy.metadata["action_frame"] = spec or {}
     policy.action_frame = ActionFrame.from_metadata(policy.metadata)

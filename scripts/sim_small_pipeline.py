@@ -295,8 +295,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
     tokenizer = household_tokenizer()
     horizon = model_config.action_horizon
     frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
-    frame = ActionFrame.from_names(frame_spec["relative"], frame_spec["base_pose"], episodes[0]["action_names"],
-                                   episodes[0]["state_names"]) if frame_spec else None
+    frame = ActionFrame.from_spec(frame_spec, episodes[0]["action_names"], episodes[0]["state_names"])
     chunks = [s for e in episodes for s in episode_samples({}, e["states"], e["actions"], e["labels"], e["task"],
                                                             horizon, frame)]
     steps = np.concatenate([s.actions[~s.action_is_pad] for s in chunks])  # targets in the model's frame

@@ -110,6 +110,8 @@ class PolicyModel:
 
     def __init__(self, device: str, max_batch: int, batch_wait_ms: float):
         self.device = device
+        self.max_batch = max_batch
+        self.warmup_s = 0.0
         self.policy: Any = None
         self.source: PolicySource | None = None
         self.version = ""
@@ -123,7 +125,12 @@ class PolicyModel:
             self.replica = "local"
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Load the PolicySource in `user_config["policy"]`; the old policy serves until the new one is ready."""
+        """Load the PolicySource in `user_config["policy"]`; the old policy serves until the new one is ready.
+
+        "Ready" includes the fast path's warm-up (on CUDA: graph capture for every batch bucket up to this
+        replica's max batch): Serve marks a replica running only after its first reconfigure returns, and a
+        rollout swaps in the new policy only after it, so no robot's request pays for a capture.
+        """
         source = PolicySource.model_validate(user_config["policy"])
         if self.source is not None and source == self.source:
             return
@@ -134,8 +141,9 @@ class PolicyModel:
                     f"refusing rollout of {source.label}: its robot interface {interface_of(policy.metadata)} differs "
                     f"from the served one {interface_of(self.policy.metadata)}; deploy it as a new application"
                 )
+            self.warmup_s = await asyncio.to_thread(policy.warmup, self.max_batch)
             self.policy, self.source, self.version = policy, source, source.label
-            logger.info("replica %s now serves %s", self.replica, self.version)
+            logger.info("replica %s now serves %s (warm-up %.1f s)", self.replica, self.version, self.warmup_s)
 
     def metadata(self) -> dict[str, Any]:
         return dict(self.policy.metadata)

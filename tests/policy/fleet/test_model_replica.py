@@ -70,6 +70,18 @@ def test_rollout_swaps_the_policy_keeps_health_and_refuses_another_robot_interfa
     assert run_batch(replica.policy, [request(replica.policy, 0)])[0].actions.shape[0] == HORIZON
 
 
+def test_a_replica_builds_its_fast_path_before_it_serves(checkpoints, monkeypatch) -> None:
+    """With the fast path on (as on CUDA), reconfigure warms every batch bucket up to max_batch before the swap."""
+    monkeypatch.setenv("HEARTH_FAST_PATH", "1")
+    replica = PolicyModel("cpu", max_batch=2, batch_wait_ms=1.0)
+    asyncio.run(replica.reconfigure({"policy": {"checkpoint": str(checkpoints / "v1")}}))
+    fast = replica.policy.fast
+    assert fast is not None and fast.parts_built > 0
+    built = fast.parts_built
+    assert run_batch(replica.policy, [request(replica.policy, 0)])[0].actions.shape[0] == HORIZON
+    assert fast.parts_built == built  # the request found its shapes ready
+
+
 def test_autoscaling_and_validation() -> None:
     source = {"random_preset": "tiny"}
     config = FleetConfig(policy=source, min_replicas=1, max_replicas=4, target_ongoing_requests=2)

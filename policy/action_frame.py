@@ -6,8 +6,13 @@ centimetres out of a range of metres. Normalized over the ~3 m a mobile base cov
 8-15 cm, larger than a grasp tolerance. Relative to the state at the chunk's start, the same targets span a few
 tens of centimetres, so the same normalized error is a few centimetres. openpi does this for joints
 (`DeltaActions` / `AbsoluteActions` in Physical-Intelligence/openpi `src/openpi/transforms.py`, with a mask that
-leaves grippers absolute); we add a planar base pose, made relative in the robot's own frame so that "the bowl is
-ahead and to the left" maps to the same numbers wherever the robot stands.
+leaves grippers absolute); we add a planar base pose, made relative either in the robot's own frame (``robot``:
+"the bowl is ahead and to the left" maps to the same numbers wherever the robot stands) or in the world's axes
+(``world``: the offset is ``target - pose`` with no rotation). Why both: a camera-guided line-up reads naturally
+in the robot's frame, but driving between rooms from odometry does not; in the robot's frame the network has to
+rotate the way to the goal by its own heading (a product of state inputs), while in the world frame the way to
+a stand-off depends on position alone and the heading error is a separate output. The sim's stand-offs face the
+furniture at a fixed heading, so line-ups see the same world axes every time.
 
 The frame is a property of the checkpoint (stored in its config metadata), not of the robot: the robot interface
 stays absolute, training converts each chunk with `to_model`, and inference converts back with `to_robot`.
@@ -22,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+BASE_FRAMES = ("robot", "world")
+
 
 def wrap_angle(a: np.ndarray) -> np.ndarray:
     """Angles mapped to [-pi, pi)."""
@@ -33,13 +40,19 @@ class ActionFrame:
     """Action indices made relative to the state (`joint_pairs`) and an optional planar base pose.
 
     `joint_pairs` are (action index, state index): the model predicts ``action - state``. `base_pose` is the
-    (x, y, yaw) action indices with their state indices: the model predicts the target's offset expressed in the
-    base's frame at chunk start, ``R(-yaw) @ (target_xy - state_xy)`` and ``wrap(target_yaw - state_yaw)``.
+    (x, y, yaw) action indices with their state indices: the model predicts the target's offset from the pose at
+    chunk start, ``R(-yaw) @ (target_xy - state_xy)`` in the base's frame (`base_frame` "robot") or
+    ``target_xy - state_xy`` along the world's axes ("world"), and ``wrap(target_yaw - state_yaw)`` in both.
     Every other action index stays absolute (grippers, as in openpi).
     """
 
     joint_pairs: tuple[tuple[int, int], ...] = ()
     base_pose: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None
+    base_frame: str = "robot"
+
+    def __post_init__(self) -> None:
+        if self.base_frame not in BASE_FRAMES:
+            raise ValueError(f"base_frame must be one of {list(BASE_FRAMES)}, got {self.base_frame!r}")
 
     # ---- construction from names (what checkpoints and configs store) ----------------------------------------
     @classmethod
@@ -49,6 +62,7 @@ class ActionFrame:
         base_pose: Sequence[str] | None,
         action_names: Sequence[str],
         state_names: Sequence[str],
+        base_frame: str = "robot",
     ) -> ActionFrame:
         """Resolve names to indices; each relative action must have a state of the same name."""
         action_index = {name: i for i, name in enumerate(action_names)}
@@ -69,16 +83,18 @@ class ActionFrame:
         overlap = set(relative) & set(base_pose or ())
         if overlap:
             raise ValueError(f"{sorted(overlap)} are both joint-relative and part of the base pose")
-        return cls(joint_pairs=tuple(pair(name) for name in relative), base_pose=base)
+        return cls(joint_pairs=tuple(pair(name) for name in relative), base_pose=base, base_frame=base_frame)
 
     @classmethod
     def from_spec(
         cls, spec: Mapping[str, Any] | None, action_names: Sequence[str], state_names: Sequence[str]
     ) -> ActionFrame | None:
-        """The frame a spec ``{"relative": [...], "base_pose": [...]}`` names, or None (absolute) for no spec."""
+        """The frame a spec ``{"relative": [...], "base_pose": [...], "base_frame": ...}`` names, or None
+        (absolute) for no spec. Specs written before `base_frame` existed mean "robot"."""
         if not spec:
             return None
-        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), action_names, state_names)
+        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), action_names, state_names,
+                              spec.get("base_frame") or "robot")
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> ActionFrame | None:
@@ -97,7 +113,7 @@ class ActionFrame:
             (ax, sx), (ay, sy), (ayaw, syaw) = self.base_pose
             yaw = state[..., syaw]
             dx, dy = actions[..., ax] - state[..., sx], actions[..., ay] - state[..., sy]
-            c, s_ = np.cos(yaw), np.sin(yaw)
+            c, s_ = self._rotation(yaw)
             out[..., ax] = c * dx + s_ * dy
             out[..., ay] = -s_ * dx + c * dy
             out[..., ayaw] = wrap_angle(actions[..., ayaw] - yaw)
@@ -113,11 +129,17 @@ class ActionFrame:
         if self.base_pose is not None:
             (ax, sx), (ay, sy), (ayaw, syaw) = self.base_pose
             yaw = state[..., syaw]
-            c, s_ = np.cos(yaw), np.sin(yaw)
+            c, s_ = self._rotation(yaw)
             out[..., ax] = state[..., sx] + c * actions[..., ax] - s_ * actions[..., ay]
             out[..., ay] = state[..., sy] + s_ * actions[..., ax] + c * actions[..., ay]
             out[..., ayaw] = yaw + actions[..., ayaw]
         return out.astype(np.float32)
+
+    def _rotation(self, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) of the angle from the world's axes to the offset's axes: the heading, or 0 in "world"."""
+        if self.base_frame == "world":
+            return np.ones_like(yaw), np.zeros_like(yaw)
+        return np.cos(yaw), np.sin(yaw)
 
 
 def apply_to_model(frame: ActionFrame | None, actions: np.ndarray, state: np.ndarray) -> np.ndarray:

@@ -91,11 +91,18 @@ class ActionFrameSettings(_Strict):
 
     relative: list[str] = Field(default_factory=list, description="actions predicted as action - same-named state")
     base_pose: list[str] | None = Field(
-        default=None, description="(x, y, yaw) action names of a planar base pose, predicted in the base's frame"
+        default=None, description="(x, y, yaw) action names of a planar base pose, predicted as an offset"
+    )
+    base_frame: Literal["robot", "world"] = Field(
+        default="robot", description="axes of the base offset: the base's own frame or the world's (odometry)"
     )
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"relative": list(self.relative), "base_pose": list(self.base_pose) if self.base_pose else None}
+        spec: dict[str, Any] = {"relative": list(self.relative),
+                                "base_pose": list(self.base_pose) if self.base_pose else None}
+        if self.base_frame != "robot":  # checkpoints written before the option keep their exact metadata
+            spec["base_frame"] = self.base_frame
+        return spec
 
 
 class DataSettings(_Strict):

@@ -24,11 +24,28 @@ def test_base_offset_is_expressed_in_the_robots_frame():
     np.testing.assert_allclose(rel[0], [0.2, 0.9, 0.4, 0.0, 0.3], atol=1e-6)
 
 
-def test_round_trip_is_exact_for_batches_and_wraps_yaw():
+def test_world_frame_offset_keeps_the_worlds_axes_whatever_the_heading():
+    """The same world displacement gives the same model target at any heading; only the yaw offset is wrapped."""
+    world = ActionFrame.from_spec({"base_pose": ["base_x", "base_y", "base_yaw"], "base_frame": "world"}, NAMES, NAMES)
+    for heading in (0.0, math.pi / 2, 2.5):
+        state = np.array([0.3, 0.5, 1.0, 2.0, heading])
+        target = np.array([[0.3, 0.5, 1.4, 1.7, heading + 0.2]])
+        np.testing.assert_allclose(world.to_model(target, state)[0], [0.3, 0.5, 0.4, -0.3, 0.2], atol=1e-6)
+    with pytest.raises(ValueError, match="base_frame"):
+        ActionFrame.from_spec({"base_pose": ["base_x", "base_y", "base_yaw"], "base_frame": "map"}, NAMES, NAMES)
+
+
+def test_specs_without_base_frame_mean_the_robots_frame():
+    spec = {"relative": ["arm"], "base_pose": ["base_x", "base_y", "base_yaw"]}
+    assert ActionFrame.from_spec(spec, NAMES, NAMES) == frame()
+
+
+@pytest.mark.parametrize("base_frame", ["robot", "world"])
+def test_round_trip_is_exact_for_batches_and_wraps_yaw(base_frame):
     rng = np.random.default_rng(0)
     states = rng.uniform(-3, 3, size=(7, 5))
     chunks = rng.uniform(-3, 3, size=(7, 10, 5))
-    f = frame()
+    f = ActionFrame.from_names(["arm"], ["base_x", "base_y", "base_yaw"], NAMES, NAMES, base_frame)
     rel = f.to_model(chunks, states)
     assert np.all(np.abs(rel[..., 4]) <= math.pi)
     back = f.to_robot(rel, states)

@@ -281,7 +281,7 @@ def calibrate_steps(config, data_dir: Path, out: Path, seconds: float, timings: 
     timings["calibrated_step_s"] = per_step
     logger.info("calibration: %.3f s/step -> %d steps for %.0f s", per_step, steps, seconds)
     return config.model_copy(update={"steps": steps, "time_limit_s": seconds * 1.2,
-                                     "save_every": max(steps // 2, 1)})
+                                     "save_every": max(min(config.save_every, steps // 2), 1)})
 
 
 def prepare_from_episodes(episodes: list[dict], config, model_config, args):

@@ -4,6 +4,9 @@ The control loop must never wait for video encoding or disk, so every call here 
 on the caller's thread, so bad input still fails loudly where it came from), copies the images, and queues the work
 for one writer thread that owns the LeRobotDatasetWriter. `start` and `finish` wait for that thread: they mark
 episode boundaries, where waiting is acceptable and the caller needs the episode index and a flushed dataset.
+
+Videos are written at each camera's operator size (`CameraSpec.operator_shape`): recordings are for people to
+review, so they get the sharp operator render when the robot makes one, not the small frames the policy reads.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class EpisodeRecorder:
             self.root,
             fps=description.control_hz,
             robot_type=description.robot_type,
-            camera_shapes={c.name: (c.height, c.width) for c in description.cameras},
+            camera_shapes={c.name: c.operator_shape for c in description.cameras},
             state_names=description.state_names,
             action_names=description.action_names,
             live=live_video,
@@ -70,9 +73,10 @@ class EpisodeRecorder:
         self._check_usable()
         if not self._active:
             raise RecorderError("record() called with no episode started; call start(task) first")
-        self._writer.validate_frame(obs.images, obs.state, action)
+        frames = {name: obs.operator_image(name) for name in self._writer.camera_shapes if name in obs.images}
+        self._writer.validate_frame(frames, obs.state, action)
         # copies: a robot may reuse its image buffers for the next tick before the writer thread gets to them
-        images = {name: np.array(obs.images[name], copy=True) for name in self._writer.camera_shapes}
+        images = {name: np.array(frames[name], copy=True) for name in self._writer.camera_shapes}
         state = np.array(obs.state, dtype=np.float32, copy=True)
         action = np.array(action, dtype=np.float32, copy=True)
         self._submit(self._writer.add_frame, images, state, action, int(chunk_id), int(chunk_index))

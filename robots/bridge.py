@@ -115,7 +115,10 @@ class BridgeRobot(SafeRobot):
         self._closed = False
         self.hello: dict[str, Any] = {}
         self._connect()
-        self._desc = RobotDescription.model_validate(self.hello["robot"])
+        described = RobotDescription.model_validate(self.hello["robot"])
+        # The bridge carries one image per camera (the policy's frames), so nobody may expect operator renders.
+        cameras = [c.model_copy(update={"operator_height": None, "operator_width": None}) for c in described.cameras]
+        self._desc = described.model_copy(update={"cameras": cameras})
         self._n = len(self._desc.actions)
         self.watchdog_timeout_s = float(self.hello.get("watchdog_timeout_s", 0.0))
         try:

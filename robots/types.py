@@ -9,16 +9,28 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class CameraSpec(BaseModel):
-    """A camera a robot provides: its name and image size in pixels."""
+    """A camera a robot provides: its name, the image size the policy is given, and the size people see.
+
+    Two sizes because they serve different readers: the policy's input is small (96 px for the bundled model, and
+    a checkpoint is trained on exactly that rendering), while an operator watching live or reviewing a recording
+    needs a sharp picture. `operator_height`/`operator_width` unset means people see the policy's frames.
+    """
 
     name: str
     height: int = Field(gt=0)
     width: int = Field(gt=0)
     wrist: bool = False
+    operator_height: int | None = Field(None, gt=0)
+    operator_width: int | None = Field(None, gt=0)
+
+    @property
+    def operator_shape(self) -> tuple[int, int]:
+        """(height, width) of the frames shown live and recorded."""
+        return (self.operator_height or self.height, self.operator_width or self.width)
 
 
 class JointSpec(BaseModel):
@@ -64,31 +76,38 @@ class RobotDescription(BaseModel):
 
 
 class Observation(BaseModel):
-    """One snapshot of a robot: named uint8 HxWx3 camera images, a float state vector with names, a timestamp."""
+    """One snapshot of a robot: named uint8 HxWx3 camera images, a float state vector with names, a timestamp.
+
+    `images` are the policy's input (its configured size). `operator_images` are optional sharper renders of the
+    same cameras at the same instant for people (live view, recordings); read them with `operator_image`, which
+    falls back to the policy frame for a robot that renders only one size.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     images: dict[str, np.ndarray]
+    operator_images: dict[str, np.ndarray] = Field(default_factory=dict)
     state: np.ndarray
     state_names: list[str] = Field(default_factory=list)
     timestamp: float = Field(default_factory=time.time)
 
-    @field_validator("images", mode="before")
+    @field_validator("images", "operator_images", mode="before")
     @classmethod
-    def _check_images(cls, images: object) -> dict[str, np.ndarray]:
+    def _check_images(cls, images: object, info: ValidationInfo) -> dict[str, np.ndarray]:
+        field = info.field_name
         if not isinstance(images, dict):
             raise ValueError(
-                f"images must be a mapping of camera name to (H, W, 3) uint8 arrays, got {type(images).__name__}"
+                f"{field} must be a mapping of camera name to (H, W, 3) uint8 arrays, got {type(images).__name__}"
             )
         for name, image in images.items():
             if not isinstance(image, np.ndarray):
                 raise ValueError(
-                    f"images[{name!r}] must be a numpy array of shape (H, W, 3) uint8, got {type(image).__name__}"
+                    f"{field}[{name!r}] must be a numpy array of shape (H, W, 3) uint8, got {type(image).__name__}"
                 )
             if image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"images[{name!r}] must have shape (H, W, 3), got {image.shape}")
+                raise ValueError(f"{field}[{name!r}] must have shape (H, W, 3), got {image.shape}")
             if image.dtype != np.uint8:
-                raise ValueError(f"images[{name!r}] must be uint8 (H, W, 3), got dtype {image.dtype}")
+                raise ValueError(f"{field}[{name!r}] must be uint8 (H, W, 3), got dtype {image.dtype}")
         return images
 
     @field_validator("state", mode="before")
@@ -100,6 +119,11 @@ class Observation(BaseModel):
         if not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"state must be numeric of shape (n,), got dtype {array.dtype}")
         return array.astype(np.float32)
+
+    def operator_image(self, camera: str) -> np.ndarray:
+        """The frame people see for `camera`: the operator render when the robot made one, else the policy's."""
+        image = self.operator_images.get(camera)
+        return self.images[camera] if image is None else image
 
     @model_validator(mode="after")
     def _names_match(self) -> Observation:

@@ -64,6 +64,7 @@ GRIP_CLOSE = 0.5  # gripper command at which the grasp assist may take hold of a
 GRIP_RELEASE = 0.35  # ... and below which it lets go
 GRASP_SLACK = 0.02  # how far off-centre (beyond the object's radius) the closing fingers still take hold [m]
 GRASP_IN_PLANE = 0.035  # ... and across the closing direction [m]
+MAX_OPERATOR_CAMERA_SIZE = 640  # the scene's offscreen buffer is at least this large (scene._visual_settings)
 
 ACTION_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
 STATE_NAMES = [f"arm_joint{i}" for i in range(1, 8)] + ["gripper", "torso", "base_x", "base_y", "base_yaw"]
@@ -118,6 +119,7 @@ class SimKitchen(Robot):
         task: str = TASKS[0],
         camera_size: int = 96,
         cameras: Sequence[str] = ("head", "wrist"),
+        operator_camera_size: int | None = None,
         control_hz: float = 20.0,
         seed: int | None = 0,
         render: bool = True,
@@ -130,19 +132,27 @@ class SimKitchen(Robot):
             raise ValueError(f"unknown camera(s) {unknown}; sim-kitchen cameras are {list(CAMERA_MJCF_NAMES)}")
         if int(camera_size) < 16:
             raise ValueError(f"camera_size must be >= 16 pixels, got {camera_size}")
+        if operator_camera_size is not None and not 16 <= int(operator_camera_size) <= MAX_OPERATOR_CAMERA_SIZE:
+            raise ValueError(
+                f"operator_camera_size must be 16..{MAX_OPERATOR_CAMERA_SIZE} pixels, got {operator_camera_size}"
+            )
         if not control_hz > 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz}")
         self._mujoco = mujoco
         self._spec: TaskSpec = task_spec(task)
         self.camera_size = int(camera_size)
+        # The operator view is a second render of the same cameras at the same instant; none when the sizes agree
+        # (the policy's frames are then what people see, at no extra cost).
+        operator = int(operator_camera_size) if operator_camera_size is not None else self.camera_size
+        self.operator_camera_size: int | None = operator if operator != self.camera_size else None
         self.cameras = tuple(cameras)
         self.control_hz = float(control_hz)
         self.render_enabled = bool(render)
-        self.model = mujoco.MjModel.from_xml_string(scene.build_scene_xml(self.camera_size, timestep))
+        self.model = mujoco.MjModel.from_xml_string(scene.build_scene_xml(max(self.camera_size, operator), timestep))
         self.data = mujoco.MjData(self.model)
         self.n_substeps = max(1, round(1.0 / (self.control_hz * self.model.opt.timestep)))
         self._lock = threading.RLock()
-        self._renderers: dict[int, object] = {}
+        self._renderers: dict[tuple[int, int], object] = {}  # (thread or 0 for a shared context, size)
         self._closed = False
         self._index()
         self._seed = seed
@@ -209,9 +219,12 @@ class SimKitchen(Robot):
 
     # ------------------------------------------------------------------ Robot interface
     def describe(self) -> RobotDescription:
-        s = self.camera_size
+        s, o = self.camera_size, self.operator_camera_size
         r = scene.ROOM_BOUNDS
-        cams = [CameraSpec(name=c, height=s, width=s, wrist=(c == "wrist")) for c in self.cameras]
+        cams = [
+            CameraSpec(name=c, height=s, width=s, wrist=(c == "wrist"), operator_height=o, operator_width=o)
+            for c in self.cameras
+        ]
         arm = [
             JointSpec(name=f"arm_joint{i + 1}", unit="rad", lower=lo, upper=hi) for i, (lo, hi) in enumerate(ARM_LIMITS)
         ]
@@ -545,17 +558,17 @@ class SimKitchen(Robot):
             dtype=np.float32,
         )
 
-    def _renderer(self) -> object:
-        """The renderer for the calling thread.
+    def _renderer(self, size: int) -> object:
+        """The renderer of square `size` px frames for the calling thread.
 
         An OpenGL context is current in one thread at a time. With EGL (the default) we release the context after
-        every frame, so one renderer serves every thread (the orchestrator observes from its control thread, not
-        the constructor's). Other backends get one renderer per thread.
+        every frame, so one renderer per size serves every thread (the orchestrator observes from its control
+        thread, not the constructor's). Other backends get one renderer per thread and size.
         """
-        key = 0 if self._shared_context else threading.get_ident()
+        key = (0 if self._shared_context else threading.get_ident(), size)
         renderer = self._renderers.get(key)
         if renderer is None:
-            renderer = self._mujoco.Renderer(self.model, self.camera_size, self.camera_size)
+            renderer = self._mujoco.Renderer(self.model, size, size)
             self._renderers[key] = renderer
             self._scene_option = self._mujoco.MjvOption()
             self._scene_option.geomgroup[:] = 0
@@ -577,9 +590,10 @@ class SimKitchen(Robot):
 
         egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_CONTEXT)
 
-    def render(self, camera: str) -> np.ndarray:
+    def render(self, camera: str, size: int | None = None) -> np.ndarray:
+        """One frame of `camera`, `size` px square (default: the policy's camera_size)."""
         with self._lock:
-            renderer = self._renderer()
+            renderer = self._renderer(size or self.camera_size)
             try:
                 renderer.update_scene(  # type: ignore[attr-defined]
                     self.data, camera=CAMERA_MJCF_NAMES[camera], scene_option=self._scene_option
@@ -593,13 +607,22 @@ class SimKitchen(Robot):
             if self._closed:
                 raise RuntimeError("robot is closed")
             images: dict[str, np.ndarray] = {}
+            operator_images: dict[str, np.ndarray] = {}
+            operator = self.operator_camera_size
             if self.render_enabled:
                 for cam in self.cameras:
                     images[cam] = self.render(cam)
+                    if operator is not None:
+                        operator_images[cam] = self.render(cam, operator)
             else:
                 blank = np.zeros((self.camera_size, self.camera_size, 3), dtype=np.uint8)
                 images = {cam: blank.copy() for cam in self.cameras}
-            return Observation(images=images, state=self.state(), state_names=list(STATE_NAMES))
+                if operator is not None:
+                    operator_blank = np.zeros((operator, operator, 3), dtype=np.uint8)
+                    operator_images = {cam: operator_blank.copy() for cam in self.cameras}
+            return Observation(
+                images=images, operator_images=operator_images, state=self.state(), state_names=list(STATE_NAMES)
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -16,10 +16,12 @@ import streamlit as st
 
 from ui import session
 from ui.api_client import ApiError, ApiUnreachable
+from ui.session import Need
 from ui.settings import ConsoleSettings
 from ui.sidebar import draw_sidebar
 from ui.views import episodes as episodes_page
 from ui.views import live as live_page
+from ui.views.models import RobotInfo
 
 
 def main() -> None:
@@ -28,9 +30,9 @@ def main() -> None:
     if session.IDENTITY_KEY not in st.session_state:
         session.login_page(settings)
         return
-    api, who = session.client(), session.identity()
+    api = session.client()
     try:
-        robots = api.robots()
+        robots = [RobotInfo.parse(body) for body in api.robots()]
     except ApiUnreachable as exc:
         st.error(session.unreachable_message(settings, exc))
         if st.button("Retry"):
@@ -48,7 +50,7 @@ def main() -> None:
         return
     robot = draw_sidebar(robots)
     pages = [st.Page(lambda: live_page.render(robot, settings), title="Live", url_path="live", default=True)]
-    if who.can("episodes:read"):
+    if session.may(Need.EPISODES_READ):
         pages.append(st.Page(lambda: episodes_page.render(robots, settings), title="Episodes", url_path="episodes"))
     st.navigation(pages).run()
 

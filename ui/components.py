@@ -31,9 +31,11 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float = 15.0, size: int | None = 256) -> str:
+def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float = 15.0, size: int | None = None) -> str:
     """The live page's HTML: connects to /api/v1/robots/{robot_id}/live with `token` at `fps`.
 
+    `size` None asks for each camera's own operator frames (the API does not resize them): the page scales them
+    to fit, so an upscaled policy frame is never presented as a sharp picture.
     Nothing that changes while the robot runs goes in here (the e-stop and task state arrive in the socket's
     hello): Streamlit keeps the iframe only while this HTML is identical, and a reload drops the timeline.
     """
@@ -45,32 +47,23 @@ def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float =
     return _template("live_view.html").replace(LIVE_PLACEHOLDER, _script_json(config))
 
 
-def normalize_timeline(timeline: dict[str, Any], length: int, fps: float) -> tuple[list[dict], list[dict]]:
+def normalize_timeline(timeline: dict[str, Any], length: int) -> tuple[list[dict], list[dict]]:
     """Subtasks as [start_frame, end_frame) segments and events with a frame, from the API's timeline body.
 
-    Accepts `frame_index`, `frame` or `timestamp` for positions (the dataset stores the first; older
-    recordings may carry only timestamps).
+    Reads the one spelling the API emits (GET /episodes/{robot}/{index}/timeline, from policy/data/reader.py):
+    subtasks `{text, source, frame_index}`, events `{kind, text, frame_index}`.
     """
-
-    def frame_of(item: dict[str, Any]) -> int:
-        for key in ("frame_index", "frame", "start_frame"):
-            if item.get(key) is not None:
-                return int(item[key])
-        return round(float(item.get("timestamp", 0.0)) * fps)
-
-    raw = sorted((dict(s) for s in timeline.get("subtasks", []) or []), key=frame_of)
+    raw = sorted(timeline["subtasks"], key=lambda s: int(s["frame_index"]))
     subtasks = []
     for i, item in enumerate(raw):
-        start = frame_of(item)
-        end = frame_of(raw[i + 1]) if i + 1 < len(raw) else length
+        start = int(item["frame_index"])
+        end = int(raw[i + 1]["frame_index"]) if i + 1 < len(raw) else length
         subtasks.append(
-            {"text": str(item.get("text", item.get("content", ""))), "source": str(item.get("source", "policy")),
-             "start_frame": start, "end_frame": max(end, start)}
+            {"text": str(item["text"]), "source": str(item["source"]), "start_frame": start,
+             "end_frame": max(end, start)}
         )
     events = [
-        {"kind": str(e.get("kind", e.get("style", "event"))), "text": str(e.get("text", e.get("content", ""))),
-         "frame": frame_of(e)}
-        for e in timeline.get("events", []) or []
+        {"kind": str(e["kind"]), "text": str(e["text"] or ""), "frame": int(e["frame_index"])} for e in timeline["events"]
     ]
     return subtasks, events
 
@@ -81,7 +74,7 @@ def episode_player_html(
     """The episode player's HTML with everything embedded (videos as data URLs: a <video> cannot send a token)."""
     fps = float(data.get("fps") or 20.0)
     length = int(data.get("length") or episode.get("length") or len(data.get("timestamp", [])) or 1)
-    subtasks, events = normalize_timeline(timeline, length, fps)
+    subtasks, events = normalize_timeline(timeline, length)
     cameras = [
         {"name": name, "src": "data:video/mp4;base64," + base64.b64encode(blob).decode("ascii"), "codec": _codec(blob)}
         for name, blob in videos.items()

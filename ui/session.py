@@ -1,10 +1,13 @@
 """Login with an API token and the per-browser-session state (client, identity, chosen robot).
 
-The role behind the token (GET /api/v1/tokens/me) decides which controls the pages draw; the API enforces the
-same permissions again, so a hidden button is convenience, never the security boundary.
+The token's permissions as the API lists them (GET /api/v1/tokens/me `permissions`) decide which controls the
+pages draw; a response without the list shows no controls. The API enforces the same permissions again, so a
+hidden button is convenience, never the security boundary.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 import streamlit as st
 
@@ -12,6 +15,24 @@ from ui.api_client import ApiClient, ApiError, ApiUnreachable, Identity
 from ui.settings import ConsoleSettings
 
 TOKEN_KEY, IDENTITY_KEY, CLIENT_KEY = "hearth_token", "hearth_identity", "hearth_client"
+
+
+class Need(StrEnum):
+    """The API permission each console control needs, by the name the API lists it under (one place: a test checks
+    every name against the API's own list)."""
+
+    LIVE = "live"
+    TASKS_WRITE = "tasks:write"
+    COACHING = "coaching"
+    ESTOP = "estop"
+    ESTOP_RESET = "estop:reset"
+    EPISODES_READ = "episodes:read"
+    EPISODES_LABEL = "episodes:label"
+
+
+def may(need: Need) -> bool:
+    """Whether the logged-in token may use the control that needs `need` (from the API's permission list)."""
+    return identity().can(need.value)
 
 
 def client() -> ApiClient:

@@ -6,13 +6,13 @@ without rerunning the page, and pressing it reruns only the fragment (one REST c
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from ui import session
 from ui.api_client import ApiError, ApiUnreachable
 from ui.compat import FULL_WIDTH
+from ui.session import Need, may
+from ui.views.models import RobotInfo, StatusView
 
 ESTOP_CSS = """
 <style>
@@ -25,46 +25,47 @@ ESTOP_CSS = """
 """
 
 
-def robot_picker(robots: list[dict[str, Any]]) -> dict[str, Any] | None:
+def robot_picker(robots: list[RobotInfo]) -> RobotInfo | None:
     if not robots:
         st.sidebar.warning("The API serves no robots.")
         return None
-    ids = [r["id"] for r in robots]
+    ids = [r.id for r in robots]
     current = st.session_state.get("robot_id")
     index = ids.index(current) if current in ids else 0
-    chosen = st.sidebar.selectbox("Robot", ids, index=index, key="robot_select")
+    chosen = st.sidebar.selectbox("Robot", ids, index=index, key="robot_select",
+                                  format_func=lambda robot_id: next(r.title for r in robots if r.id == robot_id))
     st.session_state["robot_id"] = chosen
-    return next(r for r in robots if r["id"] == chosen)
+    return next(r for r in robots if r.id == chosen)
 
 
 @st.fragment(run_every=1.0)
 def estop_panel(robot_id: str) -> None:
-    api, who = session.client(), session.identity()
+    api = session.client()
     status_box = st.container()
     message = None
-    if who.can("estop") and st.button("E-STOP", key="estop", type="primary", **FULL_WIDTH):
+    if may(Need.ESTOP) and st.button("E-STOP", key="estop", type="primary", **FULL_WIDTH):
         try:
             api.estop(robot_id, reason="operator console e-stop")
         except (ApiError, ApiUnreachable) as exc:
             message = f"E-stop request failed: {exc}"
 
     try:
-        status = api.robot_status(robot_id)
+        status = StatusView.model_validate(api.robot_status(robot_id))
     except ApiUnreachable as exc:
         status_box.error(f"API unreachable: {exc}")
         return
     except ApiError as exc:
         status_box.error(f"status unavailable: {exc.message}")
         return
-    if who.can("estop"):
+    if may(Need.ESTOP):
         st.caption("Stops the robot at once; it holds still until the e-stop is reset.")
     with status_box:
         if message:
             st.error(message)
-        if status.get("estopped"):
+        if status.estopped:
             st.markdown('<div class="estop-latched" data-testid="estop-latched">E-STOP LATCHED</div>',
                         unsafe_allow_html=True)
-            if who.can("estop:reset") and st.button("Reset e-stop", key="estop_reset", **FULL_WIDTH):
+            if may(Need.ESTOP_RESET) and st.button("Reset e-stop", key="estop_reset", **FULL_WIDTH):
                 try:
                     api.reset_estop(robot_id)
                 except (ApiError, ApiUnreachable) as exc:
@@ -74,14 +75,14 @@ def estop_panel(robot_id: str) -> None:
             st.markdown('<div class="estop-clear" data-testid="estop-clear">e-stop clear</div>', unsafe_allow_html=True)
 
 
-def draw_sidebar(robots: list[dict[str, Any]]) -> dict[str, Any] | None:
+def draw_sidebar(robots: list[RobotInfo]) -> RobotInfo | None:
     who = session.identity()
     st.markdown(ESTOP_CSS, unsafe_allow_html=True)
     st.sidebar.markdown(f"**{who.name}** · role `{who.role}`")
     robot = robot_picker(robots)
     if robot is not None:
         with st.sidebar:
-            estop_panel(robot["id"])
+            estop_panel(robot.id)
     if st.sidebar.button("Log out", key="logout"):
         session.logout()
         st.rerun()

@@ -16,15 +16,17 @@ from ui import session
 from ui.api_client import ApiError, ApiUnreachable
 from ui.compat import FULL_WIDTH, embed_html
 from ui.components import episode_player_html
+from ui.session import Need, may
 from ui.settings import ConsoleSettings
+from ui.views.models import RobotInfo
 
 OUTCOMES = ["succeeded", "failed", "aborted", "stopped-by-e-stop", "interrupted"]
 PLAYER_HEIGHT = 740
 
 
-def _filters(robots: list[dict[str, Any]]) -> dict[str, Any]:
+def _filters(robots: list[RobotInfo]) -> dict[str, Any]:
     cols = st.columns([1, 2, 1, 1])
-    robot = cols[0].selectbox("Robot", ["(all)", *[r["id"] for r in robots]], key="ep_robot")
+    robot = cols[0].selectbox("Robot", ["(all)", *[r.id for r in robots]], key="ep_robot")
     task = cols[1].text_input("Task contains", key="ep_task")
     outcome = cols[2].selectbox("Outcome", ["(any)", *OUTCOMES], key="ep_outcome")
     since = cols[3].date_input("Since", value=None, key="ep_since")
@@ -107,9 +109,9 @@ def _rerun_export(episode: dict[str, Any]) -> None:
     st.code(f"hearth episodes export-rerun {index} --root {root} --out {out} && rerun {out}", language="bash")
 
 
-def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
+def render(robots: list[RobotInfo], settings: ConsoleSettings) -> None:
     st.subheader("Episodes")
-    api, who = session.client(), session.identity()
+    api = session.client()
     filters = _filters(robots)
     try:
         episodes = api.episodes(**filters)
@@ -134,8 +136,8 @@ def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
     labels = [_label(e) for e in episodes]
     chosen = st.selectbox("Open episode", labels, key="ep_open")
     episode = episodes[labels.index(chosen)]
-    robot = next((r for r in robots if r["id"] == episode["robot_id"]), None)
-    cameras = tuple(c["name"] for c in ((robot or {}).get("description") or {}).get("cameras", [])) or ("head", "wrist")
+    robot = next((r for r in robots if r.id == episode["robot_id"]), None)
+    cameras = tuple(robot.camera_names) if robot and robot.camera_names else ("head", "wrist")
     try:
         html = _load_player(episode["robot_id"], episode["episode_index"], cameras, episode.get("length"))
     except (ApiError, ApiUnreachable) as exc:
@@ -147,6 +149,6 @@ def render(robots: list[dict[str, Any]], settings: ConsoleSettings) -> None:
     with side_col:
         st.markdown(f"**{episode.get('task')}**  \noutcome: **{episode.get('outcome') or 'unlabeled'}** · "
                     f"success: {episode.get('success')}")
-        if who.can("episodes:label"):
+        if may(Need.EPISODES_LABEL):
             _label_editor(episode)
         _rerun_export(episode)

@@ -17,7 +17,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
-VIEWPORT = {"width": 1440, "height": 1200}
+VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen: the README's pictures show what a person sees
+LAPTOP_VIEWPORTS = [{"width": 1280, "height": 800}, {"width": 1440, "height": 900}]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,6 +20,7 @@ from tests.support import PYTHON, ManagedProcess, free_port, random_policy_for, 
 
 ROBOT_ID = "kitchen"
 CAMERA_SIZE = 64
+OPERATOR_CAMERA_SIZE = 256  # what people see live and in recordings (the demo's robot config uses the same)
 STARTUP_TIMEOUT_S = 240.0
 
 
@@ -44,7 +45,8 @@ def write_deployment(folder: Path, worker_port: int, api_port: int, orchestrator
         yaml.safe_dump(
             {
                 "name": "console-test",
-                "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": CAMERA_SIZE}}],
+                "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": CAMERA_SIZE,
+                                                                       "operator_camera_size": OPERATOR_CAMERA_SIZE}}],
                 # the checkpoint the worker serves: the API checks task prompts against its token budget
                 "policy": {"url": f"ws://127.0.0.1:{worker_port}", "timeout_s": 20,
                            "checkpoint": str(folder / "checkpoint")},

@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 
 from ui.api_client import live_ws_url, normalize_base_url
 from ui.components import episode_player_html, live_view_html, normalize_timeline
+from ui.session import Need
+from ui.views.live import coaching_line, start_message
+from ui.views.models import RobotInfo, StatusView, TaskView
 
 
 @pytest.mark.parametrize(
@@ -53,18 +56,68 @@ def test_live_view_embeds_its_config_safely():
 
 
 def test_timeline_becomes_segments_and_marks():
-    timeline = {
+    timeline = {  # the API's spelling (GET /episodes/{robot}/{index}/timeline): frame_index and text only
         "subtasks": [
             {"text": "open the tap", "source": "coach", "frame_index": 40, "timestamp": 2.0},
             {"text": "pick up the cup", "source": "policy", "frame_index": 0, "timestamp": 0.0},
-            {"text": "put it down", "source": "policy", "timestamp": 3.0},  # timestamp only
+            {"text": "put it down", "source": "policy", "frame_index": 60, "timestamp": 3.0},
         ],
-        "events": [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame_index": 40}],
+        "events": [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame_index": 40, "timestamp": 2.0},
+                   {"kind": "estop", "text": None, "frame_index": 70, "timestamp": 3.5}],
     }
-    subtasks, events = normalize_timeline(timeline, length=100, fps=20.0)
+    subtasks, events = normalize_timeline(timeline, length=100)
     assert [(s["text"], s["source"], s["start_frame"], s["end_frame"]) for s in subtasks] == [
         ("pick up the cup", "policy", 0, 40), ("open the tap", "coach", 40, 60), ("put it down", "policy", 60, 100)]
-    assert events == [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame": 40}]
+    assert events == [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame": 40},
+                      {"kind": "estop", "text": "", "frame": 70}]
+
+
+def test_timeline_refuses_other_spellings():
+    """One spelling only: a renamed field in the API must fail loudly here, not draw everything at frame 0."""
+    with pytest.raises(KeyError):
+        normalize_timeline({"subtasks": [{"content": "x", "source": "policy", "frame": 3}], "events": []}, 10)
+
+
+def test_robot_titles_and_placeholders_fit_the_robot():
+    kitchen = RobotInfo.parse({"id": "kitchen", "description": {"name": "sim-kitchen",
+                                                                "tasks": ["put the can in the sink", "wipe it"]}})
+    assert kitchen.title == "kitchen (sim-kitchen)"
+    assert RobotInfo.parse({"id": "sim-kitchen", "description": {"name": "sim-kitchen"}}).title == "sim-kitchen"
+    assert RobotInfo.parse({"id": "arm", "description": None}).title == "arm"
+    # the coaching example names the scene's object (issue 17: it named a cup in a scene built around a can)
+    assert kitchen.coaching_example() == "e.g. pick up the can"
+    assert kitchen.task_example() == "e.g. put the can in the sink"  # reads as an example, not a filled-in value
+    assert RobotInfo.parse({"id": "arm", "description": {"tasks": ["wave"]}}).coaching_example() == "e.g. open the gripper"
+
+
+def test_start_message_says_what_the_task_is_doing():
+    def task(state: str, reason: str | None = None) -> TaskView:
+        return TaskView(id="t1", text="put the can in the sink", state=state, reason=reason)
+
+    assert start_message(task("running")) == "Task running: put the can in the sink"
+    assert start_message(task("queued")).startswith("Task queued (another task is active")
+    assert start_message(task("paused", "e-stop: operator")) == "Task paused: put the can in the sink (e-stop: operator)"
+
+
+def test_status_reads_typed_fields_and_ignores_unknown_ones():
+    status = StatusView.model_validate({"task_id": "t", "task_state": "paused", "reason": "worker late by 900 ms",
+                                        "coaching": {"coached": "pick up the can", "remaining_s": 12.4},
+                                        "a_field_from_a_newer_api": 1})
+    assert (status.task_state, status.reason, status.estopped) == ("paused", "worker late by 900 ms", False)
+    assert coaching_line(status.coaching) == "**Coached:** pick up the can · releases in **12 s**"
+
+
+def test_every_permission_the_console_checks_is_one_the_api_grants():
+    from agent.api.auth import Permission
+
+    assert {need.value for need in Need} <= {p.value for p in Permission}
+
+
+def test_no_permission_list_means_no_controls():
+    from ui.api_client import Identity
+
+    who = Identity(id="x", name="old api", role="operator")  # a response without `permissions`
+    assert not any(who.can(need.value) for need in Need)
 
 
 def test_player_embeds_videos_plots_and_timeline():
@@ -72,7 +125,7 @@ def test_player_embeds_videos_plots_and_timeline():
     data = {"fps": 10.0, "length": 20, "timestamp": [0.0, 1.9], "action": [[0.1], [0.2]], "state": [[1.0], [2.0]],
             "action_names": ["a"], "state_names": ["s"]}
     html = episode_player_html({"robot_id": "r", "episode_index": 3, "length": 20},
-                               {"subtasks": [{"text": "x", "source": "policy", "frame_index": 0}], "events": []},
+                               {"subtasks": [{"text": "x", "source": "policy", "frame_index": 0, "timestamp": 0.0}], "events": []},
                                data, {"head": fake_mp4})
     payload = _embedded(html, "EP")
     assert payload["duration"] == pytest.approx(2.0) and payload["length"] == 20

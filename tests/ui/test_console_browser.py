@@ -117,7 +117,119 @@ def test_automation_gets_task_controls_and_estop_but_no_live_view_or_episodes(st
     assert page.get_by_role("button", name="Reset e-stop").count() == 0
 
 
-def test_operator_journey(stack, page, shoot):
+def _box(locator) -> dict:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not rendered"
+    return box
+
+
+def _inside(box: dict, viewport: dict) -> bool:
+    return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
+            and box["y"] + box["height"] <= viewport["height"] + 0.5)
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def test_live_page_fits_a_laptop_screen(stack, browser, shoot):
+    """Issue 17: at 1280x800 and 1440x900 the cameras, subtask, task state, e-stop and every task control are on
+    screen together, using a control scrolls nothing away, and the e-stop banner covers neither the cameras nor
+    the task box."""
+    from tests.ui.conftest import LAPTOP_VIEWPORTS
+
+    api = stack.client("operator")
+    context = browser.new_context(viewport=LAPTOP_VIEWPORTS[0])
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    task_id = None
+    try:
+        login(page, stack.console_url, stack.tokens["operator"])
+        live = component_frame(page, "hearthLive")
+        live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
+                               timeout=UI_TIMEOUT_MS)
+        assert page.get_by_label("Task", exact=True).get_attribute("placeholder") == f"e.g. {TASK}"
+        assert page.get_by_label("Say", exact=True).get_attribute("placeholder") == "e.g. pick up the can"
+        page.get_by_label("Task", exact=True).fill(TASK)
+        page.get_by_role("button", name="Start task").click()
+        page.get_by_text(f"Task running: {TASK}").wait_for()  # the toast says what the task is doing
+        live.wait_for_function("document.getElementById('task-state').textContent === 'running'",
+                               timeout=UI_TIMEOUT_MS)
+        live.wait_for_function("document.getElementById('subtask').textContent !== '–'", timeout=UI_TIMEOUT_MS)
+        task_id = api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["task_id"]
+        page.get_by_role("button", name="Pause").and_(page.locator(":enabled")).wait_for()
+        view = page.frame_locator("iframe").first
+        watched = {
+            "cameras": view.locator("#cams"), "subtask": view.locator("#subtask"),
+            "task state": view.locator("#task-state"), "task box": view.locator("#task-box"),
+            "e-stop": page.get_by_role("button", name="E-STOP"),
+            "start": page.get_by_role("button", name="Start task"), "pause": page.get_by_role("button", name="Pause"),
+            "resume": page.get_by_role("button", name="Resume"), "abort": page.get_by_role("button", name="Abort"),
+            "coach": page.get_by_role("button", name="Send coaching"),
+        }
+        for viewport in LAPTOP_VIEWPORTS:
+            page.set_viewport_size(viewport)
+            page.wait_for_timeout(500)  # let Streamlit's columns re-flow
+            boxes = {name: _box(locator) for name, locator in watched.items()}
+            off_screen = {name: box for name, box in boxes.items() if not _inside(box, viewport)}
+            assert not off_screen, f"at {viewport}: not on screen without scrolling: {off_screen}"
+            size = f"{viewport['width']}x{viewport['height']}"
+            shoot(page, f"live-{size}")
+
+        # using a control scrolls nothing away; the pause reason shows in the live view and the panel
+        page.get_by_role("button", name="Pause").click()
+        live.wait_for_function("document.getElementById('pause-reason').textContent.startsWith('Paused: ')",
+                               timeout=UI_TIMEOUT_MS)
+        page.get_by_text("Paused: ").first.wait_for()
+        for name in ("cameras", "task box", "resume"):
+            assert _inside(_box(watched[name]), LAPTOP_VIEWPORTS[-1]), f"{name} scrolled away after Pause"
+
+        page.get_by_role("button", name="E-STOP").click()
+        live.wait_for_function("document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
+        for viewport in LAPTOP_VIEWPORTS:
+            page.set_viewport_size(viewport)
+            page.wait_for_timeout(500)
+            banner = _box(view.locator("#banner"))
+            assert _inside(banner, viewport)
+            for name in ("cameras", "task box"):
+                assert not _overlap(banner, _box(watched[name])), f"at {viewport}: the e-stop banner covers the {name}"
+            shoot(page, f"estop-{viewport['width']}x{viewport['height']}")
+        page.get_by_role("button", name="Reset e-stop").click()
+        page.get_by_text("e-stop clear").wait_for()
+    finally:
+        if task_id is not None:
+            api.post(f"/api/v1/tasks/{task_id}/abort")
+        context.close()
+
+
+def test_safety_events_are_counted_per_kind_with_real_events_first(stack, page):
+    """Issue 17: 155 clamp/limit events in 72 s buried a real one; the live view counts per kind and window and
+    puts the real ones (watchdog, e-stop, NaN) first, in red."""
+    login(page, stack.console_url, stack.tokens["viewer"])
+    live = component_frame(page, "hearthLive")
+    live.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=UI_TIMEOUT_MS)
+    rows = live.evaluate("""() => {
+        const now = Date.now() / 1000;
+        for (let i = 0; i < 120; i++)  // one every 0.4 s for the last 48 s: 25 of them in the last 10 s
+            onEvent({kind: "safety", ts: now - 0.2 - i * 0.4, data: {kind: "limit_acceleration", message: "smoothed"}});
+        onEvent({kind: "safety", ts: now - 100, data: {kind: "clamp_position", message: "clamped"}});
+        onEvent({kind: "safety", ts: now - 1, data: {kind: "watchdog", message: "no command for 0.6 s"}});
+        renderSafety(now);  // counted at one instant, read in the same turn of the page's event loop
+        return [...document.querySelectorAll('#safety tr')].map(r =>
+            [r.dataset.kind, r.className, [...r.cells].slice(1, 4).map(c => Number(c.textContent))]);
+    }""")
+    assert rows[0] == ["watchdog", "serious", [1, 1, 1]]
+    assert ["limit_acceleration", "routine", [25, 120, 120]] in rows
+    assert ["clamp_position", "routine", [0, 0, 1]] in rows
+    assert len(rows) == 3  # one line per kind, not one per event
+    live.wait_for_function(  # the real event is on the timeline too; the routine ones are not
+        "[...document.querySelectorAll('#timeline li[data-kind=\"safety\"]')].map(li => li.textContent)"
+        ".join('|').includes('watchdog') && !document.querySelector('#timeline').textContent.includes('limit_')",
+        timeout=UI_TIMEOUT_MS)
+
+
+def test_operator_journey(stack, page, shoot, artifacts_dir):
     api = stack.client("operator")
     login(page, stack.console_url, stack.tokens["operator"])
     page.get_by_text("Start a task").wait_for()
@@ -158,6 +270,9 @@ def test_operator_journey(stack, page, shoot):
     latency = live.evaluate("document.getElementById('latency').textContent")
     assert latency.endswith("ms")
     shoot(page, "live-running")
+    plot = page.frame_locator("iframe").first.locator("#plot")  # below the fold: its own picture, for people to judge
+    plot.scroll_into_view_if_needed()
+    plot.screenshot(path=str(artifacts_dir / "chunk-plot.png"))
 
     # pause and resume from the active-task panel
     page.get_by_role("button", name="Pause").click()
@@ -200,7 +315,7 @@ def test_operator_journey(stack, page, shoot):
     page.get_by_text("E-STOP LATCHED", exact=True).wait_for()
     live.wait_for_function("document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
     live.wait_for_function("document.getElementById('task-state').textContent === 'paused'", timeout=UI_TIMEOUT_MS)
-    live.wait_for_function("document.getElementById('task-reason').textContent.includes('e-stop')",
+    live.wait_for_function("document.getElementById('pause-reason').textContent.startsWith('Paused: e-stop')",
                            timeout=UI_TIMEOUT_MS)
     live.wait_for_function(  # the pause and its reason on the live timeline
         "[...document.querySelectorAll('#timeline li[data-kind=\"task_state\"] .reason')]"

@@ -3,6 +3,8 @@
 The control loop publishes from a real-time thread, so `EventBus.publish` must never block: every subscriber
 has its own bounded queue and a slow subscriber (a stalled WebSocket, a paused console) loses its *oldest*
 events instead of slowing the robot down. Subscribers see how many events they lost (`Subscription.dropped`).
+Each kind's payload (`Event.data`) is a pydantic model here (`EVENT_PAYLOAD_MODELS`), exported in the API's OpenAPI
+document: the live WebSocket, the stored task events and the webhooks carry exactly these keys.
 """
 
 from __future__ import annotations
@@ -14,28 +16,123 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.types import SubtaskSource, TaskState
 
 logger = logging.getLogger(__name__)
 
-#: Every kind the orchestrator publishes. Payloads (`Event.data`) per kind are documented in `EVENT_PAYLOADS`.
-EVENT_KINDS: frozenset[str] = frozenset(
-    {"task_state", "subtask", "coaching", "safety", "chunk", "state", "worker", "error", "episode"}
-)
 
-#: The keys of `Event.data` for each kind (what the API and the console may rely on).
-EVENT_PAYLOADS: dict[str, tuple[str, ...]] = {
-    "task_state": ("state", "previous", "reason", "text", "cause"),  # cause: who paused/resumed (agent/pauses.py)
-    "subtask": ("text", "source", "previous", "tick"),
-    "coaching": ("utterance", "predicted", "coached", "relabel", "action", "tick", "reason", "hold_s"),
-    "safety": ("kind", "message", "details"),
-    "chunk": ("chunk_id", "subtask", "horizon", "action_dim", "action_names", "delay_ticks", "latency_ms",
-              "request_tick", "rtc_delay", "timing", "actions"),
-    "state": ("tick", "state", "state_names", "action", "control_hz", "empty_ticks", "queue"),
-    "worker": ("status", "reason"),
-    "error": ("source", "message"),
-    "episode": ("phase", "episode_index", "path", "outcome", "success"),
+class EventPayload(BaseModel):
+    """`Event.data` of one kind: the keys the API and the console may rely on, and nothing else.
+
+    Extra keys are refused so a key added by a publisher (agent/publisher.py) without being documented here fails
+    the contract tests instead of reaching clients unannounced. The bus does not validate (publishing must stay
+    cheap on the control thread); the tests validate what a running stack really sends.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskStatePayload(EventPayload):
+    state: TaskState
+    previous: TaskState | None = Field(description="None when the task was just created.")
+    reason: str | None = Field(description="Why the task is in this state (the pause reason while paused).")
+    text: str = Field(description="The task's text.")
+    cause: str | None = Field(default=None, description="Who paused or resumed it (agent/pauses.py PauseCause).")
+
+
+class SubtaskPayload(EventPayload):
+    text: str = Field(description="The subtask now driving System 1, e.g. 'pick up the cup'.")
+    source: SubtaskSource
+    previous: str | None
+    tick: int
+
+
+class CoachingPayload(EventPayload):
+    action: str = Field(description="'override' (a coach set the subtask) or 'released' (System 2 drives again).")
+    tick: int
+    utterance: str | None = None
+    predicted: str | None = Field(default=None, description="What System 2 had predicted when the coach spoke.")
+    coached: str | None = None
+    relabel: str | None = Field(default=None, description="'Policy: … → Relabeled: …' as recorded in the episode.")
+    reason: str | None = None
+    hold_s: float | None = Field(default=None, description="How long the coached subtask holds (None: until released).")
+
+
+class SafetyPayload(EventPayload):
+    kind: str = Field(description="The safety layer's event kind, e.g. 'estop', 'estop_reset', 'watchdog'.")
+    message: str
+    details: dict[str, int | float | str | bool | None] = Field(
+        description="Scalars only; 'similar_since_last' counts events of this kind folded into this one."
+    )
+
+
+class ChunkPayload(EventPayload):
+    chunk_id: int
+    subtask: str | None
+    horizon: int
+    action_dim: int
+    action_names: list[str]
+    delay_ticks: int | None
+    latency_ms: float
+    request_tick: int
+    rtc_delay: int
+    timing: dict[str, float] = Field(description="Numeric timings reported by the policy worker, in ms.")
+    actions: list[list[float]] | None = Field(description="horizon x action_dim, when the deployment streams them.")
+
+
+class StatePayload(EventPayload):
+    tick: int
+    state: list[float]
+    state_names: list[str]
+    action: list[float] | None = Field(description="The action executed on this tick (None: the robot held still).")
+    control_hz: float = Field(description="Achieved control rate.")
+    empty_ticks: int
+    queue: int = Field(description="Actions left in the executor's queue.")
+
+
+class WorkerPayload(EventPayload):
+    status: str = Field(description="'late', 'lost' or 'restored' (agent/worker_health.py).")
+    reason: str | None
+
+
+class ErrorPayload(EventPayload):
+    source: str = Field(description="Which part failed: 'robot', 'worker', 'system2', 'recorder', ...")
+    message: str
+
+
+class EpisodePayload(EventPayload):
+    phase: str = Field(description="'started' or 'finished'.")
+    episode_index: int | None
+    path: str | None = None
+    outcome: str | None = None
+    success: bool | None = None
+
+
+#: The payload model of every kind the orchestrator publishes (`Event.data`).
+EVENT_PAYLOAD_MODELS: dict[str, type[EventPayload]] = {
+    "task_state": TaskStatePayload,
+    "subtask": SubtaskPayload,
+    "coaching": CoachingPayload,
+    "safety": SafetyPayload,
+    "chunk": ChunkPayload,
+    "state": StatePayload,
+    "worker": WorkerPayload,
+    "error": ErrorPayload,
+    "episode": EpisodePayload,
 }
+
+#: Every kind the orchestrator publishes.
+EVENT_KINDS: frozenset[str] = frozenset(EVENT_PAYLOAD_MODELS)
+
+#: The keys of `Event.data` for each kind, read off the payload models.
+EVENT_PAYLOADS: dict[str, tuple[str, ...]] = {kind: tuple(m.model_fields) for kind, m in EVENT_PAYLOAD_MODELS.items()}
+
+
+def validate_payload(kind: str, data: dict[str, Any]) -> EventPayload:
+    """`data` checked against its kind's model (KeyError for an unknown kind, ValidationError for a bad payload)."""
+    return EVENT_PAYLOAD_MODELS[kind].model_validate(data)
 
 
 class Event(BaseModel):

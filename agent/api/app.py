@@ -20,14 +20,15 @@ from agent.api.bridge import EventBridge
 from agent.api.context import ApiContext
 from agent.api.episodes_index import sync_all
 from agent.api.errors import ERROR_RESPONSES, install_error_handlers
-from agent.api.live import LiveHub
 from agent.api.live import router as live_router
+from agent.api.live_hub import LiveHub
+from agent.api.live_messages import document_live_messages
 from agent.api.metrics import ApiMetrics, RequestTimer
 from agent.api.metrics import router as metrics_router
 from agent.api.openapi_errors import document_error_responses
 from agent.api.ratelimit import RateLimiter
 from agent.api.registry import RuntimeRegistry
-from agent.api.routers import coaching, episodes, estop, health, robots, tasks, tokens
+from agent.api.routers import coaching, episodes, estop, health, robots, tasks, tickets, tokens
 from agent.api.webhooks import WebhookDispatcher
 from agent.settings import ApiConfig, DeploymentConfig
 from agent.store import Store
@@ -131,9 +132,10 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
         )
-    for module in (health, robots, tasks, coaching, estop, episodes, tokens):
+    for module in (health, robots, tasks, coaching, estop, episodes, tokens, tickets):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
     app.include_router(metrics_router)  # GET /metrics, where Prometheus looks by default
     document_error_responses(app)
+    document_live_messages(app)
     return app

@@ -6,8 +6,9 @@ Roles and what they may do (checked per route through `require(Permission.X)`):
 - automation: robots and tasks (read + create/pause/resume/abort) and e-stop; nothing else (home automation).
 - admin:      everything, including tokens and deleting episodes.
 E-stop is granted to every role except viewer: whoever can make the robot move can make it stop.
-Tokens come as `Authorization: Bearer <token>`; the WebSocket also accepts `?token=<token>` because browsers
-cannot set headers on a WebSocket.
+Tokens come as `Authorization: Bearer <token>`. Browsers cannot set headers on a WebSocket, so the live socket
+takes a single-use ticket (`POST /api/v1/live/tickets`) instead; its `?token=<token>` is deprecated.
+Clients learn what a token may do from `GET /api/v1/tokens/me` (`permissions_of`), never from a copy of this table.
 """
 
 from __future__ import annotations
@@ -44,9 +45,7 @@ class Permission(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset(
-        {Permission.ROBOTS_READ, Permission.TASKS_READ, Permission.EPISODES_READ, Permission.LIVE}
-    ),
+    Role.VIEWER: frozenset({Permission.ROBOTS_READ, Permission.TASKS_READ, Permission.EPISODES_READ, Permission.LIVE}),
     Role.OPERATOR: frozenset(
         {
             Permission.ROBOTS_READ,
@@ -67,6 +66,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+def permissions_of(role: str) -> list[str]:
+    """The permission values a role grants, sorted (what `GET /tokens/me` tells clients; none for unknown roles)."""
+    try:
+        return sorted(p.value for p in ROLE_PERMISSIONS[Role(role)])
+    except ValueError:
+        return []
+
+
 def allowed(role: str, permission: Permission) -> bool:
     try:
         return permission in ROLE_PERMISSIONS[Role(role)]
@@ -82,7 +89,9 @@ UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 def authenticate(store: Store, secret: str | None) -> TokenInfo:
     """The token for this secret or a 401 ApiError (missing, unknown and revoked all look the same)."""
     if not secret:
-        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)", UNAUTHORIZED_HEADERS)
+        raise ApiError(
+            401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)", UNAUTHORIZED_HEADERS
+        )
     token = store.verify_token(secret.strip())
     if token is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token", UNAUTHORIZED_HEADERS)
@@ -97,9 +106,7 @@ def authorize(token: TokenInfo, permission: Permission) -> None:
 def require(permission: Permission) -> Callable[..., TokenInfo]:
     """A FastAPI dependency: the caller's token, after checking it grants `permission`."""
 
-    def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-    ) -> TokenInfo:
+    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> TokenInfo:
         store: Store = request.app.state.ctx.store
         if credentials is None and request.headers.get("authorization"):
             raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'", UNAUTHORIZED_HEADERS)

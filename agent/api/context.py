@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
+from agent.api.live_tickets import TicketBook
 from agent.api.ratelimit import RateLimiter
 from agent.api.registry import RuntimeRegistry
 from agent.api.webhooks import WebhookDispatcher
@@ -24,6 +25,7 @@ class ApiContext:
     bus: Any = None
     bridge: Any = None
     hub: Any = None
+    tickets: TicketBook = field(default_factory=TicketBook)
 
 
 async def get_ctx(request: Request) -> ApiContext:

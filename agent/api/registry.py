@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.api.errors import ApiError, not_found
+from agent.runtime_status import RobotStatus
+from robots.types import RobotDescription
 
 if TYPE_CHECKING:
     from agent.orchestrator import RobotRuntime
@@ -58,9 +60,13 @@ class RuntimeRegistry:
                 roots[robot_id] = root
         return roots
 
-    def describe(self, robot_id: str) -> dict[str, Any] | None:
-        """The robot's RobotDescription as JSON (cameras, joints, control rate, tasks), if the runtime exposes it."""
-        return self.get(robot_id).description.model_dump(mode="json")  # read once, when the runtime was built
+    def describe(self, robot_id: str) -> RobotDescription:
+        """The robot's cameras, joints, control rate and tasks (read once, when the runtime was built)."""
+        return self.get(robot_id).description
+
+    def status(self, robot_id: str) -> RobotStatus:
+        """The robot's status now, typed: the runtime hands it over as JSON-ready data (agent/runtime_status.py)."""
+        return RobotStatus.model_validate(self.get(robot_id).status())
 
     def find_live_task(self, task_id: str) -> TaskRecord | None:
         """The runtime's own (freshest) record of a task, from whichever robot has it."""

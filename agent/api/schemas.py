@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST API (responses reuse the store's records where they match)."""
+"""Request and response bodies of the REST API (responses reuse the store's records where they match: a task is
+`agent.store.StoredTask`, the robot's status `agent.runtime_status.RobotStatus`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.api.auth import Role
+from agent.runtime_status import RobotStatus
 from agent.store import StoredEvent, StoredTask, TokenInfo
+from robots.types import RobotDescription
 
 
 class RequestBody(BaseModel):
@@ -27,12 +30,8 @@ class TaskCreate(RequestBody):
     )
 
 
-class TaskOut(StoredTask):
-    """A task: lifecycle state (with the reason), subtask trace with sources, episode, timestamps."""
-
-
 class TaskList(BaseModel):
-    items: list[TaskOut]
+    items: list[StoredTask]
     limit: int
     offset: int
 
@@ -57,8 +56,8 @@ class CoachOut(BaseModel):
 
 class RobotOut(BaseModel):
     id: str
-    status: dict[str, Any]
-    description: dict[str, Any] | None = None
+    status: RobotStatus
+    description: RobotDescription | None = None
 
 
 class RobotList(BaseModel):
@@ -84,7 +83,15 @@ class WhoAmI(BaseModel):
     id: str
     name: str
     role: str
-    permissions: list[str] = Field(description="What this token may do, e.g. 'tasks:write', 'estop'.")
+    permissions: list[str] = Field(
+        description="The agent.api.auth.Permission values this token's role grants, sorted, e.g. 'estop', 'live', "
+        "'tasks:write'. Clients show controls by these instead of keeping their own copy of the role table."
+    )
+
+
+class LiveTicket(BaseModel):
+    ticket: str = Field(description="Pass as `?ticket=` to `/api/v1/robots/{robot_id}/live`; opens one socket.")
+    expires_in_s: float = Field(description="Seconds until the ticket expires if unused.")
 
 
 class EpisodeLabel(RequestBody):

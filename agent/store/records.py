@@ -1,4 +1,8 @@
-"""What the store hands back: small pydantic records, also used as API response bodies (one shape end to end)."""
+"""What the store hands back: small pydantic records, also used as API response bodies (one shape end to end).
+
+A task has two models only: the orchestrator's `TaskRecord` (agent/task_queue.py) and `StoredTask`, which extends
+it with the store's bookkeeping and is what `/api/v1/tasks` answers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from agent.types import PauseEntry, Subtask, TaskState
+from agent.task_queue import TaskRecord
+from agent.types import TaskState
 
 
 class TokenInfo(BaseModel):
@@ -25,31 +30,27 @@ class TokenInfo(BaseModel):
         return self.revoked_at is None
 
 
-class StoredTask(BaseModel):
-    """A task as persisted: the orchestrator's TaskRecord fields plus who created it and when it last changed."""
+class StoredTask(TaskRecord):
+    """A task as persisted and as the API shows it: the orchestrator's TaskRecord plus who created it and when its
+    row last changed. `from_record` is the one conversion from the runtime's record; nothing else maps fields."""
 
-    id: str
-    robot_id: str
-    text: str
     state: TaskState
-    reason: str | None = None
     created_at: float
-    started_at: float | None = None
-    ended_at: float | None = None
     updated_at: float
-    episode_index: int | None = None
-    outcome: str | None = None
-    success: bool | None = None
-    episode_path: str | None = None
-    subtasks: list[Subtask] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list, description="e.g. 'no success check for this task'")
-    pauses: list[PauseEntry] = Field(default_factory=list, description="Every pause and resume with its reason.")
     created_by: str | None = Field(default=None, description="Id of the token that created the task.")
 
     @field_validator("warnings", "pauses", mode="before")
     @classmethod
     def _none_is_empty(cls, value: object) -> object:
         return [] if value is None else value  # rows written before migration 3 have NULL there
+
+    @classmethod
+    def from_record(
+        cls, record: TaskRecord, created_by: str | None = None, updated_at: float | None = None
+    ) -> StoredTask:
+        """The runtime's record as a stored task (`updated_at` defaults to its creation: never saved yet)."""
+        fields = record.model_dump(exclude={"created_by", "updated_at"})  # a StoredTask is a TaskRecord too
+        return cls(**fields, created_by=created_by, updated_at=record.created_at if updated_at is None else updated_at)
 
 
 class StoredEvent(BaseModel):

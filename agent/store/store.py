@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from agent.store import schema
 from agent.store.migrations import migrate
 from agent.store.records import StoredEpisode, StoredEvent, StoredTask, TokenInfo
+from agent.task_queue import TaskRecord
 from agent.types import TERMINAL_STATES, TaskState
 
 TOKEN_PREFIX = "hearth_"
@@ -105,7 +106,11 @@ class Store:
         """Create a token; return its info and the secret, which is shown once and never stored."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         info = TokenInfo(
-            id=uuid.uuid4().hex[:12], name=name, role=role, prefix=secret[: len(TOKEN_PREFIX) + 6], created_at=time.time()
+            id=uuid.uuid4().hex[:12],
+            name=name,
+            role=role,
+            prefix=secret[: len(TOKEN_PREFIX) + 6],
+            created_at=time.time(),
         )
         with self.engine.begin() as conn:
             conn.execute(schema.api_tokens.insert().values(**info.model_dump(), token_hash=hash_token(secret)))
@@ -120,7 +125,9 @@ class Store:
 
     def get_token(self, token_id: str) -> TokenInfo:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.api_tokens).where(schema.api_tokens.c.id == token_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(schema.api_tokens).where(schema.api_tokens.c.id == token_id)).mappings().first()
+            )
         if row is None:
             raise NotFound(f"no token with id {token_id!r}")
         return _token(row)
@@ -152,9 +159,9 @@ class Store:
         return info
 
     # ---- tasks --------------------------------------------------------------------------------------------
-    def save_task(self, record: Any, created_by: str | None = None) -> StoredTask:
-        """Insert or update a task from anything with TaskRecord's fields (a TaskRecord, a StoredTask, a dict)."""
-        data = record if isinstance(record, dict) else record.model_dump(mode="json")
+    def save_task(self, record: TaskRecord | Mapping[str, Any], created_by: str | None = None) -> StoredTask:
+        """Insert or update a task from a TaskRecord (a StoredTask is one) or a mapping of its fields."""
+        data = dict(record) if isinstance(record, Mapping) else record.model_dump(mode="json")
         values = {
             "id": str(data["id"]),
             "robot_id": str(data["robot_id"]),
@@ -281,7 +288,9 @@ class Store:
         """Give a claimed key back when creating its task failed, so a retry can create it."""
         table = schema.idempotency_keys
         with self.engine.begin() as conn:
-            conn.execute(table.delete().where(table.c.token_id == token_id, table.c.key == key, table.c.task_id == task_id))
+            conn.execute(
+                table.delete().where(table.c.token_id == token_id, table.c.key == key, table.c.task_id == task_id)
+            )
 
     def wait_for_task(self, task_id: str, timeout_s: float = CLAIM_WAIT_S) -> StoredTask | None:
         """The task once its creator has saved it (a replay can arrive while the winner is still creating it)."""
@@ -406,4 +415,13 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["TERMINAL_STATES", "NotFound", "Store", "clean_text", "hash_token", "make_engine", "migration_lock", "to_jsonable"]
+__all__ = [
+    "TERMINAL_STATES",
+    "NotFound",
+    "Store",
+    "clean_text",
+    "hash_token",
+    "make_engine",
+    "migration_lock",
+    "to_jsonable",
+]

@@ -29,14 +29,10 @@ def health(ctx: ApiContext = Depends(get_ctx)) -> JSONResponse:
         logger.warning("database health check failed", exc_info=True)
         database = f"error: {type(exc).__name__}"
     robots = {}
-    for robot_id, runtime in ctx.registry.items():
+    for robot_id in ctx.registry.ids():
         try:
-            status = runtime.status()
-            robots[robot_id] = {
-                "ok": True,
-                "estopped": bool(status.get("estopped", False)),
-                "running": status.get("running", status.get("alive")),
-            }
+            status = ctx.registry.status(robot_id)
+            robots[robot_id] = {"ok": True, "estopped": status.estopped, "running": status.running}
         except Exception as exc:
             robots[robot_id] = {"ok": False, "error": type(exc).__name__}
     body = Health(

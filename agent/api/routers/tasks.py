@@ -17,7 +17,7 @@ from agent.api.context import ApiContext, get_ctx
 from agent.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, not_found
 from agent.api.ratelimit import retry_after_header
 from agent.api.registry import runtime_error
-from agent.api.schemas import EventList, TaskCreate, TaskList, TaskOut
+from agent.api.schemas import EventList, TaskCreate, TaskList
 from agent.store import NotFound, StoredTask, TokenInfo
 from agent.types import TaskState
 
@@ -46,16 +46,15 @@ def stored_task(ctx: ApiContext, task_id: str) -> StoredTask:
         if stored is None:
             raise not_found("task", task_id)
         return stored
-    data = live.model_dump(mode="json")
-    data["created_by"] = stored.created_by if stored else None
-    data["updated_at"] = stored.updated_at if stored else data.get("created_at")
-    return StoredTask.model_validate(data)
+    if stored is None:
+        return StoredTask.from_record(live)
+    return StoredTask.from_record(live, created_by=stored.created_by, updated_at=stored.updated_at)
 
 
-def refresh(ctx: ApiContext, robot_id: str, task_id: str, created_by: str | None = None) -> TaskOut:
+def refresh(ctx: ApiContext, robot_id: str, task_id: str, created_by: str | None = None) -> StoredTask:
     """Persist the runtime's current record and return it."""
     record = ctx.registry.get(robot_id).task(task_id)
-    return TaskOut.model_validate(ctx.store.save_task(record, created_by=created_by).model_dump())
+    return ctx.store.save_task(record, created_by=created_by)
 
 
 def _request_hash(body: TaskCreate, text: str) -> str:
@@ -68,10 +67,10 @@ def _request_hash(body: TaskCreate, text: str) -> str:
 
 @router.post(
     "/tasks",
-    response_model=TaskOut,
+    response_model=StoredTask,
     status_code=201,
     responses={
-        200: {"model": TaskOut, "description": "Replay of an earlier request with the same Idempotency-Key"},
+        200: {"model": StoredTask, "description": "Replay of an earlier request with the same Idempotency-Key"},
         422: {
             "model": ErrorBody,
             "description": "unknown_task (details: known_tasks), task_too_long_for_policy "
@@ -90,7 +89,7 @@ def create_task(
     ),
     ctx: ApiContext = Depends(get_ctx),
     token: TokenInfo = Depends(_write),
-) -> TaskOut:
+) -> StoredTask:
     text = " ".join(body.text.split())
     if not text:
         raise ApiError(422, "task_text_empty", "task text must contain words")
@@ -105,7 +104,7 @@ def create_task(
         raise ApiError(422, "invalid_idempotency_key", f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
     request_hash = _request_hash(body, text)
 
-    def submit(task_id: str | None = None) -> TaskOut:
+    def submit(task_id: str | None = None) -> StoredTask:
         wait_s = ctx.task_limiter.try_acquire(token.id)
         if wait_s > 0:
             raise ApiError(
@@ -120,7 +119,7 @@ def create_task(
             raise runtime_error(exc) from exc
         saved = ctx.store.save_task(record, created_by=token.id)
         response.headers["Location"] = f"/api/v1/tasks/{saved.id}"
-        return TaskOut.model_validate(saved.model_dump())
+        return saved
 
     if idempotency_key is None:
         return submit()
@@ -143,7 +142,7 @@ def create_task(
         )
     response.status_code = 200
     response.headers["Idempotent-Replayed"] = "true"
-    return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
+    return stored_task(ctx, task_id)
 
 
 @router.get("/tasks", response_model=TaskList, summary="List tasks, newest first (filter by robot and state)")
@@ -160,13 +159,13 @@ def list_tasks(
     for item in items:
         if item.robot_id in ctx.registry and not item.state.terminal:
             item = stored_task(ctx, item.id)
-        merged.append(TaskOut.model_validate(item.model_dump()))
+        merged.append(item)
     return TaskList(items=merged, limit=limit, offset=offset)
 
 
-@router.get("/tasks/{task_id}", response_model=TaskOut, responses=ERROR_RESPONSES, summary="One task")
-def get_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_read)) -> TaskOut:
-    return TaskOut.model_validate(stored_task(ctx, task_id).model_dump())
+@router.get("/tasks/{task_id}", response_model=StoredTask, responses=ERROR_RESPONSES, summary="One task")
+def get_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_read)) -> StoredTask:
+    return stored_task(ctx, task_id)
 
 
 @router.get("/tasks/{task_id}/events", response_model=EventList, summary="A task's recorded events, oldest first")
@@ -180,7 +179,7 @@ def task_events(
     return EventList(items=ctx.store.task_events(task_id, limit=limit))
 
 
-def _control(ctx: ApiContext, task_id: str, action: str) -> TaskOut:
+def _control(ctx: ApiContext, task_id: str, action: str) -> StoredTask:
     task = stored_task(ctx, task_id)
     if task.state.terminal or task.robot_id not in ctx.registry:
         raise ApiError(409, "task_finished", f"task {task_id!r} is {task.state.value}; it cannot be {_PAST[action]}")
@@ -192,16 +191,16 @@ def _control(ctx: ApiContext, task_id: str, action: str) -> TaskOut:
     return refresh(ctx, task.robot_id, task_id)
 
 
-@router.post("/tasks/{task_id}/pause", response_model=TaskOut, summary="Pause a running task (robot holds still)")
-def pause_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+@router.post("/tasks/{task_id}/pause", response_model=StoredTask, summary="Pause a running task (robot holds still)")
+def pause_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> StoredTask:
     return _control(ctx, task_id, "pause")
 
 
-@router.post("/tasks/{task_id}/resume", response_model=TaskOut, summary="Resume a paused task")
-def resume_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+@router.post("/tasks/{task_id}/resume", response_model=StoredTask, summary="Resume a paused task")
+def resume_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> StoredTask:
     return _control(ctx, task_id, "resume")
 
 
-@router.post("/tasks/{task_id}/abort", response_model=TaskOut, summary="Abort a queued, running or paused task")
-def abort_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> TaskOut:
+@router.post("/tasks/{task_id}/abort", response_model=StoredTask, summary="Abort a queued, running or paused task")
+def abort_task(task_id: str, ctx: ApiContext = Depends(get_ctx), _token=Depends(_write)) -> StoredTask:
     return _control(ctx, task_id, "abort")

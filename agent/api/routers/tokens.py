@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from agent.api.auth import ROLE_PERMISSIONS, Permission, Role, require
+from agent.api.auth import Permission, permissions_of, require
 from agent.api.context import ApiContext, get_ctx
 from agent.api.errors import not_found
 from agent.api.schemas import TokenCreate, TokenCreated, TokenList, WhoAmI
@@ -20,8 +20,7 @@ _admin = require(Permission.TOKENS)
     summary="The calling token: its role and permissions (clients such as the console show controls by these)",
 )
 def whoami(token: TokenInfo = Depends(require(Permission.ROBOTS_READ))) -> WhoAmI:
-    permissions = sorted(p.value for p in ROLE_PERMISSIONS.get(Role(token.role), frozenset()))
-    return WhoAmI(id=token.id, name=token.name, role=token.role, permissions=permissions)
+    return WhoAmI(id=token.id, name=token.name, role=token.role, permissions=permissions_of(token.role))
 
 
 @router.get("/tokens", response_model=TokenList, summary="List tokens (never their secrets)")

@@ -46,6 +46,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, Permission | None]] = [
     ("POST", f"/api/v1/episodes/{R}/0/label", {"outcome": "failed", "success": False}, Permission.EPISODES_LABEL),
     ("DELETE", f"/api/v1/episodes/{R}/0", None, Permission.EPISODES_DELETE),
     ("GET", "/api/v1/tokens/me", None, Permission.ROBOTS_READ),
+    ("POST", "/api/v1/live/tickets", None, Permission.LIVE),
     ("GET", "/api/v1/tokens", None, Permission.TOKENS),
     ("POST", "/api/v1/tokens", {"name": "x", "role": "viewer"}, Permission.TOKENS),
     ("DELETE", "/api/v1/tokens/none", None, Permission.TOKENS),

@@ -64,11 +64,20 @@ def normalize_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
-def live_ws_url(base_url: str, robot_id: str, token: str, **params: Any) -> str:
-    """The browser-side WebSocket URL of a robot's live stream (the token rides in the query string)."""
+def live_ws_url(
+    base_url: str, robot_id: str, token: str | None = None, *, ticket: str | None = None, **params: Any
+) -> str:
+    """The browser-side WebSocket URL of a robot's live stream.
+
+    Pass a `ticket` (`ApiClient.live_ticket()`: single use, 30 s) rather than the bearer `token`: a token in the
+    query string ends up in access logs, and the API's `?token=` is deprecated.
+    """
+    if (token is None) == (ticket is None):
+        raise ValueError("live_ws_url needs exactly one of token and ticket")
     parts = urlsplit(normalize_base_url(base_url))
     scheme = "wss" if parts.scheme == "https" else "ws"
-    query = urlencode({"token": token, **{k: v for k, v in params.items() if v is not None}})
+    credential = {"ticket": ticket} if ticket is not None else {"token": token}
+    query = urlencode({**credential, **{k: v for k, v in params.items() if v is not None}})
     path = f"{parts.path}{API_PREFIX}/robots/{quote(robot_id, safe='')}/live"
     return urlunsplit((scheme, parts.netloc, path, query, ""))
 
@@ -96,7 +105,9 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
-            raise ApiUnreachable(f"the hearth API at {self.base_url} is not reachable: {type(exc).__name__}: {exc}") from exc
+            raise ApiUnreachable(
+                f"the hearth API at {self.base_url} is not reachable: {type(exc).__name__}: {exc}"
+            ) from exc
         except httpx.HTTPError as exc:
             raise ApiUnreachable(f"request to {self.base_url}{API_PREFIX}{path} failed: {exc}") from exc
         if response.status_code >= 400:
@@ -108,7 +119,9 @@ class ApiClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise ApiError(response.status_code, "not_json", f"{path} did not answer JSON; is {self.base_url} a hearth API?") from exc
+            raise ApiError(
+                response.status_code, "not_json", f"{path} did not answer JSON; is {self.base_url} a hearth API?"
+            ) from exc
 
     # ------------------------------------------------------------------ identity and health
     def health(self) -> dict[str, Any]:
@@ -123,9 +136,15 @@ class ApiClient:
     def whoami(self) -> Identity:
         data = self._json("GET", "/tokens/me")
         return Identity(
-            id=str(data["id"]), name=str(data.get("name", "")), role=str(data["role"]),
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            role=str(data["role"]),
             permissions=frozenset(data.get("permissions", [])),
         )
+
+    def live_ticket(self) -> str:
+        """A single-use ticket (valid 30 s) that opens one live WebSocket, so the token stays out of its URL."""
+        return str(self._json("POST", "/live/tickets")["ticket"])
 
     # ------------------------------------------------------------------ robots
     def robots(self) -> list[dict[str, Any]]:
@@ -189,8 +208,13 @@ class ApiClient:
         since: float | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        params = {"robot_id": robot_id or None, "task": task or None, "outcome": outcome or None, "since": since,
-                  "limit": limit}
+        params = {
+            "robot_id": robot_id or None,
+            "task": task or None,
+            "outcome": outcome or None,
+            "since": since,
+            "limit": limit,
+        }
         return list(self._json("GET", "/episodes", params={k: v for k, v in params.items() if v is not None})["items"])
 
     def episode(self, robot_id: str, index: int) -> dict[str, Any]:

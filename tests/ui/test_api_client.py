@@ -15,7 +15,7 @@ from agent.store import Store
 from policy.data.writer import LeRobotDatasetWriter
 from tests.agent.api.support import ServedApp, make_tokens
 from tests.support import free_port
-from ui.api_client import ApiClient, ApiError, ApiUnreachable
+from ui.api_client import ApiClient, ApiError, ApiUnreachable, live_ws_url
 
 ROBOT = "kitchen"
 FRAMES = 30
@@ -27,8 +27,14 @@ def write_dataset(root):
     rng = np.random.default_rng(0)
     states = rng.normal(size=(FRAMES, len(STATE_NAMES))).astype(np.float32)
     actions = rng.normal(size=(FRAMES, len(ACTION_NAMES))).astype(np.float32)
-    writer = LeRobotDatasetWriter(root, fps=10.0, robot_type="test", camera_shapes={"head": (32, 32), "wrist": (32, 32)},
-                                  state_names=STATE_NAMES, action_names=ACTION_NAMES)
+    writer = LeRobotDatasetWriter(
+        root,
+        fps=10.0,
+        robot_type="test",
+        camera_shapes={"head": (32, 32), "wrist": (32, 32)},
+        state_names=STATE_NAMES,
+        action_names=ACTION_NAMES,
+    )
     writer.begin_episode("put the cup in the sink")
     for i in range(FRAMES):
         if i == 0:
@@ -77,7 +83,9 @@ def test_episode_list_timeline_and_data_match_the_dataset(served):
         assert client.episodes(task="no such task") == []
         timeline = client.timeline(ROBOT, 0)
         assert [(s["text"], s["source"], s["frame_index"]) for s in timeline["subtasks"]] == [
-            ("pick up the cup", "policy", 0), ("open the tap", "coach", 12)]
+            ("pick up the cup", "policy", 0),
+            ("open the tap", "coach", 12),
+        ]
         assert [e["frame_index"] for e in timeline["events"] if e["kind"] == "interjection"] == [12]
         data = client.episode_data(ROBOT, 0)
         assert data["length"] == FRAMES and data["fps"] == 10.0
@@ -121,6 +129,20 @@ def test_rerun_export_is_a_rerun_recording(served):
     assert rrd[:3] == b"RRF" and len(rrd) > 1000
 
 
+def test_live_ticket_is_issued_to_roles_that_may_watch(served):
+    server, tokens, *_ = served
+    with ApiClient(server.url, tokens["viewer"]) as viewer:
+        first, second = viewer.live_ticket(), viewer.live_ticket()
+    assert isinstance(first, str) and len(first) >= 32 and first != second
+    url = live_ws_url("http://h.example:8000", ROBOT, ticket=first, fps=5)
+    assert url == f"ws://h.example:8000/api/v1/robots/{ROBOT}/live?ticket={first}&fps=5"
+    with ApiClient(server.url, tokens["automation"]) as automation, pytest.raises(ApiError) as refused:
+        automation.live_ticket()
+    assert refused.value.status == 403 and refused.value.code == "forbidden"
+    with pytest.raises(ValueError, match="exactly one"):
+        live_ws_url("http://h.example:8000", ROBOT, "token", ticket=first)
+
+
 def test_unreachable_api_and_bad_tokens_are_distinct_errors(served):
     server, *_ = served
     with ApiClient(f"http://127.0.0.1:{free_port()}", "x", timeout_s=2) as nowhere, pytest.raises(ApiUnreachable) as e:
@@ -140,7 +162,7 @@ def test_a_viewer_leaving_does_not_cancel_a_frame_another_viewer_waits_for():
     import threading
     from types import SimpleNamespace
 
-    from agent.api.live import LiveHub
+    from agent.api.live_hub import LiveHub
 
     hub = LiveHub(bus=None, encoder_threads=1)
     release = threading.Event()

@@ -31,8 +31,11 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float = 15.0, size: int | None = None) -> str:
-    """The live page's HTML: connects to /api/v1/robots/{robot_id}/live with `token` at `fps`.
+def live_view_html(browser_api_url: str, robot_id: str, ticket: str, fps: float = 15.0, size: int | None = None) -> str:
+    """The live page's HTML: connects to /api/v1/robots/{robot_id}/live with a live `ticket` at `fps`.
+
+    A ticket (POST /api/v1/live/tickets, single use) instead of the bearer token: a URL's query string ends up in
+    access logs, and a spent ticket there opens nothing.
 
     `size` None asks for each camera's own operator frames (the API does not resize them): the page scales them
     to fit, so an upscaled policy frame is never presented as a sharp picture.
@@ -42,7 +45,7 @@ def live_view_html(browser_api_url: str, robot_id: str, token: str, fps: float =
     config = {
         "apiUrl": browser_api_url,
         "robotId": robot_id,
-        "wsUrl": live_ws_url(browser_api_url, robot_id, token, fps=f"{fps:g}", size=size),
+        "wsUrl": live_ws_url(browser_api_url, robot_id, ticket=ticket, fps=f"{fps:g}", size=size),
     }
     return _template("live_view.html").replace(LIVE_PLACEHOLDER, _script_json(config))
 

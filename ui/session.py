@@ -43,10 +43,6 @@ def identity() -> Identity:
     return st.session_state[IDENTITY_KEY]
 
 
-def token() -> str:
-    return st.session_state[TOKEN_KEY]
-
-
 def logout() -> None:
     existing = st.session_state.pop(CLIENT_KEY, None)
     if existing is not None:

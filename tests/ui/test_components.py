@@ -48,11 +48,13 @@ def _embedded(html: str, marker: str) -> dict:
 
 
 def test_live_view_embeds_its_config_safely():
-    html = live_view_html("http://127.0.0.1:8080", "</script><b>", "tok", fps=12)
+    html = live_view_html("http://127.0.0.1:8080", "</script><b>", "tick3t", fps=12)
     assert "</script><b>" not in html  # a hostile robot id cannot close the script element
     config = _embedded(html, "CONFIG")
     assert config["robotId"] == "</script><b>"
     assert config["wsUrl"].startswith("ws://127.0.0.1:8080/api/v1/robots/") and "fps=12" in config["wsUrl"]
+    # a single-use ticket opens the socket; the bearer token never goes into a URL (issue 19)
+    assert "ticket=tick3t" in config["wsUrl"] and "token=" not in config["wsUrl"]
 
 
 def test_timeline_becomes_segments_and_marks():

@@ -103,6 +103,8 @@ def test_viewer_sees_the_robot_but_no_controls(stack, page):
                            timeout=UI_TIMEOUT_MS)
     page.get_by_text("e-stop clear").wait_for()
     assert page.get_by_role("button", name="E-STOP").count() == 0
+    ws_url = live.evaluate("CONFIG.wsUrl")  # opened with a single-use ticket: no bearer token in a URL
+    assert "ticket=" in ws_url and "token=" not in ws_url and stack.tokens["viewer"] not in ws_url
     assert page.get_by_text("Start a task").count() == 0
     assert page.get_by_role("button", name="Send coaching").count() == 0
 
@@ -262,7 +264,7 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     # a subtask appears (live view and the REST-backed timeline), with a chunk plotted and state shown
     live.wait_for_function("document.getElementById('subtask').textContent !== '–'", timeout=UI_TIMEOUT_MS)
     live.wait_for_function("window.hearthLive.chunk !== null", timeout=UI_TIMEOUT_MS)
-    live.wait_for_function("document.querySelectorAll('#state tr').length > 0", timeout=UI_TIMEOUT_MS)
+    live.wait_for_function("document.querySelectorAll('#state div').length > 0", timeout=UI_TIMEOUT_MS)
     subtask = live.evaluate("document.getElementById('subtask').textContent")
     assert subtask.strip()
     page.get_by_text("Subtask timeline").wait_for()

@@ -230,6 +230,23 @@ def timeline_markdown(subtasks: list[SubtaskEntry]) -> str:
     return "\n".join(f"- `{_clock(s.started_at)}` **{s.text}** ({s.source})" for s in ordered)
 
 
+def _live_html(robot_id: str, settings: ConsoleSettings) -> str | None:
+    """The live view for this browser session and robot, built once with a fresh single-use ticket.
+
+    Kept in the session: Streamlit keeps the iframe (and its socket and timeline) only while the HTML is identical,
+    so a new ticket per rerun would reload it on every click. Reloading the browser page starts a new session, and
+    so a new ticket: that is how a viewer reconnects after the stream dropped (the live view says so).
+    """
+    key = f"live_html:{robot_id}:{settings.browser_api_url}:{settings.live_fps:g}"
+    html = st.session_state.get(key)
+    if html is None:
+        ticket = _call("Live view", session.client().live_ticket)
+        if ticket is None:
+            return None
+        html = st.session_state[key] = live_view_html(settings.browser_api_url, robot_id, ticket, fps=settings.live_fps)
+    return html
+
+
 def render(robot: RobotInfo | None, settings: ConsoleSettings) -> None:
     if robot is None:
         st.info("No robot to show.")
@@ -237,11 +254,11 @@ def render(robot: RobotInfo | None, settings: ConsoleSettings) -> None:
     st.markdown(PAGE_CSS, unsafe_allow_html=True)
     view_col, controls_col = st.columns([2.2, 1], gap="small")
     with view_col:
-        if may(Need.LIVE):
-            embed_html(
-                live_view_html(settings.browser_api_url, robot.id, session.token(), fps=settings.live_fps),
-                height=LIVE_HEIGHT,
-            )
+        html = _live_html(robot.id, settings) if may(Need.LIVE) else None
+        if html is not None:
+            embed_html(html, height=LIVE_HEIGHT)
+        elif may(Need.LIVE):
+            st.subheader(f"Live: {robot.title}")
         else:
             st.subheader(f"Live: {robot.title}")
             st.info(f"Role `{session.identity().role}` may not watch the live stream; the task controls still work.")

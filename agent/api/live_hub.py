@@ -173,7 +173,7 @@ class LiveHub:
                     outbox.offer_event_threadsafe(stream, text)
 
     def _frame_message(self, robot_id: str, obs: Any, camera: str, size: int | None, quality: int) -> str:
-        jpeg, width, height = encode_jpeg(obs.images[camera], size, quality)
+        jpeg, width, height = encode_jpeg(obs.operator_image(camera), size, quality)  # people see the sharp view
         with self._cache_lock:
             self._frame_ids += 1
             frame_id = self._frame_ids

@@ -83,12 +83,6 @@ def test_episodes_are_recorded_at_the_operator_size(robot: SimKitchen, tmp_path)
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the API's LiveHub._frame_message encodes obs.images[camera]; it must encode obs.operator_image(camera) "
-    "(agent/api is another engineer's: asked for)",
-)
 def test_the_live_stream_sends_the_operator_size(robot: SimKitchen) -> None:
     import base64
     import json

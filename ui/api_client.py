@@ -64,20 +64,15 @@ def normalize_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
 
 
-def live_ws_url(
-    base_url: str, robot_id: str, token: str | None = None, *, ticket: str | None = None, **params: Any
-) -> str:
-    """The browser-side WebSocket URL of a robot's live stream.
-
-    Pass a `ticket` (`ApiClient.live_ticket()`: single use, 30 s) rather than the bearer `token`: a token in the
-    query string ends up in access logs, and the API's `?token=` is deprecated.
-    """
-    if (token is None) == (ticket is None):
-        raise ValueError("live_ws_url needs exactly one of token and ticket")
+def live_ws_url(base_url: str, robot_id: str, *, ticket: str, **params: Any) -> str:
+    """The browser-side WebSocket URL of a robot's live stream, opened with a `ticket` (`ApiClient.live_ticket()`:
+    single use, 30 s). Why not the bearer token: a URL's query string ends up in access logs, so the API takes
+    tokens only in the Authorization header, which a browser's WebSocket cannot set."""
+    if not ticket:
+        raise ValueError("live_ws_url needs a ticket (ApiClient.live_ticket())")
     parts = urlsplit(normalize_base_url(base_url))
     scheme = "wss" if parts.scheme == "https" else "ws"
-    credential = {"ticket": ticket} if ticket is not None else {"token": token}
-    query = urlencode({**credential, **{k: v for k, v in params.items() if v is not None}})
+    query = urlencode({"ticket": ticket, **{k: v for k, v in params.items() if v is not None}})
     path = f"{parts.path}{API_PREFIX}/robots/{quote(robot_id, safe='')}/live"
     return urlunsplit((scheme, parts.netloc, path, query, ""))
 

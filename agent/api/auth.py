@@ -7,7 +7,7 @@ Roles and what they may do (checked per route through `require(Permission.X)`):
 - admin:      everything, including tokens and deleting episodes.
 E-stop is granted to every role except viewer: whoever can make the robot move can make it stop.
 Tokens come as `Authorization: Bearer <token>`. Browsers cannot set headers on a WebSocket, so the live socket
-takes a single-use ticket (`POST /api/v1/live/tickets`) instead; its `?token=<token>` is deprecated.
+takes a single-use ticket (`POST /api/v1/live/tickets`) instead; a token in a URL is never accepted.
 Clients learn what a token may do from `GET /api/v1/tokens/me` (`permissions_of`), never from a copy of this table.
 """
 

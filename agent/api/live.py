@@ -4,8 +4,8 @@ A client that stops reading cannot slow the robot: what it has yet to take waits
 the hub (agent/api/live_hub.py), which drops the oldest events and keeps only the newest frame per camera.
 
 Authentication: `ticket` (from `POST /api/v1/live/tickets`, single use, 30 s; agent/api/live_tickets.py) or an
-`Authorization: Bearer` header. `?token=<bearer token>` still works but is DEPRECATED: the token ends up in access
-logs; it will be removed once the console connects with tickets. Refusals are one `LiveError` then a close:
+`Authorization: Bearer` header. A bearer token in the query string is not accepted: access logs and browser
+histories keep URLs, and a browser (which cannot set WebSocket headers) gets a ticket instead. Refusals are one `LiveError` then a close:
 4401 (no, bad, used or expired credentials), 4403 (role lacks the live permission), 4404, 4400 (bad options).
 
 Query parameters: ticket, fps (0 = no frames; capped by api.live_max_fps), size (longest side in px), quality
@@ -77,11 +77,11 @@ class _Refused(Exception):
 
 
 def _bearer_from(websocket: WebSocket) -> str | None:
-    """The bearer token from the header or (deprecated: it lands in access logs) the `token` query parameter."""
+    """The bearer token from the Authorization header (never from the URL, see the module docstring)."""
     header = websocket.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return websocket.query_params.get("token")
+    return None
 
 
 def _identify(ctx: ApiContext, websocket: WebSocket) -> TokenInfo:

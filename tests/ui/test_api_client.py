@@ -13,6 +13,7 @@ from agent.api.episodes_index import index_episode, open_reader, sync_robot
 from agent.settings import ApiConfig
 from agent.store import Store
 from policy.data.writer import LeRobotDatasetWriter
+from robots.types import Observation
 from tests.agent.api.support import ServedApp, make_tokens
 from tests.support import free_port
 from ui.api_client import ApiClient, ApiError, ApiUnreachable, live_ws_url
@@ -139,8 +140,8 @@ def test_live_ticket_is_issued_to_roles_that_may_watch(served):
     with ApiClient(server.url, tokens["automation"]) as automation, pytest.raises(ApiError) as refused:
         automation.live_ticket()
     assert refused.value.status == 403 and refused.value.code == "forbidden"
-    with pytest.raises(ValueError, match="exactly one"):
-        live_ws_url("http://h.example:8000", ROBOT, "token", ticket=first)
+    with pytest.raises(ValueError, match="needs a ticket"):
+        live_ws_url("http://h.example:8000", ROBOT, ticket="")
 
 
 def test_unreachable_api_and_bad_tokens_are_distinct_errors(served):
@@ -160,14 +161,13 @@ def test_a_viewer_leaving_does_not_cancel_a_frame_another_viewer_waits_for():
     still queued must not cancel it for the other (it did: the other socket died and had to reconnect)."""
     import asyncio
     import threading
-    from types import SimpleNamespace
 
     from agent.api.live_hub import LiveHub
 
     hub = LiveHub(bus=None, encoder_threads=1)
     release = threading.Event()
     hub._encoder.submit(release.wait, 10)  # keep the encoder busy so the shared encode stays queued
-    obs = SimpleNamespace(timestamp=1.0, images={"head": np.zeros((32, 32, 3), np.uint8)})
+    obs = Observation(timestamp=1.0, images={"head": np.zeros((32, 32, 3), np.uint8)}, state=np.zeros(2, np.float32))
 
     async def scenario():
         leaving = asyncio.create_task(hub.frame(ROBOT, obs, "head", None, 80))

@@ -35,10 +35,10 @@ def test_bad_api_urls_are_rejected(bad):
         normalize_base_url(bad)
 
 
-def test_live_ws_url_carries_token_and_options():
-    url = live_ws_url("https://h.example/base", "kitchen 1", "s3cr+t", fps="15", size=256)
+def test_live_ws_url_carries_the_ticket_and_options():
+    url = live_ws_url("https://h.example/base", "kitchen 1", ticket="t1ck+t", fps="15", size=256)
     assert url.startswith("wss://h.example/base/api/v1/robots/kitchen%201/live?")
-    assert "token=s3cr%2Bt" in url and "fps=15" in url and "size=256" in url
+    assert "ticket=t1ck%2Bt" in url and "fps=15" in url and "size=256" in url and "token" not in url
 
 
 def _embedded(html: str, marker: str) -> dict:

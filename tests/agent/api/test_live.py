@@ -29,9 +29,16 @@ def stack(sim_robot, worker_url, tmp_path_factory):
 
 
 def live_url(stack, role: str | None = "viewer", robot: str = ROBOT_ID, **params) -> str:
-    query = {"token": stack.tokens[role]} if role else {}
+    """The live URL with a fresh single-use ticket of `role` (None: no credential at all)."""
+    query = {"ticket": ticket_of(stack, role)} if role else {}
     query.update({k: str(v) for k, v in params.items()})
     return f"{stack.server.ws_url}/api/v1/robots/{robot}/live?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def ticket_of(stack, role: str) -> str:
+    response = stack.clients[role].post("/api/v1/live/tickets")
+    assert response.status_code == 201, response.text
+    return response.json()["ticket"]
 
 
 def recv_until(ws, predicate, timeout: float = 60.0) -> list[dict]:
@@ -106,7 +113,6 @@ def test_header_auth_works_too(stack):
     ("role", "robot", "params", "close_code", "code"),
     [
         (None, ROBOT_ID, {}, 4401, "unauthorized"),
-        ("automation", ROBOT_ID, {}, 4403, "forbidden"),
         ("viewer", "ghost", {}, 4404, "robot_not_found"),
         ("viewer", ROBOT_ID, {"fps": 500}, 4400, "validation_error"),
         ("viewer", ROBOT_ID, {"cameras": "ceiling"}, 4400, "validation_error"),
@@ -120,6 +126,20 @@ def test_refusals_send_a_coded_error_then_close(stack, role, robot, params, clos
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == close_code
+
+
+def test_a_token_in_the_query_string_is_refused_and_a_role_without_live_is_forbidden(stack):
+    """Bearer tokens never travel in URLs (access logs keep them): `?token=` is not a credential."""
+    url = f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?token={stack.tokens['viewer']}&fps=0"
+    automation = {"Authorization": f"Bearer {stack.tokens['automation']}"}
+    for target, headers, close_code, code in ((url, None, 4401, "unauthorized"),
+                                               (live_url(stack, None, fps=0), automation, 4403, "forbidden")):
+        with connect(target, additional_headers=headers, open_timeout=10) as ws:
+            error = json.loads(ws.recv(timeout=10))
+            assert error["type"] == "error" and error["code"] == code
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd.code == close_code
 
 
 def stuck_client(stack, **params) -> socket.socket:

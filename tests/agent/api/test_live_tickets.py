@@ -96,12 +96,6 @@ def test_a_ticket_of_a_token_revoked_since_is_refused(stack):
     assert (error["code"], code) == ("unauthorized", 4401)
 
 
-def test_the_deprecated_token_query_parameter_still_works(stack):
-    url = f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?token={stack.tokens['viewer']}&fps=0"
-    with connect(url, open_timeout=10) as ws:
-        assert json.loads(ws.recv(timeout=10))["role"] == "viewer"
-
-
 def test_ticket_book_is_single_use_expires_and_forgets_old_tickets():
     now = [100.0]
     book = TicketBook(ttl_s=30.0, clock=lambda: now[0])

@@ -66,7 +66,10 @@ def test_live_viewers_count_open_live_sockets(stack) -> None:
         return _samples(stack)[("hearth_api_live_viewers", (("robot_id", ROBOT_ID),))]
 
     assert viewers() == 0
-    url = f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?token={stack.tokens['viewer']}&fps=0"
-    with connect(url, open_timeout=10), connect(url, open_timeout=10):
+    def url() -> str:  # each socket needs its own single-use ticket
+        ticket = stack.clients["viewer"].post("/api/v1/live/tickets").json()["ticket"]
+        return f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?ticket={ticket}&fps=0"
+
+    with connect(url(), open_timeout=10), connect(url(), open_timeout=10):
         wait_until(lambda: viewers() == 2, timeout=30, what="two live viewers")
     wait_until(lambda: viewers() == 0, timeout=30, what="viewers gone")

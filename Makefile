@@ -12,6 +12,7 @@ demo: install
 test: install-dev
 	bash scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	HEARTH_TEST_POSTGRES_URL="$$(bash scripts/ensure_postgres.sh)" \
 		timeout --kill-after=30 1500 $(VENV)/bin/python -m pytest -p no:cacheprovider
 
@@ -28,6 +29,7 @@ $(VENV)/.installed-dev: $(STAMP_INPUTS)
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format:
 	$(VENV)/bin/ruff format .

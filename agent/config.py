@@ -154,7 +154,9 @@ def resolve_config_path(kind: str, name_or_path: str) -> Path:
     bundled = CONFIG_ROOT / kind / f"{name_or_path}.yaml"
     if not bundled.exists():
         known = sorted(p.stem for p in (CONFIG_ROOT / kind).glob("*.yaml"))
-        raise ConfigError(f"unknown {kind[:-1] if kind.endswith('s') else kind} config {name_or_path!r}; known: {known}")
+        raise ConfigError(
+            f"unknown {kind[:-1] if kind.endswith('s') else kind} config {name_or_path!r}; known: {known}"
+        )
     return bundled
 
 

@@ -275,7 +275,12 @@ class RtcExecutor:
         else:
             delay = 0  # nothing to continue from: the worker samples a fresh chunk
         request = ChunkRequest(
-            tick=tick, subtask=subtask, prev_chunk=prev, delay=delay, epoch=self.epoch, version=self.version,
+            tick=tick,
+            subtask=subtask,
+            prev_chunk=prev,
+            delay=delay,
+            epoch=self.epoch,
+            version=self.version,
             executed_before=self.executed - (1 if self._last_action_tick == tick else 0),
         )
         self._in_flight.append(request)

@@ -17,7 +17,12 @@ _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
-        parts = [f"ts={stamp}", f"level={record.levelname.lower()}", f"logger={record.name}", f"msg={record.getMessage()!r}"]
+        parts = [
+            f"ts={stamp}",
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"msg={record.getMessage()!r}",
+        ]
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
@@ -28,7 +33,12 @@ class KeyValueFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        payload = {
+            "ts": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value if isinstance(value, int | float | str | bool | type(None)) else repr(value)

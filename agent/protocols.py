@@ -17,7 +17,15 @@ from agent.system2 import System2Backend
 from policy.types import ActionChunk
 from robots.types import Observation, RobotDescription
 
-__all__ = ["ChunkReply", "ChunkSource", "CloneableChunkSource", "ControlledRobot", "DescribedChunkSource", "EpisodeRecorder", "System2Backend"]
+__all__ = [
+    "ChunkReply",
+    "ChunkSource",
+    "CloneableChunkSource",
+    "ControlledRobot",
+    "DescribedChunkSource",
+    "EpisodeRecorder",
+    "System2Backend",
+]
 
 #: What `ChunkSource.act` returns: the chunk and the worker's timing in ms (`PolicyClient.act`'s shape).
 ChunkReply = tuple[ActionChunk, dict[str, float]]

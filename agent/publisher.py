@@ -93,7 +93,9 @@ class RuntimeEvents:
 
     def error(self, task_id: str | None, source: str, message: str) -> None:
         self.last_error = f"{source}: {message}"
-        logger.warning("runtime error from %s: %s", source, message, extra={"robot_id": self.robot_id, "source": source})
+        logger.warning(
+            "runtime error from %s: %s", source, message, extra={"robot_id": self.robot_id, "source": source}
+        )
         self.bus.emit("error", self.robot_id, task_id, source=source, message=message)
 
     def safety(self, task_id: str | None, event: SafetyEvent, now: float) -> bool:

@@ -185,7 +185,10 @@ class OpenAISystem2:
         attempts = f"after {self.retries + 1} attempt(s)"
         try:
             completion = self._client.chat.completions.create(
-                model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=0.0  # type: ignore[arg-type]
+                model=self.model,
+                messages=messages,
+                max_tokens=self.max_tokens,
+                temperature=0.0,  # type: ignore[arg-type]
             )
         except openai.APITimeoutError:
             raise System2Unavailable(f"System-2 server {self.endpoint} unavailable {attempts}: timed out") from None

@@ -147,8 +147,13 @@ class TaskQueue:
             self._changed.notify_all()
         logger.info(
             "task transition",
-            extra={"robot_id": self.robot_id, "task_id": task_id, "from": previous.value, "to": target.value,
-                   "reason": reason},
+            extra={
+                "robot_id": self.robot_id,
+                "task_id": task_id,
+                "from": previous.value,
+                "to": target.value,
+                "reason": reason,
+            },
         )
         if self._on_transition:
             self._on_transition(snapshot, previous)

@@ -33,9 +33,14 @@ def tiny_policy_for_sim():
     robot = make_robot("sim-kitchen", camera_size=96, seed=0)
     description = robot.describe()
     policy = Pi05Policy.build_random(
-        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
-        action_names=description.action_names, control_hz=description.control_hz, seed=0,
-        robot_type=description.robot_type, robot_interface_version=description.interface_version,
+        "tiny",
+        camera_names=tuple(description.camera_names),
+        state_names=description.state_names,
+        action_names=description.action_names,
+        control_hz=description.control_hz,
+        seed=0,
+        robot_type=description.robot_type,
+        robot_interface_version=description.interface_version,
     )
     return robot, policy
 
@@ -67,8 +72,12 @@ def serve(port: int, database: str, episodes: str, max_fps: float, worker_url: s
     robot = make_robot("sim-kitchen", camera_size=96, seed=0)
     bus = EventBus()
     runtime = RobotRuntime(
-        "kitchen", robot, PolicyClient(worker_url, timeout_s=30), LocalSystem2(PolicyClient(worker_url, timeout_s=30)),
-        EpisodeRecorder(Path(episodes), robot.describe()), bus,
+        "kitchen",
+        robot,
+        PolicyClient(worker_url, timeout_s=30),
+        LocalSystem2(PolicyClient(worker_url, timeout_s=30)),
+        EpisodeRecorder(Path(episodes), robot.describe()),
+        bus,
         OrchestratorConfig(max_task_s=3600, idle_observe_hz=2, worker_late_s=60),
     )
     config = ApiConfig(database_url=database, task_rate_limit_per_minute=10_000, live_max_fps=max_fps)
@@ -84,8 +93,9 @@ async def rest_load(base: str, token: str, clients: int, seconds: float, task_id
     errors = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as client:
 
         async def one_client(offset: int) -> None:
             nonlocal errors
@@ -127,8 +137,12 @@ async def fan_out(ws_base: str, token: str, viewers: int, seconds: float, fps: f
 
     await asyncio.gather(*(viewer(i) for i in range(viewers)))
     per_viewer = [c / seconds for c in counts]
-    return {"viewers": viewers, "total_fps": sum(per_viewer), "per_viewer_fps": statistics.fmean(per_viewer),
-            "min_viewer_fps": min(per_viewer)}
+    return {
+        "viewers": viewers,
+        "total_fps": sum(per_viewer),
+        "per_viewer_fps": statistics.fmean(per_viewer),
+        "min_viewer_fps": min(per_viewer),
+    }
 
 
 def main() -> None:
@@ -150,7 +164,6 @@ def main() -> None:
         serve(args.serve, args.database, args.episodes, args.fps, args.worker_url)
         return
 
-
     from agent.store import Store
     from tests.support import free_port, spawn, wait_for_port
 
@@ -161,9 +174,20 @@ def main() -> None:
     token = store.create_token("bench", "admin")[1]
     store.close()
     port, worker_port = free_port(), free_port()
-    command = [sys.executable, __file__, "--serve", str(port), "--database", database,
-               "--episodes", str(workdir / "episodes"), "--fps", str(args.fps),
-               "--worker-url", f"ws://127.0.0.1:{worker_port}"]
+    command = [
+        sys.executable,
+        __file__,
+        "--serve",
+        str(port),
+        "--database",
+        database,
+        "--episodes",
+        str(workdir / "episodes"),
+        "--fps",
+        str(args.fps),
+        "--worker-url",
+        f"ws://127.0.0.1:{worker_port}",
+    ]
     worker_command = [sys.executable, __file__, "--worker", str(worker_port)]
     with spawn(worker_command, workdir / "worker.log") as worker:
         wait_for_port(worker_port, timeout=300)
@@ -187,23 +211,32 @@ def run_load(args: argparse.Namespace, command: list[str], workdir: Path, port: 
         wait_until(up, timeout=300, what="API up")
         print(f"# API benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before start)")
         idle = asyncio.run(rest_load(base, token, args.clients, args.seconds, "none"))
-        print(f"REST {args.clients} concurrent clients, robot idle, {args.seconds:.0f}s: {idle['requests']} requests, "
-              f"{idle['rps']:.0f} req/s, p50 {idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms "
-              f"(4xx/5xx {idle['errors']}: the task id 'none' is a deliberate 404)")
+        print(
+            f"REST {args.clients} concurrent clients, robot idle, {args.seconds:.0f}s: {idle['requests']} requests, "
+            f"{idle['rps']:.0f} req/s, p50 {idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms "
+            f"(4xx/5xx {idle['errors']}: the task id 'none' is a deliberate 404)"
+        )
         task_id = client.post("/api/v1/tasks", json={"robot_id": "kitchen", "text": TASK}).json()["id"]
-        wait_until(lambda: client.get(f"/api/v1/tasks/{task_id}").json()["state"] == "running", timeout=300,
-                   what="task running")
+        wait_until(
+            lambda: client.get(f"/api/v1/tasks/{task_id}").json()["state"] == "running",
+            timeout=300,
+            what="task running",
+        )
         rest = asyncio.run(rest_load(base, token, args.clients, args.seconds, task_id))
-        print(f"REST {args.clients} concurrent clients, robot running a task, {args.seconds:.0f}s: {rest['requests']} requests, "
-              f"{rest['rps']:.0f} req/s, p50 {rest['p50_ms']:.1f} ms, p99 {rest['p99_ms']:.1f} ms, "
-              f"errors {rest['errors']}")
+        print(
+            f"REST {args.clients} concurrent clients, robot running a task, {args.seconds:.0f}s: {rest['requests']} requests, "
+            f"{rest['rps']:.0f} req/s, p50 {rest['p50_ms']:.1f} ms, p99 {rest['p99_ms']:.1f} ms, "
+            f"errors {rest['errors']}"
+        )
         for viewers in (1, 5, 20):
             result = asyncio.run(fan_out(f"ws://127.0.0.1:{port}", token, viewers, args.seconds, args.fps, args.size))
             status = client.get("/api/v1/robots/kitchen/status").json()
-            print(f"live fan-out {viewers:>2} viewers ({args.fps:g} fps asked, {args.size}px, 2 cameras): "
-                  f"{result['total_fps']:.1f} frames/s total, {result['per_viewer_fps']:.1f} per viewer "
-                  f"(min {result['min_viewer_fps']:.1f}); control loop {status['achieved_hz']} Hz, "
-                  f"p99 tick lateness {status['p99_lateness_ms']} ms")
+            print(
+                f"live fan-out {viewers:>2} viewers ({args.fps:g} fps asked, {args.size}px, 2 cameras): "
+                f"{result['total_fps']:.1f} frames/s total, {result['per_viewer_fps']:.1f} per viewer "
+                f"(min {result['min_viewer_fps']:.1f}); control loop {status['achieved_hz']} Hz, "
+                f"p99 tick lateness {status['p99_lateness_ms']} ms"
+            )
         print(f"# load average after: {os.getloadavg()[0]:.1f}")
         client.close()
 

@@ -124,7 +124,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per delay setting")
     parser.add_argument("--fractions", default="0,0.25,0.5", help="injected delay as fractions of a chunk")
     parser.add_argument("--camera-size", type=int, default=32)
-    parser.add_argument("--no-render", action="store_true", help="blank camera images (isolates the loop from rendering)")
+    parser.add_argument(
+        "--no-render", action="store_true", help="blank camera images (isolates the loop from rendering)"
+    )
     parser.add_argument("--worker", default=None, help="use this worker URL instead of starting one")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args()
@@ -136,12 +138,16 @@ def main() -> None:
         url = args.worker or stack.enter_context(_worker_process(robot.describe()))
         for fraction in (float(f) for f in args.fractions.split(",")):
             row = run_one(robot, url, fraction, args.seconds, args.camera_size, not args.no_render)
-            print(json.dumps(row) if args.json else
-                  f"delay {row['delay_fraction']:>4.0%} ({row['injected_delay_ms']:>4} ms): "
-                  f"{row['achieved_hz']:5.2f} Hz of {row['target_hz']:g}, p50 late {row['p50_late_ms']} ms, "
-                  f"p99 late {row['p99_late_ms']} ms, tick work p50/p99 {row['p50_tick_work_ms']}/{row['p99_tick_work_ms']} ms, "
-                  f"empty ticks {row['empty_ticks']} / {row['ticks']}, "
-                  f"chunks {row['chunks']}, delay estimate {row['delay_estimate_ticks']} ticks", flush=True)
+            print(
+                json.dumps(row)
+                if args.json
+                else f"delay {row['delay_fraction']:>4.0%} ({row['injected_delay_ms']:>4} ms): "
+                f"{row['achieved_hz']:5.2f} Hz of {row['target_hz']:g}, p50 late {row['p50_late_ms']} ms, "
+                f"p99 late {row['p99_late_ms']} ms, tick work p50/p99 {row['p50_tick_work_ms']}/{row['p99_tick_work_ms']} ms, "
+                f"empty ticks {row['empty_ticks']} / {row['ticks']}, "
+                f"chunks {row['chunks']}, delay estimate {row['delay_estimate_ticks']} ticks",
+                flush=True,
+            )
     robot.close()
 
 
@@ -151,9 +157,14 @@ def _worker_process(description):
     from policy.inference import Pi05Policy
 
     policy = Pi05Policy.build_random(
-        "tiny", camera_names=tuple(description.camera_names), state_names=description.state_names,
-        action_names=description.action_names, control_hz=description.control_hz, seed=0,
-        robot_type=description.robot_type, robot_interface_version=description.interface_version,
+        "tiny",
+        camera_names=tuple(description.camera_names),
+        state_names=description.state_names,
+        action_names=description.action_names,
+        control_hz=description.control_hz,
+        seed=0,
+        robot_type=description.robot_type,
+        robot_interface_version=description.interface_version,
     )
     with tempfile.TemporaryDirectory() as folder:
         policy.save(Path(folder) / "tiny")
@@ -164,7 +175,9 @@ def _worker_process(description):
         log = open(Path(folder) / "worker.log", "wb")  # noqa: SIM115 - closed below
         process = subprocess.Popen(
             [hearth, "serve-policy", "--checkpoint", str(Path(folder) / "tiny"), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 120

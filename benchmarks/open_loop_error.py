@@ -72,8 +72,13 @@ def main() -> int:
 
     policy = Pi05Policy.from_checkpoint(args.checkpoint, device="cpu")
     tasks = args.task or list(TASKS)
-    robot = make_robot("sim-kitchen", task=tasks[0], seed=args.seeds[0], camera_size=args.camera_size,
-                       cameras=tuple(policy.metadata["camera_names"]))
+    robot = make_robot(
+        "sim-kitchen",
+        task=tasks[0],
+        seed=args.seeds[0],
+        camera_size=args.camera_size,
+        cameras=tuple(policy.metadata["camera_names"]),
+    )
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     try:
         for task in tasks:
@@ -85,8 +90,10 @@ def main() -> int:
                         sums[subtask_kind(label)][group].append(value)
     finally:
         robot.close()
-    table = {kind: {group: float(np.mean(v)) for group, v in groups.items()} | {"queries": len(groups["arm_rad"])}
-             for kind, groups in sorted(sums.items())}
+    table = {
+        kind: {group: float(np.mean(v)) for group, v in groups.items()} | {"queries": len(groups["arm_rad"])}
+        for kind, groups in sorted(sums.items())
+    }
     print("| subtask | queries | " + " | ".join(GROUPS) + " |")
     print("| --- | ---: | " + " | ".join("---:" for _ in GROUPS) + " |")
     for kind, row in table.items():

@@ -43,9 +43,12 @@ def scene(size: int, frame: int, camera: int, rng: np.random.Generator) -> np.nd
 
 def description(size: int, hz: float) -> RobotDescription:
     return RobotDescription(
-        name="bench", robot_type="bench", control_hz=hz,
+        name="bench",
+        robot_type="bench",
+        control_hz=hz,
         cameras=[CameraSpec(name=c, height=size, width=size) for c in CAMERAS],
-        state=[JointSpec(name=f"s{i}") for i in range(12)], actions=[JointSpec(name=f"a{i}") for i in range(12)],
+        state=[JointSpec(name=f"s{i}") for i in range(12)],
+        actions=[JointSpec(name=f"a{i}") for i in range(12)],
     )
 
 
@@ -81,11 +84,16 @@ def run(size: int, frames: int, root: Path, hz: float | None, live: bool = True)
         done = time.perf_counter()
     finally:
         recorder.close()
-    return {"fps": frames / (done - started), "finish_s": done - last_tick, "backlog": backlog,
-            "record_p50_us": float(np.percentile(call_us, 50)), "record_p99_us": float(np.percentile(call_us, 99)),
-            "record_max_us": float(np.max(call_us)),
-            "late_p99_us": float(np.percentile(late_us, 99)) if late_us else 0.0,
-            "late_max_us": float(np.max(late_us)) if late_us else 0.0}
+    return {
+        "fps": frames / (done - started),
+        "finish_s": done - last_tick,
+        "backlog": backlog,
+        "record_p50_us": float(np.percentile(call_us, 50)),
+        "record_p99_us": float(np.percentile(call_us, 99)),
+        "record_max_us": float(np.max(call_us)),
+        "late_p99_us": float(np.percentile(late_us, 99)) if late_us else 0.0,
+        "late_max_us": float(np.max(late_us)) if late_us else 0.0,
+    }
 
 
 def idle_lateness(seconds: float) -> tuple[float, float]:
@@ -103,17 +111,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--paced-frames", type=int, default=200)
-    parser.add_argument("--offline-video", action="store_true",
-                        help="use the offline (default SVT-AV1) encoder settings instead of the live ones, for comparison")
+    parser.add_argument(
+        "--offline-video",
+        action="store_true",
+        help="use the offline (default SVT-AV1) encoder settings instead of the live ones, for comparison",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
     args = parser.parse_args()
     logging.getLogger("agent.recorder").setLevel(logging.ERROR)  # the flat-out run backs up on purpose
     live = not args.offline_video
     encoder, options, codec = choose_codec(live=live)
-    print(f"codec {codec} ({encoder} {options}), 3 cameras; flat out: {args.frames} frames, paced at 20 Hz: "
-          f"{args.paced_frames} frames")
-    print("| size | sustained frames/s (3 cameras, flat out) | paced 20 Hz: record() p50 / p99 / max µs | "
-          "control thread wake-up lateness p99 / max µs | max backlog | finish() after last tick |")
+    print(
+        f"codec {codec} ({encoder} {options}), 3 cameras; flat out: {args.frames} frames, paced at 20 Hz: "
+        f"{args.paced_frames} frames"
+    )
+    print(
+        "| size | sustained frames/s (3 cameras, flat out) | paced 20 Hz: record() p50 / p99 / max µs | "
+        "control thread wake-up lateness p99 / max µs | max backlog | finish() after last tick |"
+    )
     print("|---|---|---|---|---|---|")
     p99, worst = idle_lateness(args.paced_frames / 20.0)
     print(f"| (no recorder) | - | - | {p99:.0f} / {worst:.0f} | - | - |")
@@ -126,9 +141,11 @@ def main() -> None:
             finally:
                 shutil.rmtree(root, ignore_errors=True)
         flat, paced = results
-        print(f"| {size}×{size} | {flat['fps']:.1f} | {paced['record_p50_us']:.0f} / {paced['record_p99_us']:.0f} / "
-              f"{paced['record_max_us']:.0f} | {paced['late_p99_us']:.0f} / {paced['late_max_us']:.0f} | "
-              f"{paced['backlog']} | {paced['finish_s'] * 1000:.0f} ms |")
+        print(
+            f"| {size}×{size} | {flat['fps']:.1f} | {paced['record_p50_us']:.0f} / {paced['record_p99_us']:.0f} / "
+            f"{paced['record_max_us']:.0f} | {paced['late_p99_us']:.0f} / {paced['late_max_us']:.0f} | "
+            f"{paced['backlog']} | {paced['finish_s'] * 1000:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

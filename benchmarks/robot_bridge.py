@@ -49,12 +49,29 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     log = Path(tempfile.mkdtemp()) / "bridge.log"
-    cmd = [sys.executable, "-m", "agent.cli", "robot-bridge", "--robot", "sim-kitchen",
-           "--robot-option", f"camera_size={args.camera_size}", "--port", str(port), "--watchdog-timeout-s", "5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "robot-bridge",
+        "--robot",
+        "sim-kitchen",
+        "--robot-option",
+        f"camera_size={args.camera_size}",
+        "--port",
+        str(port),
+        "--watchdog-timeout-s",
+        "5",
+    ]
     with open(log, "wb") as out:
-        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                  env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
         while True:

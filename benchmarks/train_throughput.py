@@ -47,10 +47,20 @@ def synthetic_prepared(folder: Path, preset_name: str, frames: int, max_len: int
     states = np.zeros((frames, config.max_state_dim), np.float32)
     states[:, :12] = rng.uniform(-1, 1, size=(frames, 12))
     arrays = TrainingArrays(
-        camera_names=["head", "wrist"], images=rng.integers(0, 255, (frames, 2, size, size, 3), dtype=np.uint8),
-        actions=actions, action_dim=12, action_is_pad=np.zeros((frames, h), bool),
-        s1_tokens=s1[0], s1_mask=s1[1], s1_loss=s1[2], s2_tokens=s2[0], s2_mask=s2[1], s2_loss=s2[2],
-        has_subtask=np.ones(frames, bool), episode_index=np.zeros(frames, np.int64), states=states,
+        camera_names=["head", "wrist"],
+        images=rng.integers(0, 255, (frames, 2, size, size, 3), dtype=np.uint8),
+        actions=actions,
+        action_dim=12,
+        action_is_pad=np.zeros((frames, h), bool),
+        s1_tokens=s1[0],
+        s1_mask=s1[1],
+        s1_loss=s1[2],
+        s2_tokens=s2[0],
+        s2_mask=s2[1],
+        s2_loss=s2[2],
+        has_subtask=np.ones(frames, bool),
+        episode_index=np.zeros(frames, np.int64),
+        states=states,
     )
     names = [f"d{i}" for i in range(12)]
     meta = {"camera_names": ["head", "wrist"], "state_names": names, "action_names": names, "control_hz": 20.0}
@@ -74,12 +84,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         shapes = synthetic_prepared(Path(tmp) / "data", args.preset, max(args.batch * 4, 64), 88, None)
-        config = TrainConfig.model_validate({
-            "name": "throughput", "steps": args.warmup + args.steps, "batch_size": args.batch, "device": args.device,
-            "precision": args.precision, "threads": args.threads, "model": {"preset": args.preset},
-            "loss": {"fast_ce": False, "knowledge_insulation": args.knowledge_insulation, "max_token_len": 88},
-            "save_every": 10_000, "log_every": 10_000, "export_dtype": "float32",
-        })
+        config = TrainConfig.model_validate(
+            {
+                "name": "throughput",
+                "steps": args.warmup + args.steps,
+                "batch_size": args.batch,
+                "device": args.device,
+                "precision": args.precision,
+                "threads": args.threads,
+                "model": {"preset": args.preset},
+                "loss": {"fast_ce": False, "knowledge_insulation": args.knowledge_insulation, "max_token_len": 88},
+                "save_every": 10_000,
+                "log_every": 10_000,
+                "export_dtype": "float32",
+            }
+        )
         stamps: dict[int, float] = {}
 
         def stamp(step: int, values: dict) -> None:
@@ -90,9 +109,15 @@ def main() -> None:
         train(config, Path(tmp) / "data", Path(tmp) / "run", progress=False, on_step=stamp)
     elapsed = stamps[args.warmup + args.steps] - stamps[args.warmup]
     result = {
-        "preset": args.preset, "device": args.device, "precision": args.precision, "batch": args.batch,
-        "threads": torch.get_num_threads(), "steps_timed": args.steps, **shapes,
-        "step_s": round(elapsed / args.steps, 4), "samples_per_s": round(args.batch * args.steps / elapsed, 1),
+        "preset": args.preset,
+        "device": args.device,
+        "precision": args.precision,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "steps_timed": args.steps,
+        **shapes,
+        "step_s": round(elapsed / args.steps, 4),
+        "samples_per_s": round(args.batch * args.steps / elapsed, 1),
     }
     print(json.dumps(result))
 

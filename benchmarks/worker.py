@@ -53,7 +53,8 @@ class RunResult:
 def _observation(metadata: dict, image_side: int, seed: int) -> Observation:
     rng = np.random.default_rng(seed)
     images = {
-        name: rng.integers(0, 256, size=(image_side, image_side, 3), dtype=np.uint8) for name in metadata["camera_names"]
+        name: rng.integers(0, 256, size=(image_side, image_side, 3), dtype=np.uint8)
+        for name in metadata["camera_names"]
     }
     state = rng.normal(size=len(metadata["state_names"])).astype(np.float32)
     return Observation(images, state)
@@ -125,9 +126,11 @@ def main() -> None:
     client_counts = [int(n) for n in args.clients.split(",")]
     cores = len(os.sched_getaffinity(0))
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
-    print(f"# policy worker benchmark: device={args.device} (gpu: {gpu}), cpu cores usable={cores}, "
-          f"torch threads={args.threads}, torch {torch.__version__}, image {args.image_side}x{args.image_side}, "
-          f"max_batch={args.max_batch}, batch_wait_ms={args.batch_wait_ms}")
+    print(
+        f"# policy worker benchmark: device={args.device} (gpu: {gpu}), cpu cores usable={cores}, "
+        f"torch threads={args.threads}, torch {torch.__version__}, image {args.image_side}x{args.image_side}, "
+        f"max_batch={args.max_batch}, batch_wait_ms={args.batch_wait_ms}"
+    )
     print("| preset | batching | clients | requests | p50 ms | p95 ms | mean batch | chunks/s | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in args.presets.split(","):

@@ -93,8 +93,13 @@ class ActionFrame:
         (absolute) for no spec. Specs written before `base_frame` existed mean "robot"."""
         if not spec:
             return None
-        return cls.from_names(spec.get("relative", []), spec.get("base_pose"), action_names, state_names,
-                              spec.get("base_frame") or "robot")
+        return cls.from_names(
+            spec.get("relative", []),
+            spec.get("base_pose"),
+            action_names,
+            state_names,
+            spec.get("base_frame") or "robot",
+        )
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> ActionFrame | None:

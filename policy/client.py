@@ -128,7 +128,9 @@ class PolicyClient:
                 except TimeoutError as exc:
                     # A late reply would arrive in answer to the *next* request; the connection is unusable.
                     self._drop()
-                    raise PolicyUnavailable(f"policy worker at {self.url} did not answer within {self.timeout_s}s") from exc
+                    raise PolicyUnavailable(
+                        f"policy worker at {self.url} did not answer within {self.timeout_s}s"
+                    ) from exc
                 except (ConnectionClosed, OSError) as exc:
                     self._drop()
                     raise PolicyUnavailable(f"policy worker at {self.url} dropped the connection: {exc}") from exc

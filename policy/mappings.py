@@ -278,7 +278,9 @@ class ObservationMapping:
         elif self.default_prompt is not None and not self.prompt_required:
             prompt = self.default_prompt
         else:
-            raise PolicyInputError(f"request is missing 'prompt' (the {'task' if kind == 'subtask' else 'subtask'} text)")
+            raise PolicyInputError(
+                f"request is missing 'prompt' (the {'task' if kind == 'subtask' else 'subtask'} text)"
+            )
         prev_chunk, delay = self._parse_rtc(message, spec)
         if kind == "subtask" and prev_chunk is not None:
             raise PolicyInputError(f"{PREV_CHUNK_KEY!r} only applies to action requests, not to {SUBTASK_KEY!r}")
@@ -330,10 +332,14 @@ class ObservationMapping:
         if isinstance(raw_delay, np.integer):
             raw_delay = int(raw_delay)
         if not isinstance(raw_delay, int) or isinstance(raw_delay, bool) or raw_delay < 0:
-            raise PolicyInputError(f"{DELAY_KEY!r} must be a non-negative int (control ticks), got {preview(raw_delay)}")
+            raise PolicyInputError(
+                f"{DELAY_KEY!r} must be a non-negative int (control ticks), got {preview(raw_delay)}"
+            )
         if raw_chunk is None:
             if DELAY_KEY in message and raw_delay:
-                raise PolicyInputError(f"{DELAY_KEY!r} needs {PREV_CHUNK_KEY!r} (the unexecuted rest of the last chunk)")
+                raise PolicyInputError(
+                    f"{DELAY_KEY!r} needs {PREV_CHUNK_KEY!r} (the unexecuted rest of the last chunk)"
+                )
             return None, 0
         chunk = _require_array(raw_chunk, PREV_CHUNK_KEY)
         if chunk.dtype.kind not in "fiu" or chunk.ndim != 2 or chunk.shape[1] != spec.action_dim:
@@ -342,9 +348,7 @@ class ObservationMapping:
                 f"shape {list(chunk.shape)}"
             )
         if not 0 < chunk.shape[0] <= spec.action_horizon:
-            raise PolicyInputError(
-                f"{PREV_CHUNK_KEY!r} must have 1..{spec.action_horizon} rows, got {chunk.shape[0]}"
-            )
+            raise PolicyInputError(f"{PREV_CHUNK_KEY!r} must have 1..{spec.action_horizon} rows, got {chunk.shape[0]}")
         chunk = chunk.astype(np.float32)
         if not np.all(np.isfinite(chunk)):
             raise PolicyInputError(f"{PREV_CHUNK_KEY!r} contains NaN or inf")

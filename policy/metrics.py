@@ -33,7 +33,9 @@ class WorkerMetrics:
             registry=r,
         )
         self.connections_total = Counter("hearth_policy_connections", "WebSocket connections accepted.", registry=r)
-        self.connections_open = Gauge("hearth_policy_connections_open", "WebSocket connections currently open.", registry=r)
+        self.connections_open = Gauge(
+            "hearth_policy_connections_open", "WebSocket connections currently open.", registry=r
+        )
         self.queue_depth = Gauge("hearth_policy_queue_depth", "Requests waiting for the inference thread.", registry=r)
         self.request_latency = Histogram(
             "hearth_policy_request_seconds", "Server-side request time, message received to reply sent.", ("kind",),

@@ -245,14 +245,19 @@ class InferenceBatcher:
             actions = np.asarray(getattr(chunk, "actions", chunk), dtype=np.float32)
             queue_s = started - job.enqueued
             self.metrics.queue_latency.observe(queue_s)
-            self._finish(job, InferenceResult(actions=actions, queue_ms=queue_s * 1e3, model_ms=model_s * 1e3,
-                                              batch_size=len(jobs)), None)
+            self._finish(
+                job,
+                InferenceResult(actions=actions, queue_ms=queue_s * 1e3, model_ms=model_s * 1e3, batch_size=len(jobs)),
+                None,
+            )
 
     def _run_subtasks(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         try:
             if len(jobs) > 1 and hasattr(self.policy, "subtask_batch"):
-                texts = self.policy.subtask_batch([j.request.observation for j in jobs], [j.request.prompt for j in jobs])
+                texts = self.policy.subtask_batch(
+                    [j.request.observation for j in jobs], [j.request.prompt for j in jobs]
+                )
             else:
                 texts = [self.policy.subtask(jobs[0].request.observation, jobs[0].request.prompt)]
             if len(texts) != len(jobs):
@@ -271,7 +276,9 @@ class InferenceBatcher:
         for job, text in zip(jobs, texts, strict=True):
             queue_s = started - job.enqueued
             self.metrics.queue_latency.observe(queue_s)
-            result = InferenceResult(subtask=str(text), queue_ms=queue_s * 1e3, model_ms=model_s * 1e3, batch_size=len(jobs))
+            result = InferenceResult(
+                subtask=str(text), queue_ms=queue_s * 1e3, model_ms=model_s * 1e3, batch_size=len(jobs)
+            )
             self._finish(job, result, None)
 
 
@@ -395,7 +402,9 @@ class PolicyServer(WebSocketService):
 
     def _refused(self, connection: ServerConnection) -> None:
         self.metrics.errors.labels(reason="auth").inc()
-        logger.warning("refused connection with a missing or wrong API key", extra={"peer": str(connection.remote_address)})
+        logger.warning(
+            "refused connection with a missing or wrong API key", extra={"peer": str(connection.remote_address)}
+        )
 
     def _route(self, connection: ServerConnection, path: str) -> Response | None:
         if path == "/metrics":
@@ -428,25 +437,35 @@ class PolicyServer(WebSocketService):
                     kind = request.kind
                     if request.episode_id and request.episode_id != episode_id:
                         episode_id = request.episode_id
-                        logger.info("connection %s now serves episode %s", peer, episode_id, extra={"episode_id": episode_id})
+                        logger.info(
+                            "connection %s now serves episode %s", peer, episode_id, extra={"episode_id": episode_id}
+                        )
                     decoded = time.perf_counter()
                     result: InferenceResult = await self.batcher.submit(request)
                     done = time.perf_counter()
-                    reply = self._reply(request, result, (decoded - received) * 1e3, (done - decoded) * 1e3, prev_total_ms)
+                    reply = self._reply(
+                        request, result, (decoded - received) * 1e3, (done - decoded) * 1e3, prev_total_ms
+                    )
                     if episode_id:
                         # Echoed so a recorder can line replies up with its episode (the wire has no sessions).
                         reply[EPISODE_KEY] = episode_id
                     await ws.send(packb(reply))
                     logger.debug(
                         "%s request served in %.1f ms (queue %.1f ms, model %.1f ms, batch %d)",
-                        kind, (time.perf_counter() - received) * 1e3, result.queue_ms, result.model_ms,
-                        result.batch_size, extra={"episode_id": episode_id or "", "peer": peer},
+                        kind,
+                        (time.perf_counter() - received) * 1e3,
+                        result.queue_ms,
+                        result.model_ms,
+                        result.batch_size,
+                        extra={"episode_id": episode_id or "", "peer": peer},
                     )
                 except (WireError, PolicyInputError) as exc:
                     self.metrics.errors.labels(reason="decode" if isinstance(exc, WireError) else "bad_input").inc()
                     self.metrics.requests.labels(kind=kind, outcome="error").inc()
                     message_text = cap_error(str(exc))  # never echo a whole oversized request back or into the log
-                    logger.warning("bad request from %s: %s", peer, message_text, extra={"episode_id": episode_id or ""})
+                    logger.warning(
+                        "bad request from %s: %s", peer, message_text, extra={"episode_id": episode_id or ""}
+                    )
                     await self._send_error(ws, f"bad request: {message_text}", BAD_REQUEST_REASON)
                     return
                 except ConnectionClosed:
@@ -469,7 +488,12 @@ class PolicyServer(WebSocketService):
             self.metrics.connections_open.dec()
 
     def _reply(
-        self, request: PolicyRequest, result: InferenceResult, decode_ms: float, infer_ms: float, prev_total_ms: float | None
+        self,
+        request: PolicyRequest,
+        result: InferenceResult,
+        decode_ms: float,
+        infer_ms: float,
+        prev_total_ms: float | None,
     ) -> dict[str, Any]:
         return build_reply(self.mapping, request, result, decode_ms, infer_ms, prev_total_ms)
 

@@ -132,13 +132,22 @@ def reframe_prepared(prepared: PreparedData, frame_spec: dict[str, Any] | None) 
     actions, norm_stats = reframe_chunks(
         arrays.actions, arrays.action_is_pad, arrays.states, prepared.norm_stats, meta, frame_spec
     )
-    return PreparedData(replace(arrays, actions=actions), norm_stats, prepared.tokenizer, prepared.fast,
-                        {**meta, "action_frame": frame_spec})
+    return PreparedData(
+        replace(arrays, actions=actions),
+        norm_stats,
+        prepared.tokenizer,
+        prepared.fast,
+        {**meta, "action_frame": frame_spec},
+    )
 
 
 def reframe_chunks(
-    actions: np.ndarray, action_is_pad: np.ndarray, states: np.ndarray, norm_stats: NormStats,
-    meta: dict[str, Any], frame_spec: dict[str, Any] | None,
+    actions: np.ndarray,
+    action_is_pad: np.ndarray,
+    states: np.ndarray,
+    norm_stats: NormStats,
+    meta: dict[str, Any],
+    frame_spec: dict[str, Any] | None,
 ) -> tuple[np.ndarray, NormStats]:
     """Normalized chunks [N, H, max_action_dim] in `meta`'s frame -> the same chunks in `frame_spec`'s frame,
     normalized with fresh action stats (the state stats are kept). `states` are the normalized start states."""
@@ -160,7 +169,11 @@ def is_prepared_data(path: Path) -> bool:
 
 
 def prepare_data(
-    data_dir: Path, config: TrainConfig, model_config, tokenizer, camera_names: list[str] | None = None,
+    data_dir: Path,
+    config: TrainConfig,
+    model_config,
+    tokenizer,
+    camera_names: list[str] | None = None,
     progress: bool = False,
 ) -> PreparedData:
     """Read a LeRobotDataset, compute norm stats, fit FAST, and encode every frame (see module docstring).
@@ -196,7 +209,9 @@ def prepare_data(
         iterator = tqdm(episodes, desc="read episodes", unit="episode")
     for episode in iterator:
         arrays = reader.episode_arrays(episode.index)
-        videos = {c: np.stack([resize_uint8(f, image_size) for f in reader.decode_video(episode.index, c)]) for c in cameras}
+        videos = {
+            c: np.stack([resize_uint8(f, image_size) for f in reader.decode_video(episode.index, c)]) for c in cameras
+        }
         labels = [episode.subtask_at(t)[0] or "" for t in range(arrays["action"].shape[0])]
         samples.extend(
             (episode.index, s)
@@ -370,7 +385,9 @@ def train(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Run (or resume) a training run. `stop_after` ends early after that many steps of this call (tests)."""
-    info = init_distributed("cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu")
+    info = init_distributed(
+        "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     try:
         return _train(config, Path(data), Path(out), resume, init, progress and info.is_main, stop_after, on_step, info)
     finally:
@@ -474,10 +491,19 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
         if done % config.log_every == 0 or done == end_step:
             means = mean_across_ranks(window.means(done), info, device)  # the one host read per log_every steps
             elapsed = time.monotonic() - window_start
-            last = {**means, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": window_samples / max(elapsed, 1e-9)}
+            last = {
+                **means,
+                "lr": optimizer.param_groups[0]["lr"],
+                "samples_per_s": window_samples / max(elapsed, 1e-9),
+            }
             if metrics is not None:
-                metrics.log({"step": done, **{k: round(v, 6) for k, v in last.items()},
-                             "elapsed_s": round(time.monotonic() - run_start, 2)})
+                metrics.log(
+                    {
+                        "step": done,
+                        **{k: round(v, 6) for k, v in last.items()},
+                        "elapsed_s": round(time.monotonic() - run_start, 2),
+                    }
+                )
             if bar is not None:
                 bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
             window, window_start, window_samples = _LossWindow(), time.monotonic(), 0
@@ -576,10 +602,12 @@ def _forward_split(wrapped, batch, noise, flow_time, n_s2: int, autocast) -> dic
 def _rows(batch, rows: slice):
     import dataclasses
 
-    return type(batch)(**{
-        f.name: (getattr(batch, f.name)[rows] if getattr(batch, f.name) is not None else None)
-        for f in dataclasses.fields(batch)
-    })
+    return type(batch)(
+        **{
+            f.name: (getattr(batch, f.name)[rows] if getattr(batch, f.name) is not None else None)
+            for f in dataclasses.fields(batch)
+        }
+    )
 
 
 def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info: DistInfo, progress) -> PreparedData:
@@ -640,8 +668,13 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 
 
 def export_checkpoint(
-    folder: Path, model: nn.Module, ema: ExponentialMovingAverage | None, prepared: PreparedData,
-    config: TrainConfig, init_meta: dict[str, Any], step: int,
+    folder: Path,
+    model: nn.Module,
+    ema: ExponentialMovingAverage | None,
+    prepared: PreparedData,
+    config: TrainConfig,
+    init_meta: dict[str, Any],
+    step: int,
 ) -> Path:
     """Write a servable checkpoint: EMA weights (LoRA merged) in `export_dtype`, norm stats, tokenizers."""
     from policy.inference import Pi05Policy
@@ -665,8 +698,9 @@ def export_checkpoint(
     fast_path = None
     if prepared.fast is not None:
         fast_path = prepared.fast.save(folder.parent / f".{folder.name}-fast_tokenizer.json")
-    policy = Pi05Policy(clean, prepared.tokenizer, prepared.norm_stats, metadata, device="cpu",
-                        fast_tokenizer_path=fast_path)
+    policy = Pi05Policy(
+        clean, prepared.tokenizer, prepared.norm_stats, metadata, device="cpu", fast_tokenizer_path=fast_path
+    )
     if folder.exists():
         shutil.rmtree(folder)
     policy.save(folder)
@@ -674,9 +708,16 @@ def export_checkpoint(
         fast_path.unlink()
     if config.export_dtype != "float32":
         _rewrite_weights_dtype(folder, _DTYPES[config.export_dtype])
-    (folder / "training.json").write_text(json.dumps({
-        "steps": step, "config": config.model_dump(mode="json"), "data": {k: v for k, v in meta.items() if k != "subtasks"},
-    }, indent=2))
+    (folder / "training.json").write_text(
+        json.dumps(
+            {
+                "steps": step,
+                "config": config.model_dump(mode="json"),
+                "data": {k: v for k, v in meta.items() if k != "subtasks"},
+            },
+            indent=2,
+        )
+    )
     logger.info("exported checkpoint", extra={"path": str(folder), "step": step})
     return folder
 

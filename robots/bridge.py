@@ -135,14 +135,20 @@ class BridgeRobot(SafeRobot):
                 raise BridgeUnavailable(f"robot bridge {self.url}: this BridgeRobot is closed")
             try:
                 conn = open_connection(
-                    self.url, self.api_key, self.connect_timeout_s, ping_interval=2.0, ping_timeout=max(2.0, self.timeout_s)
+                    self.url,
+                    self.api_key,
+                    self.connect_timeout_s,
+                    ping_interval=2.0,
+                    ping_timeout=max(2.0, self.timeout_s),
                 )
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
                 if status in (401, 403):
                     raise BridgeAuthError(f"robot bridge {self.url} refused the API key: {body or status}") from None
-                raise BridgeUnavailable(f"robot bridge {self.url} refused the connection: HTTP {status} {body}") from None
+                raise BridgeUnavailable(
+                    f"robot bridge {self.url} refused the connection: HTTP {status} {body}"
+                ) from None
             except InvalidURI as exc:
                 raise ValueError(f"invalid robot bridge URL {self.url!r}: {exc}") from None
             except (OSError, InvalidHandshake, TimeoutError) as exc:
@@ -261,7 +267,9 @@ class BridgeRobot(SafeRobot):
         except FutureTimeout:
             with self._pending_lock:
                 self._pending.pop(request_id, None)
-            raise BridgeUnavailable(f"robot bridge {self.url} did not answer {op} within {self.timeout_s:.1f} s") from None
+            raise BridgeUnavailable(
+                f"robot bridge {self.url} did not answer {op} within {self.timeout_s:.1f} s"
+            ) from None
         if reply.get("ok"):
             return reply.get("result")
         text = str(reply.get("error", "unknown error"))
@@ -288,7 +296,9 @@ class BridgeRobot(SafeRobot):
     def act(self, action: np.ndarray) -> None:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self._n,):
-            raise ValueError(f"action must have shape ({self._n},) ({', '.join(self._desc.action_names)}), got {a.shape}")
+            raise ValueError(
+                f"action must have shape ({self._n},) ({', '.join(self._desc.action_names)}), got {a.shape}"
+            )
         conn = self._connect()  # a new connection delivers an undelivered e-stop first
         if self._undelivered_estop is not None:  # never drive past an undelivered e-stop: deliver it, or raise
             self._request(conn, "estop", {"reason": self._undelivered_estop})

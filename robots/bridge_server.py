@@ -337,8 +337,7 @@ class BridgeServer(WebSocketService):
         if self._driver != client.id:
             other = self._clients[self._driver]
             raise BridgeRequestError(
-                f"the robot is driven by another agent ({other.peer}); this connection may observe and e-stop, "
-                f"not {op}"
+                f"the robot is driven by another agent ({other.peer}); this connection may observe and e-stop, not {op}"
             )
 
     def _command(self, name: str, fn: Callable[[], Any]) -> Any:

@@ -78,16 +78,28 @@ def collect_worker(args: tuple) -> list[dict]:
                 labels.append(label)
                 robot.act(executed)
                 obs = robot.observe()
-            episodes.append({
-                "seed": seed, "task": task, "noise": noise, "mid_task": mid_task,
-                "success": bool(robot.task_success()),
-                "images": {c: np.stack(f) for c, f in images.items()},
-                "states": np.stack(states).astype(np.float32), "actions": np.stack(actions), "labels": labels,
-                "state_names": robot.describe().state_names, "action_names": robot.describe().action_names,
-                "control_hz": robot.control_hz, "interface_version": robot.describe().interface_version,
-            })
-            print(f"collected {done + 1}/{len(jobs)}: seed {seed} {task!r} {len(actions)} frames "
-                  f"success={episodes[-1]['success']}", flush=True)
+            episodes.append(
+                {
+                    "seed": seed,
+                    "task": task,
+                    "noise": noise,
+                    "mid_task": mid_task,
+                    "success": bool(robot.task_success()),
+                    "images": {c: np.stack(f) for c, f in images.items()},
+                    "states": np.stack(states).astype(np.float32),
+                    "actions": np.stack(actions),
+                    "labels": labels,
+                    "state_names": robot.describe().state_names,
+                    "action_names": robot.describe().action_names,
+                    "control_hz": robot.control_hz,
+                    "interface_version": robot.describe().interface_version,
+                }
+            )
+            print(
+                f"collected {done + 1}/{len(jobs)}: seed {seed} {task!r} {len(actions)} frames "
+                f"success={episodes[-1]['success']}",
+                flush=True,
+            )
     finally:
         robot.close()
     return episodes
@@ -126,11 +138,19 @@ def main() -> int:
     parser.add_argument("--eval-max-steps", type=int, default=900)
     parser.add_argument("--mjb", default=None, help="precompiled MuJoCo model of the kitchen (see --export-mjb)")
     parser.add_argument("--export-mjb", type=Path, default=None, help="write the compiled kitchen model and exit")
-    parser.add_argument("--train-seconds", type=float, default=None,
-                        help="calibrate the step time on this machine, then set steps to fill this budget")
+    parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="calibrate the step time on this machine, then set steps to fill this budget",
+    )
     parser.add_argument("--collect-only", action="store_true", help="stop after collecting and preparing the data")
-    parser.add_argument("--init", type=Path, default=None,
-                        help="warm start from this checkpoint (fresh optimizer; its norm stats are kept)")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="warm start from this checkpoint (fresh optimizer; its norm stats are kept)",
+    )
     parser.add_argument("--seed-offset", type=int, default=0, help="first collection seed (held-out seeds are 1000+)")
     parser.add_argument("--set", action="append", default=[], help="config override key=value (YAML value)")
     args = parser.parse_args()
@@ -175,15 +195,19 @@ def main() -> int:
 
         started = time.monotonic()
         # every other episode with expert noise (DART), every third one starting mid-task at the first object
-        jobs = [(args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, j % 3 == 2)
-                for j in range(args.episodes)]
+        jobs = [
+            (args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, j % 3 == 2)
+            for j in range(args.episodes)
+        ]
         if any(seed >= 1000 for seed, *_ in jobs):
             raise SystemExit("collection seeds must stay below 1000: seeds 1000+ are held out for evaluation")
         with context.Pool(args.workers) as pool:
             chunks = pool.map(
                 collect_worker,
-                [(part, args.camera_size, model_config.vision.image_size, args.max_steps, args.mjb)
-                 for part in split(jobs, args.workers)],
+                [
+                    (part, args.camera_size, model_config.vision.image_size, args.max_steps, args.mjb)
+                    for part in split(jobs, args.workers)
+                ],
             )
         episodes = sorted((e for chunk in chunks for e in chunk), key=lambda e: e["seed"])
         failed = [e["seed"] for e in episodes if not e["success"]]
@@ -193,8 +217,13 @@ def main() -> int:
         timings["collect_s"] = time.monotonic() - started
         frames = sum(len(e["actions"]) for e in episodes)
         successes = sum(e["success"] for e in episodes)
-        logger.info("collected %d episodes, %d frames, %d successful in %.0fs", len(episodes), frames, successes,
-                    timings["collect_s"])
+        logger.info(
+            "collected %d episodes, %d frames, %d successful in %.0fs",
+            len(episodes),
+            frames,
+            successes,
+            timings["collect_s"],
+        )
         started = time.monotonic()
         prepared = prepare_from_episodes(episodes, config, model_config, args)
         prepared.save(data_dir, compress=False)
@@ -209,13 +238,19 @@ def main() -> int:
     if args.train_seconds and not (out / "run" / "train_state").exists():
         config = calibrate_steps(config, data_dir, out, args.train_seconds, timings)
     started = time.monotonic()
-    result = train(config, data_dir, out / "run", resume=(out / "run" / "train_state").exists(), progress=False,
-                   init=args.init)
+    result = train(
+        config, data_dir, out / "run", resume=(out / "run" / "train_state").exists(), progress=False, init=args.init
+    )
     timings["train_s"] = time.monotonic() - started
-    print(f"checkpoint: {result.checkpoint} after {result.steps} steps ({result.samples_per_s:.0f} samples/s)",
-          flush=True)
-    summary = {"timings": timings, "steps": result.steps, "train_metrics": result.final_metrics,
-               "data": json.loads((data_dir / "dataset.json").read_text())}
+    print(
+        f"checkpoint: {result.checkpoint} after {result.steps} steps ({result.samples_per_s:.0f} samples/s)", flush=True
+    )
+    summary = {
+        "timings": timings,
+        "steps": result.steps,
+        "train_metrics": result.final_metrics,
+        "data": json.loads((data_dir / "dataset.json").read_text()),
+    }
     summary["data"].pop("subtasks", None)
     if args.eval_episodes > 0 and result.checkpoint is not None:
         from agent.evaluation import EpisodeResult, plan_jobs, write_report
@@ -223,11 +258,16 @@ def main() -> int:
 
         started = time.monotonic()
         jobs = plan_jobs(TASKS, args.eval_episodes, 1000)
-        settings = {"episodes": args.eval_episodes, "max_steps": args.eval_max_steps, "execute_steps": 25,
-                    "camera_size": args.camera_size}
+        settings = {
+            "episodes": args.eval_episodes,
+            "max_steps": args.eval_max_steps,
+            "execute_steps": 25,
+            "camera_size": args.camera_size,
+        }
         with context.Pool(min(args.workers, len(jobs))) as pool:
-            parts = pool.map(eval_worker, [(str(result.checkpoint), part, settings, args.mjb)
-                                           for part in split(jobs, args.workers)])
+            parts = pool.map(
+                eval_worker, [(str(result.checkpoint), part, settings, args.mjb) for part in split(jobs, args.workers)]
+            )
         results = [EpisodeResult(**r) for part in parts for r in part]
         timings["eval_s"] = time.monotonic() - started
         report = write_report(results, out / "eval.json", {"checkpoint": str(result.checkpoint), "settings": settings})
@@ -243,8 +283,21 @@ def encode_worker(args: tuple) -> dict[str, np.ndarray]:
     encoder, states, actions, labels, task, horizon, frame = args
     from policy.training.data import episode_samples
 
-    out: dict[str, list] = {k: [] for k in ("actions", "action_is_pad", "s1_tokens", "s1_mask", "s1_loss",
-                                             "s2_tokens", "s2_mask", "s2_loss", "has_subtask", "states")}
+    out: dict[str, list] = {
+        k: []
+        for k in (
+            "actions",
+            "action_is_pad",
+            "s1_tokens",
+            "s1_mask",
+            "s1_loss",
+            "s2_tokens",
+            "s2_mask",
+            "s2_loss",
+            "has_subtask",
+            "states",
+        )
+    }
     for sample in episode_samples({}, states, actions, labels, task, horizon, frame):
         ex1, ex2, padded = encoder.encode(sample)
         out["states"].append(encoder.normalized_state(sample))  # for the continuous state token
@@ -268,20 +321,33 @@ def calibrate_steps(config, data_dir: Path, out: Path, seconds: float, timings: 
     from policy.train import train
 
     probe_steps = 30
-    probe = config.model_copy(update={"steps": probe_steps, "save_every": 10_000, "log_every": probe_steps,
-                                      "time_limit_s": None, "name": "calibration"})
+    probe = config.model_copy(
+        update={
+            "steps": probe_steps,
+            "save_every": 10_000,
+            "log_every": probe_steps,
+            "time_limit_s": None,
+            "name": "calibration",
+        }
+    )
     started = time.monotonic()
     stamps: dict[int, float] = {}
-    train(probe, data_dir, out / "calibration", progress=False,
-          on_step=lambda step, values: stamps.__setitem__(step, time.monotonic()))
+    train(
+        probe,
+        data_dir,
+        out / "calibration",
+        progress=False,
+        on_step=lambda step, values: stamps.__setitem__(step, time.monotonic()),
+    )
     per_step = (stamps[probe_steps] - stamps[10]) / (probe_steps - 10)  # steady state, warm-up excluded
     shutil.rmtree(out / "calibration", ignore_errors=True)
     steps = max(100, int(seconds / per_step))
     timings["calibration_s"] = time.monotonic() - started
     timings["calibrated_step_s"] = per_step
     logger.info("calibration: %.3f s/step -> %d steps for %.0f s", per_step, steps, seconds)
-    return config.model_copy(update={"steps": steps, "time_limit_s": seconds * 1.2,
-                                     "save_every": max(min(config.save_every, steps // 2), 1)})
+    return config.model_copy(
+        update={"steps": steps, "time_limit_s": seconds * 1.2, "save_every": max(min(config.save_every, steps // 2), 1)}
+    )
 
 
 def prepare_from_episodes(episodes: list[dict], config, model_config, args):
@@ -296,8 +362,11 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
     horizon = model_config.action_horizon
     frame_spec = config.data.action_frame.as_metadata() if config.data.action_frame else None
     frame = ActionFrame.from_spec(frame_spec, episodes[0]["action_names"], episodes[0]["state_names"])
-    chunks = [s for e in episodes for s in episode_samples({}, e["states"], e["actions"], e["labels"], e["task"],
-                                                            horizon, frame)]
+    chunks = [
+        s
+        for e in episodes
+        for s in episode_samples({}, e["states"], e["actions"], e["labels"], e["task"], horizon, frame)
+    ]
     steps = np.concatenate([s.actions[~s.action_is_pad] for s in chunks])  # targets in the model's frame
     norm_stats = NormStats.from_arrays({"state": np.concatenate([e["states"] for e in episodes]), "actions": steps})
     del chunks, steps
@@ -305,8 +374,9 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         init_stats = NormStats.load(args.init / "norm_stats.json")
         init_frame = json.loads((args.init / "config.json").read_text()).get("action_frame")
         same_frame = (init_frame or None) == frame_spec
-        norm_stats = NormStats({"state": init_stats["state"],
-                                "actions": (init_stats if same_frame else norm_stats)["actions"]})
+        norm_stats = NormStats(
+            {"state": init_stats["state"], "actions": (init_stats if same_frame else norm_stats)["actions"]}
+        )
     fit_samples = []
     rng = np.random.default_rng(config.seed)
     for e in episodes:  # FAST is fitted on chunks only: no images needed
@@ -314,12 +384,22 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         chunked = episode_samples({}, e["states"], e["actions"], e["labels"], e["task"], horizon, frame)
         fit_samples.extend((e["seed"], chunked[i]) for i in picks)
     fast = _fit_fast(fit_samples, norm_stats, config) if config.loss.fast_ce else None
-    encoder = ExampleEncoder(tokenizer, norm_stats, config.loss.max_token_len or model_config.max_token_len,
-                             model_config.max_action_dim, config.loss, fast, max_state_dim=model_config.max_state_dim)
+    encoder = ExampleEncoder(
+        tokenizer,
+        norm_stats,
+        config.loss.max_token_len or model_config.max_token_len,
+        model_config.max_action_dim,
+        config.loss,
+        fast,
+        max_state_dim=model_config.max_state_dim,
+    )
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers) as pool:
-        encoded = pool.map(encode_worker, [(encoder, e["states"], e["actions"], e["labels"], e["task"], horizon, frame)
-                                           for e in episodes], chunksize=4)
+        encoded = pool.map(
+            encode_worker,
+            [(encoder, e["states"], e["actions"], e["labels"], e["task"], horizon, frame) for e in episodes],
+            chunksize=4,
+        )
     cameras = list(episodes[0]["images"])
 
     def cat(key: str) -> np.ndarray:
@@ -328,9 +408,15 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
     arrays = TrainingArrays(
         camera_names=cameras,
         images=np.concatenate([np.stack([e["images"][c] for c in cameras], axis=1) for e in episodes]),
-        actions=cat("actions"), action_dim=norm_stats["actions"].dim, action_is_pad=cat("action_is_pad"),
-        s1_tokens=cat("s1_tokens"), s1_mask=cat("s1_mask"), s1_loss=cat("s1_loss"),
-        s2_tokens=cat("s2_tokens"), s2_mask=cat("s2_mask"), s2_loss=cat("s2_loss"),
+        actions=cat("actions"),
+        action_dim=norm_stats["actions"].dim,
+        action_is_pad=cat("action_is_pad"),
+        s1_tokens=cat("s1_tokens"),
+        s1_mask=cat("s1_mask"),
+        s1_loss=cat("s1_loss"),
+        s2_tokens=cat("s2_tokens"),
+        s2_mask=cat("s2_mask"),
+        s2_loss=cat("s2_loss"),
         has_subtask=cat("has_subtask"),
         states=cat("states"),
         episode_index=np.concatenate([np.full(len(e["actions"]), e["seed"]) for e in episodes]),
@@ -349,7 +435,7 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         "tasks": sorted({e["task"] for e in episodes}),
         "subtasks": sorted({label for e in episodes for label in e["labels"]}),
         "source": f"scripted expert, seeds 0..{len(episodes) - 1}, noise {args.noise} on odd seeds, "
-                  f"camera {args.camera_size} px",
+        f"camera {args.camera_size} px",
         "image_size": model_config.vision.image_size,
         "action_horizon": model_config.action_horizon,
     }

@@ -38,7 +38,9 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         except Exception as exc:  # the thing we wait for may not be up yet
             last_error = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error!r})" if last_error else ""))
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error!r})" if last_error else "")
+    )
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60.0) -> None:

@@ -28,9 +28,13 @@ def test_file_env_and_cli_precedence(tmp_path: Path) -> None:
     path = write(tmp_path, "name: home\nrobots: [sim-kitchen]\napi:\n  port: 9000\n")
     cfg = load_config(Deployment, path, environ={})
     assert (cfg.name, cfg.robots, cfg.api.port) == ("home", ["sim-kitchen"], 9000)
-    cfg = load_config(Deployment, path, environ={"HEARTH_API__PORT": "9100", "HEARTH_UNRELATED": "x", "HEARTH_NAME": "flat"})
+    cfg = load_config(
+        Deployment, path, environ={"HEARTH_API__PORT": "9100", "HEARTH_UNRELATED": "x", "HEARTH_NAME": "flat"}
+    )
     assert (cfg.api.port, cfg.name) == (9100, "flat")
-    cfg = load_config(Deployment, path, overrides=["api.port=9200", "api.host=0.0.0.0"], environ={"HEARTH_API__PORT": "9100"})
+    cfg = load_config(
+        Deployment, path, overrides=["api.port=9200", "api.host=0.0.0.0"], environ={"HEARTH_API__PORT": "9100"}
+    )
     assert (cfg.api.port, cfg.api.host) == (9200, "0.0.0.0")
 
 

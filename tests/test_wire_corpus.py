@@ -24,7 +24,9 @@ KEY = "corpus-key"
 
 
 def _array(dtype: object, shape: object, data: object, **extra: object) -> bytes:
-    return msgpack.packb({"id": 1, "op": "act", "x": {b"__ndarray__": True, b"data": data, b"dtype": dtype, b"shape": shape, **extra}})
+    return msgpack.packb(
+        {"id": 1, "op": "act", "x": {b"__ndarray__": True, b"data": data, b"dtype": dtype, b"shape": shape, **extra}}
+    )
 
 
 def _scalar(dtype: object, data: object) -> bytes:
@@ -53,7 +55,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("long dtype string", _array("<f4" + " " * 30, [1], b"\x00" * 4), "short numpy dtype"),
     ("dtype not a string", _array(7, [1], b"\x00"), "short numpy dtype"),
     ("data as text", _array("<f4", [2], "text"), "must be msgpack bin"),
-    ("data missing", msgpack.packb({"x": {b"__ndarray__": True, b"dtype": "<f4", b"shape": [1]}}), "must be msgpack bin"),
+    (
+        "data missing",
+        msgpack.packb({"x": {b"__ndarray__": True, b"dtype": "<f4", b"shape": [1]}}),
+        "must be msgpack bin",
+    ),
     ("scalar from a map", _scalar("<f4", {"a": 1}), "scalar data must be"),
     ("scalar out of range", _scalar("|u1", 300), "cannot make a |u1 scalar"),
     ("integer map key", msgpack.packb({1: 2}), "not valid msgpack"),

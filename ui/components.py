@@ -62,17 +62,25 @@ def normalize_timeline(timeline: dict[str, Any], length: int) -> tuple[list[dict
         start = int(item["frame_index"])
         end = int(raw[i + 1]["frame_index"]) if i + 1 < len(raw) else length
         subtasks.append(
-            {"text": str(item["text"]), "source": str(item["source"]), "start_frame": start,
-             "end_frame": max(end, start)}
+            {
+                "text": str(item["text"]),
+                "source": str(item["source"]),
+                "start_frame": start,
+                "end_frame": max(end, start),
+            }
         )
     events = [
-        {"kind": str(e["kind"]), "text": str(e["text"] or ""), "frame": int(e["frame_index"])} for e in timeline["events"]
+        {"kind": str(e["kind"]), "text": str(e["text"] or ""), "frame": int(e["frame_index"])}
+        for e in timeline["events"]
     ]
     return subtasks, events
 
 
 def episode_player_html(
-    episode: dict[str, Any], timeline: dict[str, Any], data: dict[str, Any], videos: dict[str, bytes],
+    episode: dict[str, Any],
+    timeline: dict[str, Any],
+    data: dict[str, Any],
+    videos: dict[str, bytes],
 ) -> str:
     """The episode player's HTML with everything embedded (videos as data URLs: a <video> cannot send a token)."""
     fps = float(data.get("fps") or 20.0)
@@ -100,6 +108,6 @@ def _codec(blob: bytes) -> str:
     """The video codec from the MP4 sample description (enough to explain a browser that cannot play it)."""
     head = blob[: 1 << 16]
     for tag, name in ((b"av01", "AV1"), (b"avc1", "H.264"), (b"hvc1", "HEVC"), (b"hev1", "HEVC"), (b"vp09", "VP9")):
-        if tag in head or tag in blob[-(1 << 16):]:
+        if tag in head or tag in blob[-(1 << 16) :]:
             return name
     return "unknown"

@@ -86,7 +86,10 @@ def login_page(settings: ConsoleSettings) -> None:
     health_box = st.container()
     with st.form("login", border=True):
         secret = st.text_input(
-            "API token", type="password", value=settings.prefilled_token or "", key="login_token",
+            "API token",
+            type="password",
+            value=settings.prefilled_token or "",
+            key="login_token",
             help="From `hearth tokens create --role operator` (viewer tokens see everything but change nothing).",
         )
         submitted = st.form_submit_button("Log in", type="primary")

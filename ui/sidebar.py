@@ -32,8 +32,13 @@ def robot_picker(robots: list[RobotInfo]) -> RobotInfo | None:
     ids = [r.id for r in robots]
     current = st.session_state.get("robot_id")
     index = ids.index(current) if current in ids else 0
-    chosen = st.sidebar.selectbox("Robot", ids, index=index, key="robot_select",
-                                  format_func=lambda robot_id: next(r.title for r in robots if r.id == robot_id))
+    chosen = st.sidebar.selectbox(
+        "Robot",
+        ids,
+        index=index,
+        key="robot_select",
+        format_func=lambda robot_id: next(r.title for r in robots if r.id == robot_id),
+    )
     st.session_state["robot_id"] = chosen
     return next(r for r in robots if r.id == chosen)
 
@@ -63,8 +68,9 @@ def estop_panel(robot_id: str) -> None:
         if message:
             st.error(message)
         if status.estopped:
-            st.markdown('<div class="estop-latched" data-testid="estop-latched">E-STOP LATCHED</div>',
-                        unsafe_allow_html=True)
+            st.markdown(
+                '<div class="estop-latched" data-testid="estop-latched">E-STOP LATCHED</div>', unsafe_allow_html=True
+            )
             if may(Need.ESTOP_RESET) and st.button("Reset e-stop", key="estop_reset", **FULL_WIDTH):
                 try:
                     api.reset_estop(robot_id)

@@ -56,8 +56,9 @@ def build_runtimes(config: DeploymentConfig) -> tuple[dict[str, Any], Any]:
             from agent.prompt_budget import TokenizerBudget
 
             budget = TokenizerBudget.from_checkpoint(config.policy.checkpoint, len(robot.describe().state))
-        runtimes[entry.id] = RobotRuntime(entry.id, robot, policy, system2, recorder, bus, orchestrator,
-                                          prompt_budget=budget)
+        runtimes[entry.id] = RobotRuntime(
+            entry.id, robot, policy, system2, recorder, bus, orchestrator, prompt_budget=budget
+        )
         logger.info("robot runtime built", extra={"robot_id": entry.id, "kind": entry.kind})
     return runtimes, bus
 

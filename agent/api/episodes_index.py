@@ -39,9 +39,7 @@ def _task_id_for(store: Store, robot_id: str, episode_index: int) -> str | None:
     return None
 
 
-def index_episode(
-    store: Store, robot_id: str, root: Path, info: Any, task_id: str | None = None
-) -> StoredEpisode:
+def index_episode(store: Store, robot_id: str, root: Path, info: Any, task_id: str | None = None) -> StoredEpisode:
     index = int(_field(info, "index", "episode_index"))
     try:
         existing = store.get_episode(robot_id, index, include_deleted=True)
@@ -57,9 +55,9 @@ def index_episode(
         length=_field(info, "length"),
         # Once indexed, the store's outcome wins: an operator may have corrected it (POST .../label).
         outcome=existing.outcome if existing is not None and existing.outcome is not None else _field(info, "outcome"),
-        success=existing.success if existing is not None and existing.outcome is not None else (
-            None if success is None else bool(success)
-        ),
+        success=existing.success
+        if existing is not None and existing.outcome is not None
+        else (None if success is None else bool(success)),
         recorded_at=existing.recorded_at if existing else float(_field(info, "recorded_at", default=time.time())),
     )
     return store.save_episode(episode)

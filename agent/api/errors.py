@@ -28,8 +28,14 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raise from any handler to answer `status` with a coded JSON error."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 details: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code

@@ -84,13 +84,22 @@ def run_worker(
 
     configure_logging("WARNING", False)
     try:
-        robot = make_robot(options.robot, task=jobs[0].task, camera_size=options.camera_size,
-                           cameras=options.cameras, seed=jobs[0].seed)
+        robot = make_robot(
+            options.robot,
+            task=jobs[0].task,
+            camera_size=options.camera_size,
+            cameras=options.cameras,
+            seed=jobs[0].seed,
+        )
         description = robot.describe()
         writer = LeRobotDatasetWriter(
-            root, description.control_hz, description.robot_type,
+            root,
+            description.control_hz,
+            description.robot_type,
             {c.name: (c.height, c.width) for c in description.cameras},
-            description.state_names, description.action_names, live=False,
+            description.state_names,
+            description.action_names,
+            live=False,
             robot_interface_version=description.interface_version,
         )
         try:
@@ -102,9 +111,16 @@ def run_worker(
                     start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], np.random.default_rng(job.seed))
                     obs = robot.observe()
                 expert = ScriptedExpert(robot, noise=options.noise, seed=job.seed)
-                writer.begin_episode(job.task, metadata={SEED_KEY: job.seed, "noise": options.noise,
-                                                         "expert": "scripted", "robot": options.robot,
-                                                         "mid_task": mid_task})
+                writer.begin_episode(
+                    job.task,
+                    metadata={
+                        SEED_KEY: job.seed,
+                        "noise": options.noise,
+                        "expert": "scripted",
+                        "robot": options.robot,
+                        "mid_task": mid_task,
+                    },
+                )
                 label, steps = None, 0
                 while steps < options.max_steps:
                     executed, new_label = expert.act()
@@ -158,7 +174,13 @@ def _merge(out: Path, worker_roots: list[Path]) -> int:
 
 
 def collect(
-    out: Path, tasks: list[str], episodes: int, workers: int, seed: int, options: WorkerOptions, progress_bar: bool = True
+    out: Path,
+    tasks: list[str],
+    episodes: int,
+    workers: int,
+    seed: int,
+    options: WorkerOptions,
+    progress_bar: bool = True,
 ) -> dict[str, int]:
     """Run the jobs not done yet in `workers` processes and merge everything into `out`."""
     import multiprocessing
@@ -184,8 +206,10 @@ def collect(
         for w in range(workers):
             mine = jobs[w::workers]
             process = context.Process(
-                target=run_worker, args=(w, str(work_dir / f"worker-{w}"), mine, options, progress, os.getpid()),
-                name=f"collect-worker-{w}", daemon=True,
+                target=run_worker,
+                args=(w, str(work_dir / f"worker-{w}"), mine, options, progress, os.getpid()),
+                name=f"collect-worker-{w}",
+                daemon=True,
             )
             process.start()
             processes.append(process)
@@ -253,9 +277,14 @@ def command(
     unknown = [t for t in task if t not in TASKS]
     if unknown and robot == "sim-kitchen":
         raise typer.BadParameter(f"unknown task(s) {unknown}; sim-kitchen tasks: {TASKS}", param_hint="--task")
-    options = WorkerOptions(robot=robot, camera_size=camera_size,
-                            cameras=tuple(c.strip() for c in cameras.split(",") if c.strip()),
-                            noise=noise, max_steps=max_steps, mid_task_every=mid_task_every)
+    options = WorkerOptions(
+        robot=robot,
+        camera_size=camera_size,
+        cameras=tuple(c.strip() for c in cameras.split(",") if c.strip()),
+        noise=noise,
+        max_steps=max_steps,
+        mid_task_every=mid_task_every,
+    )
     started = time.monotonic()
     try:
         result = collect(out, list(task), episodes, workers, seed, options, progress_bar=progress)

@@ -26,8 +26,12 @@ def _names(explicit: str | None, count: int | None, prefix: str, option: str) ->
 def command(
     source: Path = typer.Argument(..., help="Folder with model.safetensors + config.json (LeRobot or openpi layout)."),
     out: Path = typer.Argument(..., help="Where to write the hearth checkpoint."),
-    tokenizer: Path = typer.Option(..., "--tokenizer", help="PaliGemma tokenizer.model (or a tokenizer.json / folder)."),
-    cameras: str = typer.Option(..., "--cameras", help="Your camera names in image-slot order (base, left wrist, right wrist)."),
+    tokenizer: Path = typer.Option(
+        ..., "--tokenizer", help="PaliGemma tokenizer.model (or a tokenizer.json / folder)."
+    ),
+    cameras: str = typer.Option(
+        ..., "--cameras", help="Your camera names in image-slot order (base, left wrist, right wrist)."
+    ),
     state_names: str | None = typer.Option(None, "--state-names", help="Comma-separated state names."),
     state_dim: int | None = typer.Option(None, "--state-dim", help="Or just the number of state dims."),
     action_names: str | None = typer.Option(None, "--action-names", help="Comma-separated action names."),
@@ -79,7 +83,9 @@ def command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     policy.save(out)
-    typer.echo(f"wrote hearth checkpoint {out} (cameras {camera_names}, {len(states)} state, {len(actions)} action dims)")
+    typer.echo(
+        f"wrote hearth checkpoint {out} (cameras {camera_names}, {len(states)} state, {len(actions)} action dims)"
+    )
     if export_paligemma is not None:
         export_vlm(policy.model, export_paligemma, tokenizer=text_tokenizer)
         typer.echo(f"wrote PaliGemma (Hugging Face layout) {export_paligemma}")

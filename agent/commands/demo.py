@@ -55,10 +55,15 @@ def _policy_source(checkpoint: Path | None, random_preset: str | None) -> list[s
 def command(
     headless: bool = typer.Option(False, "--headless", help="Run one task without the console and exit."),
     task: str = typer.Option(DEFAULT_TASK, "--task", help="Task for --headless."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Policy checkpoint (default: the bundled sim-small)."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Policy checkpoint (default: the bundled sim-small)."
+    ),
     random_preset: str | None = random_preset_option("Serve random weights of a preset, shaped for the sim robot."),
     home: Path | None = typer.Option(
-        None, "--home", "--workdir", envvar="HEARTH_HOME",
+        None,
+        "--home",
+        "--workdir",
+        envvar="HEARTH_HOME",
         help="Deployment home: database, episodes, logs and the demo token (default: runs).",
     ),
     worker_port: int = typer.Option(8765, "--worker-port"),
@@ -77,8 +82,16 @@ def command(
     config.home.mkdir(parents=True, exist_ok=True)
     if headless:
         argv = _hearth(
-            "run", task, "--robot", "sim-kitchen", *policy_args,
-            "--max-seconds", str(max_seconds), "--seed", str(seed), "--strict",
+            "run",
+            task,
+            "--robot",
+            "sim-kitchen",
+            *policy_args,
+            "--max-seconds",
+            str(max_seconds),
+            "--seed",
+            str(seed),
+            "--strict",
         )
         raise typer.Exit(subprocess.call(argv, stdin=subprocess.DEVNULL))
     _run_stack(policy_args, config, worker_port, api_port, console_port)
@@ -92,27 +105,52 @@ def stack_services(policy_args: list[str], worker_port: int, api_port: int, cons
         ServiceSpec(
             "policy-worker",
             # --robot: a checkpoint trained on another interface of the kitchen is refused before anything moves
-            _hearth("serve-policy", *policy_args, "--robot", "sim-kitchen", "--host", "127.0.0.1",
-                    "--port", str(worker_port)),
+            _hearth(
+                "serve-policy",
+                *policy_args,
+                "--robot",
+                "sim-kitchen",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(worker_port),
+            ),
             health_url=f"http://127.0.0.1:{worker_port}/healthz",
         ),
         ServiceSpec(
             "api",
-            _hearth("serve-api", "--deployment", "local", "--port", str(api_port),
-                    "--set", f"policy.url=ws://127.0.0.1:{worker_port}",
-                    # the API refuses tasks over the checkpoint's prompt token budget when they are created
-                    *(["--set", f"policy.checkpoint={policy_args[1]}"] if policy_args[0] == "--checkpoint" else [])),
+            _hearth(
+                "serve-api",
+                "--deployment",
+                "local",
+                "--port",
+                str(api_port),
+                "--set",
+                f"policy.url=ws://127.0.0.1:{worker_port}",
+                # the API refuses tasks over the checkpoint's prompt token budget when they are created
+                *(["--set", f"policy.checkpoint={policy_args[1]}"] if policy_args[0] == "--checkpoint" else []),
+            ),
             health_url=f"http://127.0.0.1:{api_port}/api/v1/health",
         ),
         ServiceSpec(
             "console",
-            _hearth("console", "--api-url", f"http://127.0.0.1:{api_port}", "--host", "127.0.0.1", "--port", str(console_port)),
+            _hearth(
+                "console",
+                "--api-url",
+                f"http://127.0.0.1:{api_port}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(console_port),
+            ),
             health_url=f"http://127.0.0.1:{console_port}/_stcore/health",
         ),
     ]
 
 
-def _run_stack(policy_args: list[str], config: DeploymentConfig, worker_port: int, api_port: int, console_port: int) -> None:
+def _run_stack(
+    policy_args: list[str], config: DeploymentConfig, worker_port: int, api_port: int, console_port: int
+) -> None:
     from agent.demo_token import ensure_demo_token
     from agent.stack import Stack, StackError
     from agent.store import Store
@@ -142,7 +180,10 @@ def _run_stack(policy_args: list[str], config: DeploymentConfig, worker_port: in
         while not stop["requested"]:
             failed = stack.failed()
             if failed is not None:
-                typer.echo(f"error: {failed.spec.name} exited ({failed.process.returncode}); last log lines:\n{failed.tail()}", err=True)
+                typer.echo(
+                    f"error: {failed.spec.name} exited ({failed.process.returncode}); last log lines:\n{failed.tail()}",
+                    err=True,
+                )
                 raise typer.Exit(1)
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -154,7 +195,6 @@ def _run_stack(policy_args: list[str], config: DeploymentConfig, worker_port: in
         typer.echo("stopping...")
         stack.stop()
         typer.echo("stopped.")
-
 
 
 def _tokens_hint(home: Path) -> str:

@@ -62,9 +62,21 @@ def list_episodes(
     episodes = [e for e in reader.episodes if task is None or task in e.task]
     if as_json:
         for e in episodes:
-            typer.echo(json.dumps({"index": e.index, "task": e.task, "length": e.length, "duration_s": e.length / reader.fps,
-                                   "outcome": e.outcome, "success": e.success, "subtasks": len(e.subtasks),
-                                   "events": len(e.events), "recovered": e.recovered}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "index": e.index,
+                        "task": e.task,
+                        "length": e.length,
+                        "duration_s": e.length / reader.fps,
+                        "outcome": e.outcome,
+                        "success": e.success,
+                        "subtasks": len(e.subtasks),
+                        "events": len(e.events),
+                        "recovered": e.recovered,
+                    }
+                )
+            )
         return
     typer.echo(f"{'#':>4}  {'frames':>6}  {'secs':>6}  {'outcome':<18} {'ok':<5} task")
     for e in episodes:
@@ -89,10 +101,14 @@ def show(
         typer.echo(json.dumps(e.to_dict(), indent=2))
         return
     typer.echo(f"episode {e.index}: {e.task}")
-    typer.echo(f"  frames {e.length} ({e.length / reader.fps:.1f} s at {reader.fps:g} fps), outcome {e.outcome}, "
-               f"success {e.success}" + (", recovered after a crash" if e.recovered else ""))
-    typer.echo(f"  cameras {', '.join(reader.camera_names)}; videos: "
-               + ", ".join(str(reader.video_path(e.index, c).relative_to(reader.root)) for c in reader.camera_names))
+    typer.echo(
+        f"  frames {e.length} ({e.length / reader.fps:.1f} s at {reader.fps:g} fps), outcome {e.outcome}, "
+        f"success {e.success}" + (", recovered after a crash" if e.recovered else "")
+    )
+    typer.echo(
+        f"  cameras {', '.join(reader.camera_names)}; videos: "
+        + ", ".join(str(reader.video_path(e.index, c).relative_to(reader.root)) for c in reader.camera_names)
+    )
     timeline = [(s["frame_index"], f"subtask  {s['text']}  [{s['source']}]") for s in e.subtasks]
     timeline += [(ev["frame_index"], f"{ev['kind']:<8} {ev['text']}") for ev in e.events]
     for frame, text in sorted(timeline, key=lambda item: item[0]):

@@ -54,8 +54,14 @@ def command(
         _per_subtask(policy, task or TASKS, episodes, seed_offset, slack, execute_steps, camera_size, out, checkpoint)
         return
     record_dir = None if no_record else (record or out / "episodes")
-    settings = EvalSettings(episodes=episodes, seed_offset=seed_offset, max_steps=max_steps,
-                            execute_steps=execute_steps, camera_size=camera_size, record_dir=record_dir)
+    settings = EvalSettings(
+        episodes=episodes,
+        seed_offset=seed_offset,
+        max_steps=max_steps,
+        execute_steps=execute_steps,
+        camera_size=camera_size,
+        record_dir=record_dir,
+    )
 
     def report(result) -> None:
         typer.echo(
@@ -65,8 +71,13 @@ def command(
         )
 
     try:
-        results = evaluate(policy, plan_jobs(task or TASKS, episodes, seed_offset), settings, on_episode=report,
-                           source=f"checkpoint {checkpoint}")
+        results = evaluate(
+            policy,
+            plan_jobs(task or TASKS, episodes, seed_offset),
+            settings,
+            on_episode=report,
+            source=f"checkpoint {checkpoint}",
+        )
     except PolicyMismatchError as exc:  # refused before the robot moved: one line, no traceback
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -86,12 +97,22 @@ def _per_subtask(policy, tasks, episodes, seed_offset, slack, execute_steps, cam
         )
 
     try:
-        results = evaluate_subtasks(policy, tasks, episodes, seed_offset, slack, execute_steps, camera_size,
-                                    on_result=report, source=f"checkpoint {checkpoint}")
+        results = evaluate_subtasks(
+            policy,
+            tasks,
+            episodes,
+            seed_offset,
+            slack,
+            execute_steps,
+            camera_size,
+            on_result=report,
+            source=f"checkpoint {checkpoint}",
+        )
     except PolicyMismatchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    summary = write_subtask_report(results, out / "per_subtask.json",
-                                   {"checkpoint": str(checkpoint), "seed_offset": seed_offset, "slack": slack})
+    summary = write_subtask_report(
+        results, out / "per_subtask.json", {"checkpoint": str(checkpoint), "seed_offset": seed_offset, "slack": slack}
+    )
     typer.echo(summary["table"])
     typer.echo(f"report: {out / 'per_subtask.json'}")

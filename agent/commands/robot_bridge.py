@@ -35,17 +35,29 @@ def parse_robot_options(items: list[str]) -> dict[str, object]:
 
 def command(
     robot: str | None = typer.Option(None, "--robot", help="Registered robot name (e.g. sim-kitchen)."),
-    robot_option: list[str] = typer.Option([], "--robot-option", help="Robot constructor option key=value (repeatable)."),
+    robot_option: list[str] = typer.Option(
+        [], "--robot-option", help="Robot constructor option key=value (repeatable)."
+    ),
     robot_config: str | None = typer.Option(
-        None, "--robot-config", help="Robot config (configs/robots/<name>.yaml or a path): kind, options, safety limits."
+        None,
+        "--robot-config",
+        help="Robot config (configs/robots/<name>.yaml or a path): kind, options, safety limits.",
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the robot on the network."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the robot on the network."
+    ),
     port: int = typer.Option(8770, "--port", help="TCP port (0 = any free port)."),
-    api_key: list[str] = typer.Option([], "--api-key", envvar="HEARTH_BRIDGE_API_KEY", help="Accepted API key (repeatable)."),
-    watchdog_timeout_s: float | None = typer.Option(
-        None, "--watchdog-timeout-s", help="Hold the robot when no command arrives for this long (default 0.5 s or the config's)."
+    api_key: list[str] = typer.Option(
+        [], "--api-key", envvar="HEARTH_BRIDGE_API_KEY", help="Accepted API key (repeatable)."
     ),
-    keepalive_s: float = typer.Option(2.0, "--keepalive-s", min=0.1, help="Ping interval; a silent agent is dropped after 2x."),
+    watchdog_timeout_s: float | None = typer.Option(
+        None,
+        "--watchdog-timeout-s",
+        help="Hold the robot when no command arrives for this long (default 0.5 s or the config's).",
+    ),
+    keepalive_s: float = typer.Option(
+        2.0, "--keepalive-s", min=0.1, help="Ping interval; a silent agent is dropped after 2x."
+    ),
 ) -> None:
     """Serve a robot, behind its safety layer, to remote hearth agents over a WebSocket."""
     from robots.bridge_server import BridgeServer
@@ -64,7 +76,8 @@ def command(
             raise typer.BadParameter(str(exc), param_hint="--robot-config") from None
         if not config.safety.enabled:
             raise typer.BadParameter(
-                "the robot bridge always runs the safety layer; remove 'safety: {enabled: false}'", param_hint="--robot-config"
+                "the robot bridge always runs the safety layer; remove 'safety: {enabled: false}'",
+                param_hint="--robot-config",
             )
         kind = robot or config.kind
         options = {**config.options, **options}
@@ -84,7 +97,9 @@ def command(
     except UnknownRobotError as exc:
         raise typer.BadParameter(str(exc), param_hint="--robot") from None
     except (TypeError, ValueError) as exc:
-        raise typer.BadParameter(f"cannot build robot {kind!r} with {options}: {exc}", param_hint="--robot-option") from None
+        raise typer.BadParameter(
+            f"cannot build robot {kind!r} with {options}: {exc}", param_hint="--robot-option"
+        ) from None
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("robot bridge on %s without --api-key: anyone who can reach this port can drive the robot", host)
     safe = SafeRobot(inner, limits, watchdog_timeout_s=watchdog)

@@ -53,17 +53,25 @@ def command(
     worker: str | None = typer.Option(None, "--worker", help="Policy worker URL (ws://host:port)."),
     api_key: str | None = typer.Option(None, "--api-key", help="API key for the policy worker."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Serve this checkpoint in-process."),
-    random_preset: str | None = random_preset_option("Serve random weights of a preset, shaped for the robot (default tiny)."),
+    random_preset: str | None = random_preset_option(
+        "Serve random weights of a preset, shaped for the robot (default tiny)."
+    ),
     system2: str = typer.Option("local", "--system2", help="System-2 backend: local, openai or coach-only."),
     openai_url: str = typer.Option("http://127.0.0.1:8000/v1", "--openai-url"),
     openai_model: str = typer.Option("hearth-system2", "--openai-model"),
     openai_api_key: str | None = typer.Option(None, "--openai-api-key"),
-    coach: list[str] = typer.Option([], "--coach", help="SECONDS:utterance, a coach speaking that long after the task started."),
+    coach: list[str] = typer.Option(
+        [], "--coach", help="SECONDS:utterance, a coach speaking that long after the task started."
+    ),
     episodes_dir: Path | None = typer.Option(
         None, "--episodes-dir", help="LeRobotDataset root (default: the deployment's, <home>/episodes/<robot>)."
     ),
-    deployment: str = typer.Option("local", "--deployment", "-d", help="Deployment whose home holds episodes and logs."),
-    log_file: Path | None = typer.Option(None, "--log-file", help="Where log records go (default: <home>/logs/run.log)."),
+    deployment: str = typer.Option(
+        "local", "--deployment", "-d", help="Deployment whose home holds episodes and logs."
+    ),
+    log_file: Path | None = typer.Option(
+        None, "--log-file", help="Where log records go (default: <home>/logs/run.log)."
+    ),
     no_record: bool = typer.Option(False, "--no-record", help="Do not record the episode."),
     max_seconds: float = typer.Option(120.0, "--max-seconds", help="Time limit for the task."),
     every_k_chunks: int = typer.Option(4, "--every-k-chunks", help="Re-ask System 2 after this many chunks."),
@@ -79,7 +87,9 @@ def command(
 
     home = load_deployment(deployment)
     episodes_dir = episodes_dir or home.episodes_root(robot)
-    log_path = route_logs_to_file(log_file or home.logs_dir / "run.log", preload=("robosuite",) if robot.startswith("sim-") else ())
+    log_path = route_logs_to_file(
+        log_file or home.logs_dir / "run.log", preload=("robosuite",) if robot.startswith("sim-") else ()
+    )
 
     from agent.events import EventBus
     from agent.orchestrator import OrchestratorConfig, RobotRuntime, TaskRejected
@@ -111,8 +121,13 @@ def command(
         s2_client = PolicyClient(url, api_key=api_key, timeout_s=60.0) if system2 == "local" else None
         if s2_client is not None:
             stack.callback(s2_client.close)
-        backend = make_system2(system2, policy_client=s2_client, openai_url=openai_url, openai_model=openai_model,
-                               openai_api_key=openai_api_key)
+        backend = make_system2(
+            system2,
+            policy_client=s2_client,
+            openai_url=openai_url,
+            openai_model=openai_model,
+            openai_api_key=openai_api_key,
+        )
         recorder = None
         if not no_record:
             from agent.recorder import EpisodeRecorder
@@ -121,8 +136,7 @@ def command(
             stack.callback(recorder.close)
         bus = EventBus()
         events = bus.subscribe(maxsize=4096, kinds={"task_state", "subtask", "coaching", "worker", "error", "episode"})
-        config = OrchestratorConfig(max_task_s=max_seconds, every_k_chunks=every_k_chunks, seed=seed,
-                                    idle_observe_hz=0)
+        config = OrchestratorConfig(max_task_s=max_seconds, every_k_chunks=every_k_chunks, seed=seed, idle_observe_hz=0)
         budget = None
         if checkpoint is not None:  # tasks over the checkpoint's prompt token budget are refused up front
             from agent.prompt_budget import TokenizerBudget
@@ -167,8 +181,10 @@ def command(
         status = runtime.status()
         typer.echo(f"outcome: {final.state.value} ({final.reason})")
         typer.echo(f"success: {final.success}")
-        typer.echo(f"chunks: {status['chunks']}, actions: {status['executed_actions']}, "
-                   f"empty ticks: {status['empty_ticks']}, achieved {status['achieved_hz']} Hz")
+        typer.echo(
+            f"chunks: {status['chunks']}, actions: {status['executed_actions']}, "
+            f"empty ticks: {status['empty_ticks']}, achieved {status['achieved_hz']} Hz"
+        )
         if final.episode_path:
             typer.echo(f"episode: {final.episode_path} (episode {final.episode_index})")
         else:
@@ -220,9 +236,14 @@ def _in_process_worker(checkpoint: Path | None, preset: str, description, seed: 
             raise typer.Exit(2) from None
     else:
         policy = Pi05Policy.build_random(
-            preset, camera_names=tuple(description.camera_names), state_names=description.state_names,
-            action_names=description.action_names, control_hz=description.control_hz, seed=seed,
-            robot_type=description.robot_type, robot_interface_version=description.interface_version,
+            preset,
+            camera_names=tuple(description.camera_names),
+            state_names=description.state_names,
+            action_names=description.action_names,
+            control_hz=description.control_hz,
+            seed=seed,
+            robot_type=description.robot_type,
+            robot_interface_version=description.interface_version,
         )
     server = PolicyServer(policy, host="127.0.0.1", port=0)
     with server.run_in_thread() as port:

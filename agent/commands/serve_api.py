@@ -12,7 +12,9 @@ def command(
     port: int | None = typer.Option(None, "--port", help="Overrides api.port."),
     no_robots: bool = typer.Option(False, "--no-robots", help="Serve the store only (tokens, tasks, episodes)."),
     database_url: str | None = typer.Option(
-        None, "--database-url", envvar="HEARTH_DATABASE_URL",
+        None,
+        "--database-url",
+        envvar="HEARTH_DATABASE_URL",
         help="Overrides api.database_url: sqlite:///path (default) or postgresql+psycopg://user:pass@host/db "
         "(hearth[postgres]; several API processes may share it).",
     ),
@@ -33,9 +35,12 @@ def command(
     runtimes, bus = ({}, None) if no_robots else build_runtimes(config)
     app = create_app(config, runtimes=runtimes, bus=bus, manage_runtimes=True)
     logging.getLogger("hearth").info(
-        "serving API", extra={"host": api.host, "port": api.port, "robots": list(runtimes), "database": _masked(api.database_url)}
+        "serving API",
+        extra={"host": api.host, "port": api.port, "robots": list(runtimes), "database": _masked(api.database_url)},
     )
-    typer.echo(f"hearth API on http://{api.host}:{api.port}/api/v1 (docs: /docs) robots: {', '.join(runtimes) or 'none'}")
+    typer.echo(
+        f"hearth API on http://{api.host}:{api.port}/api/v1 (docs: /docs) robots: {', '.join(runtimes) or 'none'}"
+    )
     uvicorn.run(app, host=api.host, port=api.port, log_level="warning", ws="websockets-sansio", lifespan="on")
 
 

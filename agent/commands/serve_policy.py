@@ -34,8 +34,12 @@ def command(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A hearth checkpoint folder."),
     random_preset: str | None = random_preset_option("Serve random weights of this preset instead of a checkpoint."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; 0.0.0.0 exposes the worker."),
-    port: int = typer.Option(8765, "--port", help="TCP port (hearth's default 8765; openpi clients default to 8000; 0 = any free)."),
-    api_key: list[str] = typer.Option([], "--api-key", envvar="HEARTH_POLICY_API_KEY", help="Accepted API key (repeatable)."),
+    port: int = typer.Option(
+        8765, "--port", help="TCP port (hearth's default 8765; openpi clients default to 8000; 0 = any free)."
+    ),
+    api_key: list[str] = typer.Option(
+        [], "--api-key", envvar="HEARTH_POLICY_API_KEY", help="Accepted API key (repeatable)."
+    ),
     mapping: str = typer.Option("hearth", "--mapping", help="Request keys: hearth, droid, libero or aloha."),
     default_prompt: str | None = typer.Option(None, "--default-prompt", help="Prompt when a request has none (aloha)."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most requests per model call."),
@@ -44,15 +48,21 @@ def command(
     cameras: str | None = typer.Option(None, "--cameras", help="Random policy: comma-separated camera names."),
     seed: int = typer.Option(0, "--seed", help="Random policy: weight seed."),
     robot: str | None = typer.Option(
-        None, "--robot", help="Refuse to start unless the policy fits this robot (robot config name such as "
-        "sim-kitchen, a .yaml path, or a registered robot); random weights (hearth mapping) are shaped for it."
+        None,
+        "--robot",
+        help="Refuse to start unless the policy fits this robot (robot config name such as "
+        "sim-kitchen, a .yaml path, or a registered robot); random weights (hearth mapping) are shaped for it.",
     ),
     ray: bool = typer.Option(False, "--ray", help="Serve from Ray Serve replicas behind one address (hearth[fleet])."),
     replicas: int = typer.Option(1, "--replicas", min=1, help="--ray: model replicas (fixed count)."),
     min_replicas: int | None = typer.Option(None, "--min-replicas", min=0, help="--ray: autoscale down to this many."),
     max_replicas: int | None = typer.Option(None, "--max-replicas", min=1, help="--ray: autoscale up to this many."),
-    target_ongoing: float = typer.Option(4.0, "--target-ongoing-requests", help="--ray: autoscaling target per replica."),
-    gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica", min=0.0, help="--ray: GPUs per model replica (0 = CPU)."),
+    target_ongoing: float = typer.Option(
+        4.0, "--target-ongoing-requests", help="--ray: autoscaling target per replica."
+    ),
+    gpus_per_replica: float = typer.Option(
+        0.0, "--gpus-per-replica", min=0.0, help="--ray: GPUs per model replica (0 = CPU)."
+    ),
     cpus_per_replica: float = typer.Option(1.0, "--cpus-per-replica", min=0.0, help="--ray: CPUs per model replica."),
     ingress_replicas: int = typer.Option(
         1, "--ingress-replicas", min=1, help="--ray: WebSocket front ends (no model; add one per few hundred robots)."
@@ -60,12 +70,15 @@ def command(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="--ray: join this cluster ('auto' = the local one) instead of starting Ray here."
     ),
-    version: str | None = typer.Option(None, "--version", help="--ray: label replies carry (default: checkpoint name)."),
+    version: str | None = typer.Option(
+        None, "--version", help="--ray: label replies carry (default: checkpoint name)."
+    ),
     write_serve_config: Path | None = typer.Option(
         None, "--write-serve-config", help="--ray: write the Serve config file (YAML) here and exit."
     ),
     fast_path: bool = typer.Option(
-        True, "--fast-path/--no-fast-path",
+        True,
+        "--fast-path/--no-fast-path",
         help="On CUDA, serve through the fast path (static KV cache, CUDA graphs); --no-fast-path runs eager.",
     ),
 ) -> None:
@@ -76,9 +89,13 @@ def command(
         os.environ["HEARTH_FAST_PATH"] = "0"
 
     if mapping not in MAPPING_NAMES:
-        raise typer.BadParameter(f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping")
+        raise typer.BadParameter(
+            f"unknown mapping {mapping!r}; expected one of {list(MAPPING_NAMES)}", param_hint="--mapping"
+        )
     if (checkpoint is None) == (random_preset is None):
-        raise typer.BadParameter("give exactly one of --checkpoint DIR or --random-preset NAME", param_hint="--checkpoint")
+        raise typer.BadParameter(
+            "give exactly one of --checkpoint DIR or --random-preset NAME", param_hint="--checkpoint"
+        )
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise typer.BadParameter(f"checkpoint folder {checkpoint} does not exist", param_hint="--checkpoint")
@@ -92,15 +109,28 @@ def command(
 
         try:
             fleet = FleetConfig(
-                policy=source, replicas=replicas, min_replicas=min_replicas, max_replicas=max_replicas,
-                target_ongoing_requests=target_ongoing, gpus_per_replica=gpus_per_replica,
-                cpus_per_replica=cpus_per_replica, ingress_replicas=ingress_replicas, max_batch=max_batch, batch_wait_ms=batch_wait_ms, mapping=mapping,
-                default_prompt=default_prompt, api_keys=list(api_key), host=host, port=port,
+                policy=source,
+                replicas=replicas,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                target_ongoing_requests=target_ongoing,
+                gpus_per_replica=gpus_per_replica,
+                cpus_per_replica=cpus_per_replica,
+                ingress_replicas=ingress_replicas,
+                max_batch=max_batch,
+                batch_wait_ms=batch_wait_ms,
+                mapping=mapping,
+                default_prompt=default_prompt,
+                api_keys=list(api_key),
+                host=host,
+                port=port,
             )
         except ValidationError as exc:
             raise typer.BadParameter(str(exc), param_hint="--ray") from None
         if port == 0:
-            raise typer.BadParameter("--ray needs a fixed --port (Serve's proxy binds it on every node)", param_hint="--port")
+            raise typer.BadParameter(
+                "--ray needs a fixed --port (Serve's proxy binds it on every node)", param_hint="--port"
+            )
         _check_mapping(mapping, _source_metadata(source), default_prompt, source.label)
         if description is not None:
             _check_fits(_source_metadata(source), description, source.label)
@@ -116,7 +146,9 @@ def command(
         raise typer.BadParameter(f"cannot load {what}: {exc}", param_hint=hint) from exc
     _check_mapping(mapping, policy.metadata, default_prompt, checkpoint or f"random {random_preset} policy")
     if description is not None:
-        _check_fits(policy.metadata, description, f"checkpoint {checkpoint}" if checkpoint else f"random {random_preset} policy")
+        _check_fits(
+            policy.metadata, description, f"checkpoint {checkpoint}" if checkpoint else f"random {random_preset} policy"
+        )
 
     server = PolicyServer(
         policy,
@@ -135,7 +167,9 @@ def command(
             loop.add_signal_handler(sig, server.stop)
 
         def announce(url: str) -> None:
-            typer.echo(f"policy worker listening on {url} (mapping={mapping}, auth={'on' if server.api_keys else 'off'})")
+            typer.echo(
+                f"policy worker listening on {url} (mapping={mapping}, auth={'on' if server.api_keys else 'off'})"
+            )
 
         await server.serve(on_ready=announce)
 
@@ -160,16 +194,25 @@ def _policy_source(
         return PolicySource(checkpoint=str(checkpoint), version=version)
     if description is not None and mapping == "hearth":
         return PolicySource(
-            random_preset=random_preset, camera_names=list(description.camera_names),
-            state_names=list(description.state_names), action_names=list(description.action_names),
-            control_hz=description.control_hz, seed=seed, robot_type=description.robot_type,
-            robot_interface_version=description.interface_version, version=version,
+            random_preset=random_preset,
+            camera_names=list(description.camera_names),
+            state_names=list(description.state_names),
+            action_names=list(description.action_names),
+            control_hz=description.control_hz,
+            seed=seed,
+            robot_type=description.robot_type,
+            robot_interface_version=description.interface_version,
+            version=version,
         )
     default_cameras, state_dim, action_dim = mapping_defaults(mapping)
     camera_names = [c.strip() for c in cameras.split(",") if c.strip()] if cameras else list(default_cameras)
     return PolicySource(
-        random_preset=random_preset, camera_names=camera_names, state_names=[f"state_{i}" for i in range(state_dim)],
-        action_names=[f"action_{i}" for i in range(action_dim)], seed=seed, version=version,
+        random_preset=random_preset,
+        camera_names=camera_names,
+        state_names=[f"state_{i}" for i in range(state_dim)],
+        action_names=[f"action_{i}" for i in range(action_dim)],
+        seed=seed,
+        version=version,
     )
 
 
@@ -179,8 +222,9 @@ def _source_metadata(source: Any) -> dict[str, Any]:
         from policy.checkpoints import read_config
 
         return dict(read_config(Path(source.checkpoint)).metadata)
-    return source.model_dump(include={"camera_names", "state_names", "action_names", "control_hz", "robot_type",
-                                      "robot_interface_version"})
+    return source.model_dump(
+        include={"camera_names", "state_names", "action_names", "control_hz", "robot_type", "robot_interface_version"}
+    )
 
 
 def _check_fits(metadata: Any, description: Any, source: str) -> None:
@@ -216,10 +260,15 @@ def _serve_on_ray(fleet: Any, address: str | None, write_serve_config: Path | No
     except FleetDeployError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    scaling = (f"{fleet.min_replicas}..{fleet.max_replicas} replicas (autoscaling)" if fleet.max_replicas
-               else f"{fleet.replicas} replicas")
-    typer.echo(f"policy fleet listening on {url} ({scaling}, serving {fleet.policy.label}, mapping={fleet.mapping}, "
-               f"auth={'on' if fleet.api_keys else 'off'})")
+    scaling = (
+        f"{fleet.min_replicas}..{fleet.max_replicas} replicas (autoscaling)"
+        if fleet.max_replicas
+        else f"{fleet.replicas} replicas"
+    )
+    typer.echo(
+        f"policy fleet listening on {url} ({scaling}, serving {fleet.policy.label}, mapping={fleet.mapping}, "
+        f"auth={'on' if fleet.api_keys else 'off'})"
+    )
     if address is not None:
         typer.echo("deployed to the running cluster; it keeps serving after this command exits")
         return
@@ -239,7 +288,8 @@ def _check_mapping(mapping: str, metadata: Any, default_prompt: str | None, sour
     from policy.mappings import PolicySpec, get_mapping
 
     spec = PolicySpec(
-        camera_names=list(metadata["camera_names"]), state_dim=len(metadata["state_names"]),
+        camera_names=list(metadata["camera_names"]),
+        state_dim=len(metadata["state_names"]),
         action_dim=int(metadata.get("action_dim") or len(metadata["action_names"])),
         action_horizon=int(metadata.get("action_horizon") or 1),
     )
@@ -261,4 +311,6 @@ def _robot_description(name: str):
     except (RobotConfigError, UnknownRobotError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--robot") from None
     except (TypeError, ValueError, OSError) as exc:
-        raise typer.BadParameter(f"cannot build robot {name!r} to read its description: {exc}", param_hint="--robot") from None
+        raise typer.BadParameter(
+            f"cannot build robot {name!r} to read its description: {exc}", param_hint="--robot"
+        ) from None

@@ -13,7 +13,9 @@ import typer
 
 def command(
     config: Path = typer.Option(..., "--config", "-c", help="Training recipe YAML (configs/training/*.yaml)."),
-    data: Path = typer.Option(..., "--data", "-d", help="LeRobotDataset v3.0 folder, or a run's prepared data/ folder."),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="LeRobotDataset v3.0 folder, or a run's prepared data/ folder."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: metrics.csv, train_state/, checkpoint/."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last saved state."),
     init: Path | None = typer.Option(None, "--init", help="Fine-tune from this hearth checkpoint folder."),

@@ -49,7 +49,9 @@ def _task_warnings_and_pauses(conn: sa.Connection) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial tables: tokens, tasks, task events, idempotency keys, episodes index", _create_initial_tables),
+    Migration(
+        1, "initial tables: tokens, tasks, task events, idempotency keys, episodes index", _create_initial_tables
+    ),
     Migration(2, "index task events by task", _index_events_by_task),
     Migration(3, "task warnings and pause/resume history", _task_warnings_and_pauses),
 )

@@ -152,8 +152,13 @@ def features(
 
 
 def info_json(
-    robot_type: str, fps: int, feature_block: dict[str, dict[str, Any]], total_episodes: int, total_frames: int,
-    total_tasks: int, robot_interface_version: int | None = None,
+    robot_type: str,
+    fps: int,
+    feature_block: dict[str, dict[str, Any]],
+    total_episodes: int,
+    total_frames: int,
+    total_tasks: int,
+    robot_interface_version: int | None = None,
 ) -> dict[str, Any]:
     has_video = any(f.get("dtype") == "video" for f in feature_block.values())
     version = {} if robot_interface_version is None else {INTERFACE_VERSION_KEY: int(robot_interface_version)}

@@ -24,7 +24,12 @@ def writer_like(reader: LeRobotDatasetReader, root: str | Path) -> LeRobotDatase
     `reader`'s dataset."""
     shapes = {c: tuple(reader.features[f"observation.images.{c}"]["shape"][:2]) for c in reader.camera_names}
     return LeRobotDatasetWriter(
-        root, reader.fps, reader.info.get("robot_type") or "", shapes, reader.state_names, reader.action_names,
+        root,
+        reader.fps,
+        reader.info.get("robot_type") or "",
+        shapes,
+        reader.state_names,
+        reader.action_names,
         robot_interface_version=interface_version_of(reader.info),
     )
 

@@ -89,7 +89,9 @@ class LeRobotDatasetReader:
         self.info: dict[str, Any] = json.loads(info_path.read_text())
         version = str(self.info.get("codebase_version", ""))
         if not version.startswith("v3."):
-            raise ValueError(f"{self.root}: codebase_version {version!r} is not v3.x (convert v2.1 datasets with LeRobot)")
+            raise ValueError(
+                f"{self.root}: codebase_version {version!r} is not v3.x (convert v2.1 datasets with LeRobot)"
+            )
         self.fps = float(self.info["fps"])
         self.features: dict[str, Any] = self.info.get("features", {})
         self.camera_names = layout.camera_names_of(self.features)
@@ -155,22 +157,36 @@ class LeRobotDatasetReader:
         for item in persistent:
             if item.get("style") == "subtask":
                 ts = float(item["timestamp"])
-                subtasks.append({"text": item["content"], "source": "coach" if item["role"] == "user" else "policy",
-                                 "frame_index": round(ts * self.fps), "timestamp": ts})
+                subtasks.append(
+                    {
+                        "text": item["content"],
+                        "source": "coach" if item["role"] == "user" else "policy",
+                        "frame_index": round(ts * self.fps),
+                        "timestamp": ts,
+                    }
+                )
         if layout.LANGUAGE_EVENTS in table.column_names:
             frames = table.column("frame_index").to_pylist()
             for frame, items in zip(frames, table.column(layout.LANGUAGE_EVENTS).to_pylist(), strict=True):
                 for item in items or []:
                     kind = item.get("style") or item.get("role")
-                    events.append({"kind": kind, "text": item.get("content"), "frame_index": int(frame),
-                                   "timestamp": frame / self.fps})
+                    events.append(
+                        {
+                            "kind": kind,
+                            "text": item.get("content"),
+                            "frame_index": int(frame),
+                            "timestamp": frame / self.fps,
+                        }
+                    )
         return subtasks, events
 
     def episode(self, episode_index: int) -> EpisodeInfo:
         try:
             return self.episodes[self._by_index[int(episode_index)]]
         except KeyError:
-            raise KeyError(f"{self.root} has no episode {episode_index}; it has {len(self.episodes)} episodes") from None
+            raise KeyError(
+                f"{self.root} has no episode {episode_index}; it has {len(self.episodes)} episodes"
+            ) from None
 
     def episode_row(self, episode_index: int) -> dict[str, Any]:
         """The raw meta/episodes row (with its per-episode stats columns)."""

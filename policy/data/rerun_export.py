@@ -35,7 +35,9 @@ def export_episode(reader: LeRobotDatasetReader, episode_index: int, path: str |
     rec = rr.RecordingStream(application_id="hearth-episodes", recording_id=f"{reader.root.name}-episode-{info.index}")
     rec.save(str(path))
     try:
-        rec.log("task", rr.TextDocument(f"{info.task}\n\noutcome: {info.outcome}, success: {info.success}"), static=True)
+        rec.log(
+            "task", rr.TextDocument(f"{info.task}\n\noutcome: {info.outcome}, success: {info.success}"), static=True
+        )
         arrays = reader.episode_arrays(info.index)
         frames = np.arange(info.length)
         times = frames / reader.fps
@@ -47,8 +49,11 @@ def export_episode(reader: LeRobotDatasetReader, episode_index: int, path: str |
             for d, name in enumerate(names):
                 rec.send_columns(f"{group}/{name}", indexes=indexes, columns=rr.Scalars.columns(scalars=values[:, d]))
         for name in ("chunk_id", "chunk_index"):
-            rec.send_columns(f"chunk/{name.split('_')[1]}", indexes=indexes,
-                             columns=rr.Scalars.columns(scalars=arrays[name].astype(np.float64)))
+            rec.send_columns(
+                f"chunk/{name.split('_')[1]}",
+                indexes=indexes,
+                columns=rr.Scalars.columns(scalars=arrays[name].astype(np.float64)),
+            )
         for subtask in info.subtasks:
             rec.set_time("frame_index", sequence=int(subtask["frame_index"]))
             rec.set_time("time", duration=float(subtask["timestamp"]))

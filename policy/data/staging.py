@@ -119,7 +119,9 @@ class EpisodeJournal:
 
     def scalars(self, count: int) -> dict[str, np.ndarray]:
         h = self.header
-        raw = np.fromfile(self.folder / FRAMES, dtype=np.uint8, count=count * h.record_bytes).reshape(count, h.record_bytes)
+        raw = np.fromfile(self.folder / FRAMES, dtype=np.uint8, count=count * h.record_bytes).reshape(
+            count, h.record_bytes
+        )
         floats = raw[:, : 4 * (h.state_dim + h.action_dim)].copy().view(np.float32)
         ints = raw[:, 4 * (h.state_dim + h.action_dim) :].copy().view(np.int64)
         return {

@@ -50,7 +50,9 @@ def choose_codec(live: bool = True) -> tuple[str, dict[str, str], str]:
 
 def check_frame_size(height: int, width: int) -> None:
     if height <= 0 or width <= 0 or height % 2 or width % 2:
-        raise ValueError(f"camera frames must have even, positive height and width for {PIX_FMT} video, got {height}x{width}")
+        raise ValueError(
+            f"camera frames must have even, positive height and width for {PIX_FMT} video, got {height}x{width}"
+        )
 
 
 class VideoEncoder:
@@ -70,7 +72,9 @@ class VideoEncoder:
 
     def add(self, image: np.ndarray) -> None:
         if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
-            raise ValueError(f"video frame must be uint8 {(self.height, self.width, 3)}, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"video frame must be uint8 {(self.height, self.width, 3)}, got {image.dtype} {image.shape}"
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts = self.frames
         frame.time_base = Fraction(1, self.fps)

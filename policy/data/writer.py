@@ -106,7 +106,9 @@ class LeRobotDatasetWriter:
         self._closed = False
         try:
             self.codec = self._existing_codec() or choose_codec()[2]
-            self._features = layout.features(self.camera_shapes, self.state_names, self.action_names, self.fps, self.codec)
+            self._features = layout.features(
+                self.camera_shapes, self.state_names, self.action_names, self.fps, self.codec
+            )
             self._episodes: list[dict[str, Any]] = self._load_episodes()
             self._tasks: dict[str, int] = self._load_tasks()
             self._check_compatible()
@@ -134,7 +136,9 @@ class LeRobotDatasetWriter:
         """Start recording; returns the episode index the episode will have once finished."""
         self._check_open()
         if self._running is not None:
-            raise DatasetError(f"episode {self._running.header.episode_index} is still recording; end or discard it first")
+            raise DatasetError(
+                f"episode {self._running.header.episode_index} is still recording; end or discard it first"
+            )
         if not isinstance(task, str) or not task.strip():
             raise ValueError("an episode needs a non-empty task text")
         try:
@@ -227,7 +231,9 @@ class LeRobotDatasetWriter:
         for encoder in running.encoders.values():
             encoder.close()
         if running.frames == 0:
-            logger.warning("episode %d has no frames; nothing saved (outcome %s)", running.header.episode_index, outcome)
+            logger.warning(
+                "episode %d has no frames; nothing saved (outcome %s)", running.header.episode_index, outcome
+            )
             running.journal.remove()
             self._running = None
             return None
@@ -336,7 +342,9 @@ class LeRobotDatasetWriter:
     ) -> None:
         count = len(scalars["state"])
         picks = stats.sample_indices(count)
-        image_stats = {camera: stats.image_stats([np.asarray(frames[i]) for i in picks]) for camera, frames in images.items()}
+        image_stats = {
+            camera: stats.image_stats([np.asarray(frames[i]) for i in picks]) for camera, frames in images.items()
+        }
         subtasks, events = _timeline(language, count, self.fps)
         hearth = {
             "hearth/outcome": str(outcome),
@@ -369,8 +377,15 @@ class LeRobotDatasetWriter:
             task_index = len(self._tasks)
         from_index = self.num_frames
         table = _data_table(
-            episode_index, task_index, from_index, self.fps, arrays, language["subtasks"], language["events"],
-            len(self.state_names), len(self.action_names),
+            episode_index,
+            task_index,
+            from_index,
+            self.fps,
+            arrays,
+            language["subtasks"],
+            language["events"],
+            len(self.state_names),
+            len(self.action_names),
         )
         # 1. this episode's own files (not referenced by anything yet: a crash here leaves harmless orphans)
         data_file = self.root / layout.data_path(episode_index)
@@ -389,12 +404,23 @@ class LeRobotDatasetWriter:
         self._episodes.append(row)
         # 4. derived files
         self._write_derived()
-        logger.info("episode %d committed: %d frames, task %r, outcome %s", episode_index, count, task,
-                    hearth.get("hearth/outcome"))
+        logger.info(
+            "episode %d committed: %d frames, task %r, outcome %s",
+            episode_index,
+            count,
+            task,
+            hearth.get("hearth/outcome"),
+        )
 
     def _episode_row(
-        self, episode_index: int, task: str, count: int, from_index: int, table: pa.Table,
-        image_stats: dict[str, stats.Stats], hearth: dict[str, Any],
+        self,
+        episode_index: int,
+        task: str,
+        count: int,
+        from_index: int,
+        table: pa.Table,
+        image_stats: dict[str, stats.Stats],
+        hearth: dict[str, Any],
     ) -> dict[str, Any]:
         chunk, file = layout.chunk_and_file(episode_index)
         row: dict[str, Any] = {
@@ -449,7 +475,12 @@ class LeRobotDatasetWriter:
         elif not (self.root / layout.TASKS_PATH).exists():
             self._write_tasks()
         info = layout.info_json(
-            self.robot_type, self.fps, self._features, self.num_episodes, self.num_frames, len(self._tasks),
+            self.robot_type,
+            self.fps,
+            self._features,
+            self.num_episodes,
+            self.num_frames,
+            len(self._tasks),
             self.robot_interface_version,
         )
         path = self.root / layout.INFO_PATH
@@ -591,7 +622,9 @@ class LeRobotDatasetWriter:
             or header.action_dim != len(self.action_names)
             or header.fps != self.fps
         ):
-            logger.warning("discarding interrupted episode %d: its journal does not match this dataset", header.episode_index)
+            logger.warning(
+                "discarding interrupted episode %d: its journal does not match this dataset", header.episode_index
+            )
             journal.remove()
             return
         try:
@@ -618,7 +651,10 @@ class LeRobotDatasetWriter:
         images.clear()
         journal.remove()
         logger.warning(
-            "recovered interrupted episode %d from its journal: %d frames, outcome %r", header.episode_index, count, outcome
+            "recovered interrupted episode %d from its journal: %d frames, outcome %r",
+            header.episode_index,
+            count,
+            outcome,
         )
 
 
@@ -657,13 +693,25 @@ def event_row(event: dict[str, Any]) -> dict[str, Any]:
     """language_events row: coaching is a user "interjection"; operator/safety events are style-less system rows."""
     if event["kind"] == "interjection":
         return {"role": "user", "content": event["text"], "style": "interjection", "camera": None, "tool_calls": None}
-    return {"role": "system", "content": f"{event['kind']}: {event['text']}", "style": None, "camera": None,
-            "tool_calls": None}
+    return {
+        "role": "system",
+        "content": f"{event['kind']}: {event['text']}",
+        "style": None,
+        "camera": None,
+        "tool_calls": None,
+    }
 
 
 def _data_table(
-    episode_index: int, task_index: int, from_index: int, fps: int, arrays: dict[str, Any],
-    subtasks: list[dict[str, Any]], events: list[dict[str, Any]], state_dim: int, action_dim: int,
+    episode_index: int,
+    task_index: int,
+    from_index: int,
+    fps: int,
+    arrays: dict[str, Any],
+    subtasks: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    state_dim: int,
+    action_dim: int,
 ) -> pa.Table:
     count = len(arrays["state"])
     frame_index = np.arange(count, dtype=np.int64)

@@ -136,7 +136,11 @@ class FastTokenizer:
         tok = cls(bpe, scale, coefficient_range, horizon, action_dim)
         logger.info(
             "fitted FAST tokenizer on %d chunks %dx%d: vocab %d, coefficients ±%d",
-            len(data), horizon, action_dim, tok.vocab_size, coefficient_range,
+            len(data),
+            horizon,
+            action_dim,
+            tok.vocab_size,
+            coefficient_range,
         )
         return tok
 
@@ -159,7 +163,8 @@ class FastTokenizer:
         if (np.abs(coeffs) > r).any():
             logger.warning(
                 "chunk coefficient %d exceeds the tokenizer's range ±%d (is the chunk normalized?); clipped",
-                int(np.abs(coeffs).max()), r,
+                int(np.abs(coeffs).max()),
+                r,
             )
             coeffs = np.clip(coeffs, -r, r)
         return coeffs
@@ -187,7 +192,8 @@ class FastTokenizer:
                 return FastDecodeResult(None, f"token {token!r} at position {position} is not an integer")
             if not 0 <= value < self.vocab_size:
                 return FastDecodeResult(
-                    None, f"token {value} at position {position} is not a FAST id (vocabulary is 0..{self.vocab_size - 1})"
+                    None,
+                    f"token {value} at position {position} is not a FAST id (vocabulary is 0..{self.vocab_size - 1})",
                 )
             ids.append(value)
         if not ids:

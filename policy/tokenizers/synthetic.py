@@ -13,6 +13,7 @@ import numpy as np
 
 MIN_MOVE_STEPS = 10  # 0.2 s at 50 Hz
 
+
 def _min_jerk(s: np.ndarray) -> np.ndarray:
     return 10 * s**3 - 15 * s**4 + 6 * s**5
 

@@ -118,12 +118,16 @@ class _SentencePieceBackend(_Backend):
         self.bos_id = int(self._sp.bos_id())
         self.eos_id = int(self._sp.eos_id())
         if self.bos_id < 0 or self.eos_id < 0:
-            raise TokenizerLoadError(f"{path}: SentencePiece model has no BOS/EOS (bos={self.bos_id}, eos={self.eos_id})")
+            raise TokenizerLoadError(
+                f"{path}: SentencePiece model has no BOS/EOS (bos={self.bos_id}, eos={self.eos_id})"
+            )
         pad = int(self._sp.pad_id())
         self.pad_id = pad if pad >= 0 else 0
-        self.special_ids = frozenset(
-            i for i in range(self.vocab_size) if self._sp.is_control(i)
-        ) | {self.bos_id, self.eos_id, self.pad_id}
+        self.special_ids = frozenset(i for i in range(self.vocab_size) if self._sp.is_control(i)) | {
+            self.bos_id,
+            self.eos_id,
+            self.pad_id,
+        }
 
     def encode(self, text: str) -> list[int]:
         return [int(i) for i in self._sp.encode(text, out_type=int)]

@@ -28,7 +28,9 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.G
     return torch.rand(shape, generator=generator).to(device) * (high - low) + low
 
 
-def random_crop_rotate(images: torch.Tensor, crop_scale: float, rotate_deg: float, generator: torch.Generator) -> torch.Tensor:
+def random_crop_rotate(
+    images: torch.Tensor, crop_scale: float, rotate_deg: float, generator: torch.Generator
+) -> torch.Tensor:
     """images [N, 3, S, S]: crop a random `crop_scale` window, rotate by U(-deg, deg), resample to S x S."""
     n = images.shape[0]
     angle = _uniform((n,), -rotate_deg, rotate_deg, generator, images.device) * (math.pi / 180.0)

@@ -98,8 +98,10 @@ class ActionFrameSettings(_Strict):
     )
 
     def as_metadata(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"relative": list(self.relative),
-                                "base_pose": list(self.base_pose) if self.base_pose else None}
+        spec: dict[str, Any] = {
+            "relative": list(self.relative),
+            "base_pose": list(self.base_pose) if self.base_pose else None,
+        }
         if self.base_frame != "robot":  # checkpoints written before the option keep their exact metadata
             spec["base_frame"] = self.base_frame
         return spec

@@ -38,8 +38,13 @@ def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def episode_samples(
-    images: dict[str, np.ndarray], states: np.ndarray, actions: np.ndarray, subtasks: Sequence[str], task: str,
-    horizon: int, frame: ActionFrame | None = None,
+    images: dict[str, np.ndarray],
+    states: np.ndarray,
+    actions: np.ndarray,
+    subtasks: Sequence[str],
+    task: str,
+    horizon: int,
+    frame: ActionFrame | None = None,
 ) -> list[TrainSample]:
     """One episode's frames as training samples: the chunk at t is actions[t : t + H].
 
@@ -52,14 +57,16 @@ def episode_samples(
     for t in range(length):
         end = min(t + horizon, length)
         chunk = np.concatenate([actions[t:end], np.repeat(actions[-1:], horizon - (end - t), axis=0)])
-        samples.append(TrainSample(
-            images={c: frames[t] for c, frames in images.items()},
-            state=np.asarray(states[t], np.float32),
-            actions=apply_to_model(frame, chunk, states[t]),
-            action_is_pad=np.arange(horizon) >= end - t,
-            task=task,
-            subtask=subtasks[t] or "",
-        ))
+        samples.append(
+            TrainSample(
+                images={c: frames[t] for c, frames in images.items()},
+                state=np.asarray(states[t], np.float32),
+                actions=apply_to_model(frame, chunk, states[t]),
+                action_is_pad=np.arange(horizon) >= end - t,
+                task=task,
+                subtask=subtasks[t] or "",
+            )
+        )
     return samples
 
 
@@ -86,7 +93,11 @@ class TrainingArrays:
 
     @classmethod
     def build(
-        cls, samples: Iterable[tuple[int, TrainSample]], encoder: ExampleEncoder, camera_names: Sequence[str], image_size: int
+        cls,
+        samples: Iterable[tuple[int, TrainSample]],
+        encoder: ExampleEncoder,
+        camera_names: Sequence[str],
+        image_size: int,
     ) -> TrainingArrays:
         images, actions, pads, episodes, states = [], [], [], [], []
         s1, s2, has = [], [], []
@@ -127,8 +138,19 @@ class TrainingArrays:
         )
 
     # ---- files -----------------------------------------------------------------------------------
-    _ARRAYS = ("images", "actions", "action_is_pad", "s1_tokens", "s1_mask", "s1_loss", "s2_tokens", "s2_mask",
-               "s2_loss", "has_subtask", "episode_index")
+    _ARRAYS = (
+        "images",
+        "actions",
+        "action_is_pad",
+        "s1_tokens",
+        "s1_mask",
+        "s1_loss",
+        "s2_tokens",
+        "s2_mask",
+        "s2_loss",
+        "has_subtask",
+        "episode_index",
+    )
 
     def save(self, path: Path, compress: bool = True) -> None:
         """One .npz; `compress=False` trades disk for speed (gigabytes of frames on a machine in a hurry)."""
@@ -146,8 +168,12 @@ class TrainingArrays:
         with np.load(Path(path), allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             states = data["states"] if "states" in data.files else None
-            return cls(camera_names=meta["camera_names"], action_dim=int(meta["action_dim"]), states=states,
-                       **{k: data[k] for k in cls._ARRAYS})
+            return cls(
+                camera_names=meta["camera_names"],
+                action_dim=int(meta["action_dim"]),
+                states=states,
+                **{k: data[k] for k in cls._ARRAYS},
+            )
 
     # ---- batching --------------------------------------------------------------------------------
     def to_torch(self, device: torch.device) -> TorchArrays:

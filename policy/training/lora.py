@@ -17,8 +17,13 @@ from torch import nn
 
 class LoRALinear(nn.Linear):
     def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__(base.in_features, base.out_features, bias=base.bias is not None,
-                         device=base.weight.device, dtype=base.weight.dtype)
+        super().__init__(
+            base.in_features,
+            base.out_features,
+            bias=base.bias is not None,
+            device=base.weight.device,
+            dtype=base.weight.dtype,
+        )
         self.weight = base.weight
         self.bias = base.bias
         self.rank = rank
@@ -42,8 +47,11 @@ def apply_lora(model: nn.Module, patterns: Sequence[str], rank: int, alpha: floa
         raise ValueError(f"LoRA rank must be positive, got {rank}")
     compiled = [re.compile(p) for p in patterns]
     targets = [
-        name for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and not isinstance(module, LoRALinear) and any(p.search(name) for p in compiled)
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and not isinstance(module, LoRALinear)
+        and any(p.search(name) for p in compiled)
     ]
     if not targets:
         raise ValueError(f"LoRA patterns {list(patterns)} match no nn.Linear module of the model")

@@ -18,9 +18,27 @@ pytestmark = pytest.mark.slow
 def collect_args(out: Path, episodes: int, workers: int, max_steps: int) -> list[str]:
     from robots.sim.tasks import TASKS
 
-    return [HEARTH, "collect", "--task", TASKS[0], "--task", TASKS[1], "--episodes", str(episodes), "--workers",
-            str(workers), "--out", str(out), "--camera-size", "32", "--max-steps", str(max_steps), "--seed", "100",
-            "--no-progress"]
+    return [
+        HEARTH,
+        "collect",
+        "--task",
+        TASKS[0],
+        "--task",
+        TASKS[1],
+        "--episodes",
+        str(episodes),
+        "--workers",
+        str(workers),
+        "--out",
+        str(out),
+        "--camera-size",
+        "32",
+        "--max-steps",
+        str(max_steps),
+        "--seed",
+        "100",
+        "--no-progress",
+    ]
 
 
 def run_collect(tmp_path: Path, out: Path, episodes: int, log: str, workers: int = 2, max_steps: int = 6) -> str:
@@ -50,7 +68,6 @@ def test_collect_two_workers_then_resume(tmp_path) -> None:
     assert not (out / ".hearth" / "collect").exists()  # worker datasets are gone once merged
 
 
-
 def test_collect_killed_mid_episode_resumes_without_losing_or_duplicating(tmp_path) -> None:
     """SIGKILL the whole collection (main process and worker) while the worker records its second episode: the
     rerun merges the finished episode, drops the interrupted one, and collects only the missing job."""
@@ -64,8 +81,11 @@ def test_collect_killed_mid_episode_resumes_without_losing_or_duplicating(tmp_pa
         """Episode 0 committed and episode 1's journal has frames."""
         try:
             header = json.loads((staging / "header.json").read_text())
-            return header["episode_index"] == 1 and (staging / "frames.bin").stat().st_size > 0 and (
-                worker / "meta" / "episodes" / "chunk-000" / "file-000.parquet").exists()
+            return (
+                header["episode_index"] == 1
+                and (staging / "frames.bin").stat().st_size > 0
+                and (worker / "meta" / "episodes" / "chunk-000" / "file-000.parquet").exists()
+            )
         except (OSError, ValueError, KeyError):
             return False
 

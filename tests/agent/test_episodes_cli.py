@@ -15,10 +15,21 @@ from tests.policy.data.synthetic import SyntheticEpisode, make_writer, write_epi
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("episodes")
     with make_writer(root) as writer:
-        write_episode(writer, SyntheticEpisode(
-            "put the cup in the sink", 12, 0, subtasks=[(0, "go to the table", "policy"), (6, "pick up the cup", "coach")],
-            events=[(6, "interjection", "Policy: go to the table → Relabeled: pick up the cup"), (9, "estop", "operator")]),
-            "stopped-by-e-stop", None)
+        write_episode(
+            writer,
+            SyntheticEpisode(
+                "put the cup in the sink",
+                12,
+                0,
+                subtasks=[(0, "go to the table", "policy"), (6, "pick up the cup", "coach")],
+                events=[
+                    (6, "interjection", "Policy: go to the table → Relabeled: pick up the cup"),
+                    (9, "estop", "operator"),
+                ],
+            ),
+            "stopped-by-e-stop",
+            None,
+        )
         write_episode(writer, SyntheticEpisode("wipe the table", 5, 1), "succeeded", True)
     return root
 
@@ -34,9 +45,22 @@ def test_list_and_show(root) -> None:
     assert "stopped-by-e-stop" in lines[1] and "put the cup in the sink" in lines[1] and " 12 " in lines[1]
     assert "succeeded" in lines[2] and "yes" in lines[2]
     assert "2 episodes, 17 frames at 20 fps" in result.output
-    rows = [json.loads(line) for line in invoke("list", "--root", str(root), "--json", "--task", "wipe").output.splitlines()]
-    assert rows == [{"index": 1, "task": "wipe the table", "length": 5, "duration_s": 0.25, "outcome": "succeeded",
-                     "success": True, "subtasks": 0, "events": 0, "recovered": False}]
+    rows = [
+        json.loads(line) for line in invoke("list", "--root", str(root), "--json", "--task", "wipe").output.splitlines()
+    ]
+    assert rows == [
+        {
+            "index": 1,
+            "task": "wipe the table",
+            "length": 5,
+            "duration_s": 0.25,
+            "outcome": "succeeded",
+            "success": True,
+            "subtasks": 0,
+            "events": 0,
+            "recovered": False,
+        }
+    ]
     shown = invoke("show", "0", "--root", str(root)).output
     assert "pick up the cup  [coach]" in shown and "0.30s  #6" in shown and "estop    operator" in shown
     assert json.loads(invoke("show", "0", "--root", str(root), "--json").output)["subtasks"][1]["source"] == "coach"

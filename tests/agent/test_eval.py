@@ -81,9 +81,14 @@ def test_eval_runs_the_full_hierarchy_end_to_end_and_records_episodes(tmp_path) 
     description = probe.describe()
     probe.close()
     policy = Pi05Policy.build_random(
-        "tiny", camera_names=("head", "wrist"), state_names=description.state_names,
-        action_names=description.action_names, action_horizon=10, max_token_len=64,
-        robot_type=description.robot_type, robot_interface_version=description.interface_version,
+        "tiny",
+        camera_names=("head", "wrist"),
+        state_names=description.state_names,
+        action_names=description.action_names,
+        action_horizon=10,
+        max_token_len=64,
+        robot_type=description.robot_type,
+        robot_interface_version=description.interface_version,
     )
     settings = EvalSettings(episodes=1, max_steps=8, execute_steps=4, camera_size=32, record_dir=tmp_path / "episodes")
     jobs = plan_jobs(["put the can in the sink"], 1, 1000)

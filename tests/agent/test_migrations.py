@@ -45,7 +45,12 @@ def test_database_left_at_version_1_upgrades_and_keeps_its_rows(tmp_path) -> Non
         conn.execute(schema.schema_migrations.insert().values(version=1, name="initial tables", applied_at=now))
         conn.execute(
             schema_v1.tasks.insert().values(
-                id="t1", robot_id="r1", text="wipe the table", state="succeeded", created_at=now, updated_at=now,
+                id="t1",
+                robot_id="r1",
+                text="wipe the table",
+                state="succeeded",
+                created_at=now,
+                updated_at=now,
                 subtasks=["wipe"],
             )
         )

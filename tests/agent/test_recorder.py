@@ -22,9 +22,11 @@ DESCRIPTION = RobotDescription(
 
 
 def observation(i: int, buffer: dict[str, np.ndarray] | None = None) -> Observation:
-    images = buffer if buffer is not None else {
-        "head": np.zeros((32, 48, 3), np.uint8), "wrist": np.zeros((16, 16, 3), np.uint8)
-    }
+    images = (
+        buffer
+        if buffer is not None
+        else {"head": np.zeros((32, 48, 3), np.uint8), "wrist": np.zeros((16, 16, 3), np.uint8)}
+    )
     for image in images.values():
         image[...] = (i * 9) % 256  # a robot that reuses its image buffers tick after tick
     return Observation(images=images, state=np.array([i, -i], np.float32), state_names=["q1", "q2"])
@@ -58,7 +60,9 @@ def test_recorded_ticks_are_all_on_disk_after_finish(tmp_path) -> None:
     means = [frame.images["head"].mean() for frame in reader.episode_frames(0)]
     np.testing.assert_allclose(means, [(i * 9) % 256 for i in range(25)], atol=3)  # each tick's own image
     assert [(s["text"], s["source"], s["frame_index"]) for s in first.subtasks] == [
-        ("go to the table", "policy", 0), ("pick up the cup", "coach", 10)]
+        ("go to the table", "policy", 0),
+        ("pick up the cup", "coach", 10),
+    ]
     assert [e["kind"] for e in first.events] == ["interjection"] and first.events[0]["frame_index"] == 10
     assert second.length == 1 and [e["kind"] for e in second.events] == ["estop"]
 

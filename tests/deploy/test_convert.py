@@ -44,8 +44,14 @@ def lerobot_name(ours: str) -> str:
 
 
 def convert(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*HEARTH, "convert", *args], capture_output=True, text=True, timeout=180,
-                          stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
+    return subprocess.run(
+        [*HEARTH, "convert", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+    )
 
 
 def test_convert_lerobot_layout_reproduces_actions(tmp_path: Path) -> None:
@@ -62,10 +68,20 @@ def test_convert_lerobot_layout_reproduces_actions(tmp_path: Path) -> None:
     original.tokenizer.save(tmp_path / "tok")
     meta = original.metadata
     result = convert(
-        str(source), str(tmp_path / "converted"), "--tokenizer", str(tmp_path / "tok"),
-        "--cameras", ",".join(CAMERAS), "--state-names", ",".join(meta["state_names"]),
-        "--action-names", ",".join(meta["action_names"]), "--norm-stats", str(tmp_path / "norm_stats.json"),
-        "--config-preset", "tiny",
+        str(source),
+        str(tmp_path / "converted"),
+        "--tokenizer",
+        str(tmp_path / "tok"),
+        "--cameras",
+        ",".join(CAMERAS),
+        "--state-names",
+        ",".join(meta["state_names"]),
+        "--action-names",
+        ",".join(meta["action_names"]),
+        "--norm-stats",
+        str(tmp_path / "norm_stats.json"),
+        "--config-preset",
+        "tiny",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "wrote hearth checkpoint" in result.stdout
@@ -82,8 +98,18 @@ def test_convert_names_a_missing_tensor_and_missing_stats(tmp_path: Path) -> Non
     weights = save_lerobot_weights(original.model, source)
     (source / "config.json").write_text(json.dumps({"type": "pi05"}))
     original.tokenizer.save(tmp_path / "tok")
-    common = ["--tokenizer", str(tmp_path / "tok"), "--cameras", ",".join(CAMERAS), "--state-dim", "12",
-              "--action-dim", "12", "--config-preset", "tiny"]
+    common = [
+        "--tokenizer",
+        str(tmp_path / "tok"),
+        "--cameras",
+        ",".join(CAMERAS),
+        "--state-dim",
+        "12",
+        "--action-dim",
+        "12",
+        "--config-preset",
+        "tiny",
+    ]
     result = convert(str(source), str(tmp_path / "out"), *common)
     assert result.returncode == 2 and "norm stats" in result.stderr
     original.norm_stats.save(tmp_path / "norm_stats.json")

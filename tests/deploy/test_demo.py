@@ -20,9 +20,24 @@ def test_headless_demo_runs_one_task_and_records_it(tmp_path: Path) -> None:
     """Recorded where the console reviews (<home>/episodes/sim-kitchen); exit status says whether the task succeeded;
     the terminal shows the trace, not library logs (those go to <home>/logs/run.log)."""
     result = subprocess.run(
-        [*HEARTH, "demo", "--headless", "--task", "put the can in the sink", "--random-preset", "tiny",
-         "--home", str(tmp_path), "--max-seconds", "25"],
-        capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+        [
+            *HEARTH,
+            "demo",
+            "--headless",
+            "--task",
+            "put the can in the sink",
+            "--random-preset",
+            "tiny",
+            "--home",
+            str(tmp_path),
+            "--max-seconds",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
     )
     out = result.stdout
     outcome = re.search(r"^outcome: (\w+)", out, re.MULTILINE)
@@ -44,7 +59,11 @@ def test_headless_demo_runs_one_task_and_records_it(tmp_path: Path) -> None:
 def test_demo_without_a_checkpoint_says_how_to_get_one(tmp_path: Path) -> None:
     result = subprocess.run(
         [*HEARTH, "demo", "--checkpoint", str(tmp_path / "missing"), "--home", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 2
     assert "no checkpoint at" in result.stderr and "--random-preset tiny" in result.stderr
@@ -64,8 +83,20 @@ def _descendants(pid: int) -> set[int]:
 def test_demo_stack_comes_up_healthy_and_stops_with_no_orphans(tmp_path: Path) -> None:
     ports = {"worker": free_port(), "api": free_port(), "console": free_port()}
     demo = ManagedProcess(
-        [*HEARTH, "demo", "--random-preset", "tiny", "--home", str(tmp_path),
-         "--worker-port", str(ports["worker"]), "--api-port", str(ports["api"]), "--console-port", str(ports["console"])],
+        [
+            *HEARTH,
+            "demo",
+            "--random-preset",
+            "tiny",
+            "--home",
+            str(tmp_path),
+            "--worker-port",
+            str(ports["worker"]),
+            "--api-port",
+            str(ports["api"]),
+            "--console-port",
+            str(ports["console"]),
+        ],
         tmp_path / "demo.log",
     )
     try:
@@ -83,7 +114,9 @@ def test_demo_stack_comes_up_healthy_and_stops_with_no_orphans(tmp_path: Path) -
         assert (tmp_path / "demo-token").read_text().strip() == token  # reused by the next start
         import httpx
 
-        robots = httpx.get(f"http://127.0.0.1:{ports['api']}/api/v1/robots", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        robots = httpx.get(
+            f"http://127.0.0.1:{ports['api']}/api/v1/robots", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert robots.status_code == 200 and "sim-kitchen" in robots.text
         services = _descendants(demo.pid)
         assert len(services) >= 3

@@ -37,8 +37,12 @@ def alive(pid: int) -> bool:
 def test_stack_starts_in_order_waits_for_health_and_leaves_no_orphans(tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
     specs = [
-        ServiceSpec(f"svc{i}", [sys.executable, "-c", HTTP_SERVER, str(p), str(tmp_path / f"child{i}.pid")],
-                    health_url=f"http://127.0.0.1:{p}/healthz", startup_timeout_s=30)
+        ServiceSpec(
+            f"svc{i}",
+            [sys.executable, "-c", HTTP_SERVER, str(p), str(tmp_path / f"child{i}.pid")],
+            health_url=f"http://127.0.0.1:{p}/healthz",
+            startup_timeout_s=30,
+        )
         for i, p in enumerate(ports)
     ]
     stack = Stack(specs, tmp_path / "logs")
@@ -55,10 +59,18 @@ def test_stack_starts_in_order_waits_for_health_and_leaves_no_orphans(tmp_path: 
 
 def test_a_crashing_service_fails_start_with_its_log_and_stops_the_others(tmp_path: Path) -> None:
     port = free_port()
-    good = ServiceSpec("good", [sys.executable, "-c", HTTP_SERVER, str(port), str(tmp_path / "c.pid")],
-                       health_url=f"http://127.0.0.1:{port}/healthz", startup_timeout_s=30)
-    bad = ServiceSpec("bad", [sys.executable, "-c", "import sys; print('boom: no checkpoint'); sys.exit(3)"],
-                      health_url=f"http://127.0.0.1:{free_port()}/healthz", startup_timeout_s=30)
+    good = ServiceSpec(
+        "good",
+        [sys.executable, "-c", HTTP_SERVER, str(port), str(tmp_path / "c.pid")],
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        startup_timeout_s=30,
+    )
+    bad = ServiceSpec(
+        "bad",
+        [sys.executable, "-c", "import sys; print('boom: no checkpoint'); sys.exit(3)"],
+        health_url=f"http://127.0.0.1:{free_port()}/healthz",
+        startup_timeout_s=30,
+    )
     stack = Stack([good, bad], tmp_path / "logs")
     with pytest.raises(StackError, match=r"bad exited with code 3 during start-up(.|\n)*boom: no checkpoint"):
         stack.start()

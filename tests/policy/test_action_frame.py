@@ -105,10 +105,19 @@ def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_target
     padded[..., :5] = stats.normalize("actions", chunks)
     empty = np.zeros((n, 4), np.int64)
     arrays = TrainingArrays(
-        camera_names=["head"], images=np.zeros((n, 1, 4, 4, 3), np.uint8), actions=padded, action_dim=5,
-        action_is_pad=np.zeros((n, horizon), bool), s1_tokens=empty, s1_mask=empty.astype(bool),
-        s1_loss=empty.astype(bool), s2_tokens=empty, s2_mask=empty.astype(bool), s2_loss=empty.astype(bool),
-        has_subtask=np.zeros(n, bool), episode_index=np.zeros(n, np.int64),
+        camera_names=["head"],
+        images=np.zeros((n, 1, 4, 4, 3), np.uint8),
+        actions=padded,
+        action_dim=5,
+        action_is_pad=np.zeros((n, horizon), bool),
+        s1_tokens=empty,
+        s1_mask=empty.astype(bool),
+        s1_loss=empty.astype(bool),
+        s2_tokens=empty,
+        s2_mask=empty.astype(bool),
+        s2_loss=empty.astype(bool),
+        has_subtask=np.zeros(n, bool),
+        episode_index=np.zeros(n, np.int64),
         states=np.pad(stats.normalize("state", states), ((0, 0), (0, 3))),
     )
     meta = {"action_names": NAMES, "state_names": NAMES}
@@ -122,5 +131,6 @@ def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_target
     np.testing.assert_allclose(relative, frame().to_model(chunks, states), atol=1e-4)
     assert np.all(reframed.arrays.actions[..., 5:] == 0)  # padding dims untouched
     back = reframe_prepared(reframed, None)  # and back to absolute
-    np.testing.assert_allclose(back.norm_stats.unnormalize("actions", back.arrays.actions[..., :5])[..., :4],
-                               chunks[..., :4], atol=1e-4)
+    np.testing.assert_allclose(
+        back.norm_stats.unnormalize("actions", back.arrays.actions[..., :5])[..., :4], chunks[..., :4], atol=1e-4
+    )

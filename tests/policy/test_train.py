@@ -66,7 +66,9 @@ def test_augmentation_keeps_shape_and_range_leaves_wrist_geometry_and_is_reprodu
     assert out_a.min() >= -1.0 - 1e-5 and out_a.max() <= 1.0 + 1e-5
     assert torch.equal(out_a[:, 1], ramp[:, 1])  # wrist: no geometry, and colour jitter is off here
     assert not torch.allclose(out_a[:, 0], ramp[:, 0], atol=1e-3)  # head camera was cropped/rotated
-    colour = augment_images(ramp, [False, True], AugmentSettings(crop_scale=1.0, rotate_deg=0.0), torch.Generator().manual_seed(2))
+    colour = augment_images(
+        ramp, [False, True], AugmentSettings(crop_scale=1.0, rotate_deg=0.0), torch.Generator().manual_seed(2)
+    )
     assert not torch.allclose(colour[:, 1], ramp[:, 1], atol=1e-3)  # colour jitter reaches the wrist by default
     off = augment_images(ramp, [False, True], AugmentSettings(enabled=False), torch.Generator())
     assert off is ramp
@@ -74,7 +76,9 @@ def test_augmentation_keeps_shape_and_range_leaves_wrist_geometry_and_is_reprodu
 
 def test_lora_starts_as_identity_trains_only_adapters_and_merges_exactly() -> None:
     torch.manual_seed(0)
-    model = nn.ModuleDict({"vlm": nn.Linear(6, 6), "expert": nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))})
+    model = nn.ModuleDict(
+        {"vlm": nn.Linear(6, 6), "expert": nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))}
+    )
     x = torch.randn(5, 6)
     before = model["expert"](x)
     wrapped = apply_lora(model, [r"^expert"], rank=2, alpha=4.0)
@@ -87,7 +91,9 @@ def test_lora_starts_as_identity_trains_only_adapters_and_merges_exactly() -> No
         model["expert"][2].lora_b.normal_()
     adapted = model["expert"](x)
     assert not torch.allclose(adapted, before)
-    plain = nn.ModuleDict({"vlm": nn.Linear(6, 6), "expert": nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))})
+    plain = nn.ModuleDict(
+        {"vlm": nn.Linear(6, 6), "expert": nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))}
+    )
     plain.load_state_dict(merged_state_dict(model))
     assert torch.allclose(plain["expert"](x), adapted, atol=1e-5)
     with pytest.raises(ValueError, match=r"match no nn\.Linear"):
@@ -141,25 +147,40 @@ def _synthetic_prepared(folder, config, frames: int = 24, horizon: int = 10):
         image = np.full((40, 40, 3), 40 + 80 * phase, np.uint8)
         image[rng.integers(0, 30) :, :10] = 255
         samples.append(
-            (i // 8, TrainSample(
-                images={"head": image, "wrist": image[::-1].copy()},
-                state=np.array([phase, i / frames, 0.5], np.float32),
-                actions=actions.astype(np.float32),
-                action_is_pad=np.arange(horizon) >= horizon - (i % 3),
-                task="put the can in the sink",
-                subtask=SUBTASKS[phase],
-            ))
+            (
+                i // 8,
+                TrainSample(
+                    images={"head": image, "wrist": image[::-1].copy()},
+                    state=np.array([phase, i / frames, 0.5], np.float32),
+                    actions=actions.astype(np.float32),
+                    action_is_pad=np.arange(horizon) >= horizon - (i % 3),
+                    task="put the can in the sink",
+                    subtask=SUBTASKS[phase],
+                ),
+            )
         )
-    norm = NormStats.from_arrays({"state": np.stack([s.state for _, s in samples]),
-                                  "actions": np.concatenate([s.actions for _, s in samples])})
+    norm = NormStats.from_arrays(
+        {"state": np.stack([s.state for _, s in samples]), "actions": np.concatenate([s.actions for _, s in samples])}
+    )
     fast = FastTokenizer.fit(np.stack([norm.normalize("actions", s.actions) for _, s in samples]), vocab_size=512)
     tokenizer = household_tokenizer()
     model_config = preset(config.model.preset, **config.model.overrides)
-    encoder = ExampleEncoder(tokenizer, norm, config.loss.max_token_len or model_config.max_token_len,
-                             model_config.max_action_dim, config.loss, fast)
+    encoder = ExampleEncoder(
+        tokenizer,
+        norm,
+        config.loss.max_token_len or model_config.max_token_len,
+        model_config.max_action_dim,
+        config.loss,
+        fast,
+    )
     arrays = TrainingArrays.build(samples, encoder, ["head", "wrist"], model_config.vision.image_size)
-    meta = {"camera_names": ["head", "wrist"], "state_names": ["phase", "progress", "const"],
-            "action_names": ["a0", "a1"], "control_hz": 20.0, "tasks": ["put the can in the sink"]}
+    meta = {
+        "camera_names": ["head", "wrist"],
+        "state_names": ["phase", "progress", "const"],
+        "action_names": ["a0", "a1"],
+        "control_hz": 20.0,
+        "tasks": ["put the can in the sink"],
+    }
     prepared = PreparedData(arrays, norm, tokenizer, fast, meta)
     prepared.save(folder)
     return prepared
@@ -196,7 +217,9 @@ def test_prepared_data_encodes_both_example_kinds(prepared_dir, tiny_config) -> 
     s1_targets = arrays.s1_tokens[0][arrays.s1_loss[0]]
     assert s1_targets[-1] == tok.eos_id and (s1_targets[:-1] >= tok.vocab_size - prepared.fast.vocab_size).all()
     assert "Action: " in tok.decode(arrays.s1_tokens[0][arrays.s1_mask[0] & ~arrays.s1_loss[0]].tolist())
-    batch = arrays.to_torch(torch.device("cpu")).batch(torch.tensor([0, 1, 2, 3]), torch.tensor([True, False, True, False]))
+    batch = arrays.to_torch(torch.device("cpu")).batch(
+        torch.tensor([0, 1, 2, 3]), torch.tensor([True, False, True, False])
+    )
     assert batch.has_actions.tolist() == [False, True, False, True]
     assert torch.equal(batch.tokens[0], torch.from_numpy(arrays.s2_tokens[0]))
     assert torch.equal(batch.tokens[1], torch.from_numpy(arrays.s1_tokens[1]))
@@ -218,13 +241,16 @@ def test_data_prepared_without_states_is_refused_for_a_state_token_model(prepare
         train(tiny_config, tmp_path / "old-data", tmp_path / "run", progress=False)
 
 
-def test_a_few_training_steps_decrease_the_loss_and_export_a_loadable_policy(prepared_dir, tiny_config, tmp_path) -> None:
+def test_a_few_training_steps_decrease_the_loss_and_export_a_loadable_policy(
+    prepared_dir, tiny_config, tmp_path
+) -> None:
     from policy.inference import Pi05Policy
     from policy.train import train
 
     losses = []
-    result = train(tiny_config, prepared_dir, tmp_path / "run", progress=False,
-                   on_step=lambda step, values: losses.append(values))
+    result = train(
+        tiny_config, prepared_dir, tmp_path / "run", progress=False, on_step=lambda step, values: losses.append(values)
+    )
     assert result.steps == tiny_config.steps
     first = sum(v["loss"] for v in losses[:5]) / 5
     last = sum(v["loss"] for v in losses[-5:]) / 5
@@ -245,8 +271,14 @@ def test_export_records_the_robot_interface_the_data_was_recorded_on(tiny_config
     from policy.train import PreparedData, build_model, export_checkpoint
 
     model, _, tokenizer, _ = build_model(tiny_config, None)
-    meta = {"camera_names": ["head", "wrist"], "state_names": ["s0"], "action_names": ["a0", "a1"],
-            "control_hz": 20.0, "robot_type": "test-bot", "robot_interface_version": 3}
+    meta = {
+        "camera_names": ["head", "wrist"],
+        "state_names": ["s0"],
+        "action_names": ["a0", "a1"],
+        "control_hz": 20.0,
+        "robot_type": "test-bot",
+        "robot_interface_version": 3,
+    }
     for name, data in (("new", meta), ("old", {k: v for k, v in meta.items() if not k.startswith("robot_")})):
         prepared = PreparedData(None, NormStats.unit(1, 2), tokenizer, None, data)  # export reads no arrays
         export_checkpoint(tmp_path / name, model, None, prepared, tiny_config, {}, step=0)
@@ -292,8 +324,15 @@ def _write_dataset(root) -> None:
 
     from policy.data.writer import LeRobotDatasetWriter
 
-    writer = LeRobotDatasetWriter(root, 20.0, "test-bot", {"head": (48, 48), "wrist": (48, 48)},
-                                  ["s0", "s1", "s2"], ["a0", "a1"], robot_interface_version=3)
+    writer = LeRobotDatasetWriter(
+        root,
+        20.0,
+        "test-bot",
+        {"head": (48, 48), "wrist": (48, 48)},
+        ["s0", "s1", "s2"],
+        ["a0", "a1"],
+        robot_interface_version=3,
+    )
     rng = np.random.default_rng(1)
     for episode in range(2):
         writer.begin_episode("put the can in the sink")
@@ -301,8 +340,11 @@ def _write_dataset(root) -> None:
             if t in (0, 7):
                 writer.set_subtask(SUBTASKS[t // 7], "expert")
             image = np.full((48, 48, 3), 15 * t, np.uint8)
-            writer.add_frame({"head": image, "wrist": image}, rng.normal(size=3).astype(np.float32),
-                             np.array([t / 14, episode], np.float32))
+            writer.add_frame(
+                {"head": image, "wrist": image},
+                rng.normal(size=3).astype(np.float32),
+                np.array([t / 14, episode], np.float32),
+            )
         writer.end_episode("succeeded", True)
     writer.close()
 
@@ -327,9 +369,27 @@ def test_hearth_train_cli_reads_a_lerobot_dataset_and_exports_a_checkpoint(tmp_p
     from policy.train import PreparedData
 
     _write_dataset(tmp_path / "demos")
-    text = _run(["-m", "agent.cli", "train", "--config", "tiny-test", "--data", str(tmp_path / "demos"),
-                 "--out", str(tmp_path / "run"), "--set", "steps=4", "--set", "save_every=2",
-                 "--set", "loss.fast_fit_chunks=16", "--no-progress"], tmp_path / "train.log")
+    text = _run(
+        [
+            "-m",
+            "agent.cli",
+            "train",
+            "--config",
+            "tiny-test",
+            "--data",
+            str(tmp_path / "demos"),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "steps=4",
+            "--set",
+            "save_every=2",
+            "--set",
+            "loss.fast_fit_chunks=16",
+            "--no-progress",
+        ],
+        tmp_path / "train.log",
+    )
     assert "checkpoint:" in text
     prepared = PreparedData.load(tmp_path / "run" / "data")
     assert len(prepared.arrays) == 28 and prepared.meta["action_names"] == ["a0", "a1"]
@@ -345,8 +405,21 @@ def test_hearth_train_cli_reads_a_lerobot_dataset_and_exports_a_checkpoint(tmp_p
     bad.write_text("stepz: 3\n")
     from tests.support import spawn
 
-    with spawn([__import__("sys").executable, "-m", "agent.cli", "train", "--config", str(bad), "--data",
-                str(tmp_path / "demos"), "--out", str(tmp_path / "bad-run")], tmp_path / "bad.log") as process:
+    with spawn(
+        [
+            __import__("sys").executable,
+            "-m",
+            "agent.cli",
+            "train",
+            "--config",
+            str(bad),
+            "--data",
+            str(tmp_path / "demos"),
+            "--out",
+            str(tmp_path / "bad-run"),
+        ],
+        tmp_path / "bad.log",
+    ) as process:
         assert process.popen.wait(timeout=120) != 0
         assert "stepz" in process.log_text()
 
@@ -355,24 +428,48 @@ def test_hearth_train_cli_reads_a_lerobot_dataset_and_exports_a_checkpoint(tmp_p
 def test_ddp_under_torchrun_with_two_cpu_processes(prepared_dir, tmp_path) -> None:
     from tests.support import free_port
 
-    text = _run(["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
-                 "-m", "agent.cli", "train", "--config", "tiny-test", "--data", str(prepared_dir),
-                 "--out", str(tmp_path / "ddp"), "--set", "steps=4", "--set", "save_every=4", "--no-progress"],
-                tmp_path / "ddp.log")
+    text = _run(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(free_port()),
+            "-m",
+            "agent.cli",
+            "train",
+            "--config",
+            "tiny-test",
+            "--data",
+            str(prepared_dir),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--set",
+            "steps=4",
+            "--set",
+            "save_every=4",
+            "--no-progress",
+        ],
+        tmp_path / "ddp.log",
+    )
     assert text.count("joined process group") == 2
     assert (tmp_path / "ddp" / "checkpoint" / "model.safetensors").exists()
     rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
     assert rows[-1].startswith("4,")
 
 
-def test_finetune_from_a_checkpoint_with_lora_on_the_expert_and_a_frozen_vision_tower(prepared_dir, tiny_config, tmp_path) -> None:
+def test_finetune_from_a_checkpoint_with_lora_on_the_expert_and_a_frozen_vision_tower(
+    prepared_dir, tiny_config, tmp_path
+) -> None:
     from safetensors.torch import load_file
 
     from policy.train import train
 
     base = train(tiny_config.model_copy(update={"steps": 2}), prepared_dir, tmp_path / "base", progress=False)
-    finetune = tiny_config.finetune.model_copy(update={"lora_rank": 2, "lora_patterns": [r"^expert\."],
-                                                       "freeze_vision": True})
+    finetune = tiny_config.finetune.model_copy(
+        update={"lora_rank": 2, "lora_patterns": [r"^expert\."], "freeze_vision": True}
+    )
     config = tiny_config.model_copy(update={"steps": 3, "finetune": finetune, "ema_decay": 0.5})
     tuned = train(config, prepared_dir, tmp_path / "tuned", init=base.checkpoint, progress=False)
     before = load_file(str(base.checkpoint / "model.safetensors"))

@@ -258,7 +258,11 @@ def test_bad_messages_get_clear_errors_and_the_server_keeps_serving(bridge: Brid
         reply = ask(packb({"id": 9, "op": "act", "action": np.zeros(3)}))
         assert reply["error_type"] == "value_error" and "shape (12,)" in reply["error"]
         lying = msgpack.packb(
-            {"id": 10, "op": "act", "action": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "<f8", b"shape": [12]}}
+            {
+                "id": 10,
+                "op": "act",
+                "action": {b"__ndarray__": True, b"data": b"\0" * 8, b"dtype": "<f8", b"shape": [12]},
+            }
         )
         assert "needs 96 bytes, got 8" in ask(lying)["error"]
         assert "jpeg_quality" in ask(packb({"id": 11, "op": "observe", "jpeg_quality": 500}))["error"]
@@ -300,14 +304,20 @@ def test_killed_agent_the_robot_holds_and_a_safety_event_is_reported(bridge: Bri
     observer = BridgeRobot(bridge.url, api_key=KEY, timeout_s=30.0)
     try:
         with spawn([sys.executable, str(script)], tmp_path / "agent.log", env=env) as agent:
-            wait_until(lambda: "driving" in agent.log_text(), timeout=WAIT_S, what=f"the agent to drive: {agent.log_path}")
+            wait_until(
+                lambda: "driving" in agent.log_text(), timeout=WAIT_S, what=f"the agent to drive: {agent.log_path}"
+            )
             status = bridge.status()
             assert status["driver"] is not None and status["last_command"] == "act"
             killed_at = time.time()
             agent.signal_group(signal.SIGKILL)
             agent.popen.wait(timeout=30)
 
-        event = wait_until(lambda: happened(observer, "bridge_disconnect", killed_at), timeout=WAIT_S, what="a bridge_disconnect safety event")
+        event = wait_until(
+            lambda: happened(observer, "bridge_disconnect", killed_at),
+            timeout=WAIT_S,
+            what="a bridge_disconnect safety event",
+        )
         assert event.details["held"] is True and "hold" in event.message
         status = bridge.status()
         assert status["driver"] is None and status["last_command"] == "hold"

@@ -45,11 +45,19 @@ def write_deployment(folder: Path, worker_port: int, api_port: int, orchestrator
         yaml.safe_dump(
             {
                 "name": "console-test",
-                "robots": [{"id": ROBOT_ID, "kind": "sim-kitchen", "options": {"camera_size": CAMERA_SIZE,
-                                                                       "operator_camera_size": OPERATOR_CAMERA_SIZE}}],
+                "robots": [
+                    {
+                        "id": ROBOT_ID,
+                        "kind": "sim-kitchen",
+                        "options": {"camera_size": CAMERA_SIZE, "operator_camera_size": OPERATOR_CAMERA_SIZE},
+                    }
+                ],
                 # the checkpoint the worker serves: the API checks task prompts against its token budget
-                "policy": {"url": f"ws://127.0.0.1:{worker_port}", "timeout_s": 20,
-                           "checkpoint": str(folder / "checkpoint")},
+                "policy": {
+                    "url": f"ws://127.0.0.1:{worker_port}",
+                    "timeout_s": 20,
+                    "checkpoint": str(folder / "checkpoint"),
+                },
                 "system2": {"backend": "local", "every_k_chunks": 2},
                 "api": {
                     "host": "127.0.0.1",
@@ -84,8 +92,7 @@ class Stack:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def client(self, role: str = "operator") -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.tokens[role]}"},
-                            timeout=30)
+        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=30)
 
     def logs(self) -> str:
         return "\n".join(f"===== {name}\n{p.log_text()[-4000:]}" for name, p in self.processes.items())
@@ -96,8 +103,11 @@ class Stack:
         old.stop()
         log = old.log_path.with_name(f"{old.log_path.stem}-restarted{old.log_path.suffix}")
         self.processes["api"] = ManagedProcess(old.args, log, old.env, old.cwd)
-        wait_until(lambda: (self.check_alive(), _http_ok(f"{self.api_url}/api/v1/health"))[1],
-                   timeout=STARTUP_TIMEOUT_S, what="API healthy again")
+        wait_until(
+            lambda: (self.check_alive(), _http_ok(f"{self.api_url}/api/v1/health"))[1],
+            timeout=STARTUP_TIMEOUT_S,
+            what="API healthy again",
+        )
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -129,20 +139,42 @@ def running_stack(folder: Path, with_robot: bool = True, orchestrator: dict | No
         # (the robot runtime connects to the worker when it starts).
         stack.processes["console"] = ManagedProcess(
             [*hearth, "console", "--api-url", api_url, "--host", "127.0.0.1", "--port", str(console_port)],
-            folder / "console.log", env)
+            folder / "console.log",
+            env,
+        )
         if with_robot:
             checkpoint = build_tiny_checkpoint(folder / "checkpoint")
             stack.processes["worker"] = ManagedProcess(
-                [*hearth, "serve-policy", "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
-                 "--port", str(worker_port)], folder / "worker.log", env)
-            wait_until(lambda: (stack.check_alive(), _http_ok(f"http://127.0.0.1:{worker_port}/healthz"))[1],
-                       timeout=STARTUP_TIMEOUT_S, what="policy worker healthy")
+                [
+                    *hearth,
+                    "serve-policy",
+                    "--checkpoint",
+                    str(checkpoint),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(worker_port),
+                ],
+                folder / "worker.log",
+                env,
+            )
+            wait_until(
+                lambda: (stack.check_alive(), _http_ok(f"http://127.0.0.1:{worker_port}/healthz"))[1],
+                timeout=STARTUP_TIMEOUT_S,
+                what="policy worker healthy",
+            )
         api_args = [*hearth, "serve-api", "--deployment", str(deployment)] + ([] if with_robot else ["--no-robots"])
         stack.processes["api"] = ManagedProcess(api_args, folder / "api.log", env)
-        wait_until(lambda: (stack.check_alive(), _http_ok(f"{api_url}/api/v1/health"))[1],
-                   timeout=STARTUP_TIMEOUT_S, what="API healthy")
-        wait_until(lambda: (stack.check_alive(), _http_ok(f"{stack.console_url}/_stcore/health"))[1],
-                   timeout=STARTUP_TIMEOUT_S, what="console healthy")
+        wait_until(
+            lambda: (stack.check_alive(), _http_ok(f"{api_url}/api/v1/health"))[1],
+            timeout=STARTUP_TIMEOUT_S,
+            what="API healthy",
+        )
+        wait_until(
+            lambda: (stack.check_alive(), _http_ok(f"{stack.console_url}/_stcore/health"))[1],
+            timeout=STARTUP_TIMEOUT_S,
+            what="console healthy",
+        )
         yield stack
     finally:
         for process in reversed(list(stack.processes.values())):

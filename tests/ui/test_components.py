@@ -64,14 +64,21 @@ def test_timeline_becomes_segments_and_marks():
             {"text": "pick up the cup", "source": "policy", "frame_index": 0, "timestamp": 0.0},
             {"text": "put it down", "source": "policy", "frame_index": 60, "timestamp": 3.0},
         ],
-        "events": [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame_index": 40, "timestamp": 2.0},
-                   {"kind": "estop", "text": None, "frame_index": 70, "timestamp": 3.5}],
+        "events": [
+            {"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame_index": 40, "timestamp": 2.0},
+            {"kind": "estop", "text": None, "frame_index": 70, "timestamp": 3.5},
+        ],
     }
     subtasks, events = normalize_timeline(timeline, length=100)
     assert [(s["text"], s["source"], s["start_frame"], s["end_frame"]) for s in subtasks] == [
-        ("pick up the cup", "policy", 0, 40), ("open the tap", "coach", 40, 60), ("put it down", "policy", 60, 100)]
-    assert events == [{"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame": 40},
-                      {"kind": "estop", "text": "", "frame": 70}]
+        ("pick up the cup", "policy", 0, 40),
+        ("open the tap", "coach", 40, 60),
+        ("put it down", "policy", 60, 100),
+    ]
+    assert events == [
+        {"kind": "interjection", "text": "Policy: a → Relabeled: b", "frame": 40},
+        {"kind": "estop", "text": "", "frame": 70},
+    ]
 
 
 def test_timeline_refuses_other_spellings():
@@ -81,15 +88,18 @@ def test_timeline_refuses_other_spellings():
 
 
 def test_robot_titles_and_placeholders_fit_the_robot():
-    kitchen = RobotInfo.parse({"id": "kitchen", "description": {"name": "sim-kitchen",
-                                                                "tasks": ["put the can in the sink", "wipe it"]}})
+    kitchen = RobotInfo.parse(
+        {"id": "kitchen", "description": {"name": "sim-kitchen", "tasks": ["put the can in the sink", "wipe it"]}}
+    )
     assert kitchen.title == "kitchen (sim-kitchen)"
     assert RobotInfo.parse({"id": "sim-kitchen", "description": {"name": "sim-kitchen"}}).title == "sim-kitchen"
     assert RobotInfo.parse({"id": "arm", "description": None}).title == "arm"
     # the coaching example names the scene's object (issue 17: it named a cup in a scene built around a can)
     assert kitchen.coaching_example() == "e.g. pick up the can"
     assert kitchen.task_example() == "e.g. put the can in the sink"  # reads as an example, not a filled-in value
-    assert RobotInfo.parse({"id": "arm", "description": {"tasks": ["wave"]}}).coaching_example() == "e.g. open the gripper"
+    assert (
+        RobotInfo.parse({"id": "arm", "description": {"tasks": ["wave"]}}).coaching_example() == "e.g. open the gripper"
+    )
 
 
 def test_start_message_says_what_the_task_is_doing():
@@ -98,13 +108,21 @@ def test_start_message_says_what_the_task_is_doing():
 
     assert start_message(task("running")) == "Task running: put the can in the sink"
     assert start_message(task("queued")).startswith("Task queued (another task is active")
-    assert start_message(task("paused", "e-stop: operator")) == "Task paused: put the can in the sink (e-stop: operator)"
+    assert (
+        start_message(task("paused", "e-stop: operator")) == "Task paused: put the can in the sink (e-stop: operator)"
+    )
 
 
 def test_status_reads_typed_fields_and_ignores_unknown_ones():
-    status = StatusView.model_validate({"task_id": "t", "task_state": "paused", "reason": "worker late by 900 ms",
-                                        "coaching": {"coached": "pick up the can", "remaining_s": 12.4},
-                                        "a_field_from_a_newer_api": 1})
+    status = StatusView.model_validate(
+        {
+            "task_id": "t",
+            "task_state": "paused",
+            "reason": "worker late by 900 ms",
+            "coaching": {"coached": "pick up the can", "remaining_s": 12.4},
+            "a_field_from_a_newer_api": 1,
+        }
+    )
     assert (status.task_state, status.reason, status.estopped) == ("paused", "worker late by 900 ms", False)
     assert coaching_line(status.coaching) == "**Coached:** pick up the can · releases in **12 s**"
 
@@ -124,11 +142,21 @@ def test_no_permission_list_means_no_controls():
 
 def test_player_embeds_videos_plots_and_timeline():
     fake_mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64 + b"avc1" + b"\x00" * 32
-    data = {"fps": 10.0, "length": 20, "timestamp": [0.0, 1.9], "action": [[0.1], [0.2]], "state": [[1.0], [2.0]],
-            "action_names": ["a"], "state_names": ["s"]}
-    html = episode_player_html({"robot_id": "r", "episode_index": 3, "length": 20},
-                               {"subtasks": [{"text": "x", "source": "policy", "frame_index": 0, "timestamp": 0.0}], "events": []},
-                               data, {"head": fake_mp4})
+    data = {
+        "fps": 10.0,
+        "length": 20,
+        "timestamp": [0.0, 1.9],
+        "action": [[0.1], [0.2]],
+        "state": [[1.0], [2.0]],
+        "action_names": ["a"],
+        "state_names": ["s"],
+    }
+    html = episode_player_html(
+        {"robot_id": "r", "episode_index": 3, "length": 20},
+        {"subtasks": [{"text": "x", "source": "policy", "frame_index": 0, "timestamp": 0.0}], "events": []},
+        data,
+        {"head": fake_mp4},
+    )
     payload = _embedded(html, "EP")
     assert payload["duration"] == pytest.approx(2.0) and payload["length"] == 20
     [camera] = payload["cameras"]
@@ -168,7 +196,10 @@ def test_console_imports_nothing_from_the_agent_policy_or_robots():
     offenders = []
     for path in Path(ui.__file__).parent.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            )
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
     assert offenders == []

@@ -99,8 +99,9 @@ def test_viewer_sees_the_robot_but_no_controls(stack, page):
     login(page, stack.console_url, stack.tokens["viewer"])
     page.get_by_text("role viewer").or_(page.get_by_text("viewer", exact=True)).first.wait_for()
     live = component_frame(page, "hearthLive")
-    live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
-                           timeout=UI_TIMEOUT_MS)
+    live.wait_for_function(
+        "document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2", timeout=UI_TIMEOUT_MS
+    )
     page.get_by_text("e-stop clear").wait_for()
     assert page.get_by_role("button", name="E-STOP").count() == 0
     ws_url = live.evaluate("CONFIG.wsUrl")  # opened with a single-use ticket: no bearer token in a URL
@@ -126,13 +127,21 @@ def _box(locator) -> dict:
 
 
 def _inside(box: dict, viewport: dict) -> bool:
-    return (box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
-            and box["y"] + box["height"] <= viewport["height"] + 0.5)
+    return (
+        box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= viewport["width"] + 0.5
+        and box["y"] + box["height"] <= viewport["height"] + 0.5
+    )
 
 
 def _overlap(a: dict, b: dict) -> bool:
-    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
-            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
 
 
 def test_live_page_fits_a_laptop_screen(stack, browser, shoot):
@@ -149,25 +158,29 @@ def test_live_page_fits_a_laptop_screen(stack, browser, shoot):
     try:
         login(page, stack.console_url, stack.tokens["operator"])
         live = component_frame(page, "hearthLive")
-        live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
-                               timeout=UI_TIMEOUT_MS)
+        live.wait_for_function(
+            "document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2", timeout=UI_TIMEOUT_MS
+        )
         assert page.get_by_label("Task", exact=True).get_attribute("placeholder") == f"e.g. {TASK}"
         assert page.get_by_label("Say", exact=True).get_attribute("placeholder") == "e.g. pick up the can"
         page.get_by_label("Task", exact=True).fill(TASK)
         page.get_by_role("button", name="Start task").click()
         page.get_by_text(f"Task running: {TASK}").wait_for()  # the toast says what the task is doing
-        live.wait_for_function("document.getElementById('task-state').textContent === 'running'",
-                               timeout=UI_TIMEOUT_MS)
+        live.wait_for_function("document.getElementById('task-state').textContent === 'running'", timeout=UI_TIMEOUT_MS)
         live.wait_for_function("document.getElementById('subtask').textContent !== '–'", timeout=UI_TIMEOUT_MS)
         task_id = api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["task_id"]
         page.get_by_role("button", name="Pause").and_(page.locator(":enabled")).wait_for()
         view = page.frame_locator("iframe").first
         watched = {
-            "cameras": view.locator("#cams"), "subtask": view.locator("#subtask"),
-            "task state": view.locator("#task-state"), "task box": view.locator("#task-box"),
+            "cameras": view.locator("#cams"),
+            "subtask": view.locator("#subtask"),
+            "task state": view.locator("#task-state"),
+            "task box": view.locator("#task-box"),
             "e-stop": page.get_by_role("button", name="E-STOP"),
-            "start": page.get_by_role("button", name="Start task"), "pause": page.get_by_role("button", name="Pause"),
-            "resume": page.get_by_role("button", name="Resume"), "abort": page.get_by_role("button", name="Abort"),
+            "start": page.get_by_role("button", name="Start task"),
+            "pause": page.get_by_role("button", name="Pause"),
+            "resume": page.get_by_role("button", name="Resume"),
+            "abort": page.get_by_role("button", name="Abort"),
             "coach": page.get_by_role("button", name="Send coaching"),
         }
         for viewport in LAPTOP_VIEWPORTS:
@@ -181,8 +194,9 @@ def test_live_page_fits_a_laptop_screen(stack, browser, shoot):
 
         # using a control scrolls nothing away; the pause reason shows in the live view and the panel
         page.get_by_role("button", name="Pause").click()
-        live.wait_for_function("document.getElementById('pause-reason').textContent.startsWith('Paused: ')",
-                               timeout=UI_TIMEOUT_MS)
+        live.wait_for_function(
+            "document.getElementById('pause-reason').textContent.startsWith('Paused: ')", timeout=UI_TIMEOUT_MS
+        )
         page.get_by_text("Paused: ").first.wait_for()
         for name in ("cameras", "task box", "resume"):
             assert _inside(_box(watched[name]), LAPTOP_VIEWPORTS[-1]), f"{name} scrolled away after Pause"
@@ -228,7 +242,8 @@ def test_safety_events_are_counted_per_kind_with_real_events_first(stack, page):
     live.wait_for_function(  # the real event is on the timeline too; the routine ones are not
         "[...document.querySelectorAll('#timeline li[data-kind=\"safety\"]')].map(li => li.textContent)"
         ".join('|').includes('watchdog') && !document.querySelector('#timeline').textContent.includes('limit_')",
-        timeout=UI_TIMEOUT_MS)
+        timeout=UI_TIMEOUT_MS,
+    )
 
 
 def test_operator_journey(stack, page, shoot, artifacts_dir):
@@ -236,8 +251,9 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     login(page, stack.console_url, stack.tokens["operator"])
     page.get_by_text("Start a task").wait_for()
     live = component_frame(page, "hearthLive")
-    live.wait_for_function("document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2",
-                           timeout=UI_TIMEOUT_MS)
+    live.wait_for_function(
+        "document.querySelectorAll('.cam img[src^=\"data:image/jpeg\"]').length >= 2", timeout=UI_TIMEOUT_MS
+    )
     assert live.evaluate("document.getElementById('conn').textContent") == "live"
     assert page.get_by_text("Push to talk").count() == 0  # no local speech-to-text model configured
     shoot(page, "login-live-idle")
@@ -253,7 +269,8 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     before_src, before_png = camera_src(live, "head"), head.screenshot()
     live.wait_for_function(
         "(prev) => { const i = document.querySelector('.cam[data-camera=\"head\"] img'); return i && i.src !== prev; }",
-        arg=before_src, timeout=UI_TIMEOUT_MS,
+        arg=before_src,
+        timeout=UI_TIMEOUT_MS,
     )
     frames_then = live.evaluate("window.hearthLive.frames.head")
     live.wait_for_function("(n) => window.hearthLive.frames.head >= n + 3", arg=frames_then, timeout=UI_TIMEOUT_MS)
@@ -288,7 +305,8 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     page.get_by_role("button", name="Send coaching").click()
     live.wait_for_function(
         "(text) => [...document.querySelectorAll('#timeline li[data-kind=\"coaching\"]')].some(li => li.textContent.includes(text))",
-        arg=COACHING, timeout=UI_TIMEOUT_MS,
+        arg=COACHING,
+        timeout=UI_TIMEOUT_MS,
     )
     live.wait_for_function("document.getElementById('subtask-source').textContent === 'coach'", timeout=UI_TIMEOUT_MS)
     page.get_by_text("(coach)").first.wait_for()
@@ -317,11 +335,14 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     page.get_by_text("E-STOP LATCHED", exact=True).wait_for()
     live.wait_for_function("document.getElementById('banner').classList.contains('on')", timeout=UI_TIMEOUT_MS)
     live.wait_for_function("document.getElementById('task-state').textContent === 'paused'", timeout=UI_TIMEOUT_MS)
-    live.wait_for_function("document.getElementById('pause-reason').textContent.startsWith('Paused: e-stop')",
-                           timeout=UI_TIMEOUT_MS)
+    live.wait_for_function(
+        "document.getElementById('pause-reason').textContent.startsWith('Paused: e-stop')", timeout=UI_TIMEOUT_MS
+    )
     live.wait_for_function(  # the pause and its reason on the live timeline
         "[...document.querySelectorAll('#timeline li[data-kind=\"task_state\"] .reason')]"
-        ".some(s => s.textContent.startsWith('e-stop: '))", timeout=UI_TIMEOUT_MS)
+        ".some(s => s.textContent.startsWith('e-stop: '))",
+        timeout=UI_TIMEOUT_MS,
+    )
     assert api.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["estopped"] is True
     assert api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "paused"
     page.get_by_text("Paused: e-stop: ").first.wait_for()  # the REST panel shows the reason too
@@ -344,7 +365,8 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     # the recorded episode: open it, scrub it, see the coaching on its timeline, relabel it
     episode = wait_until(
         lambda: next((e for e in api.get("/api/v1/episodes").json()["items"] if e["task_id"] == task_id), None),
-        timeout=120, what="the episode to be indexed",
+        timeout=120,
+        what="the episode to be indexed",
     )
     page.get_by_role("link", name="Episodes").click()
     page.get_by_text("Open episode").wait_for()
@@ -377,7 +399,6 @@ def test_operator_journey(stack, page, shoot, artifacts_dir):
     page.get_by_role("button", name="Download .rrd").wait_for()
 
 
-
 def test_api_going_away_is_reported_in_the_console(stack, page):
     """Stops the shared stack's API and starts it again, so the module's tests may run in any order."""
     login(page, stack.console_url, stack.tokens["operator"])
@@ -385,8 +406,9 @@ def test_api_going_away_is_reported_in_the_console(stack, page):
     live.wait_for_function("document.getElementById('conn').textContent === 'live'", timeout=UI_TIMEOUT_MS)
     stack.processes["api"].stop()
     try:
-        live.wait_for_function("document.getElementById('conn').textContent.includes('API not reachable')",
-                               timeout=UI_TIMEOUT_MS)
+        live.wait_for_function(
+            "document.getElementById('conn').textContent.includes('API not reachable')", timeout=UI_TIMEOUT_MS
+        )
         page.get_by_text("API unreachable").first.wait_for()
         assert stack.api_url in live.evaluate("document.getElementById('conn').textContent")
     finally:

@@ -40,8 +40,10 @@ def _filters(robots: list[RobotInfo]) -> dict[str, Any]:
 
 def _label(episode: dict[str, Any]) -> str:
     when = dt.datetime.fromtimestamp(episode["recorded_at"]).strftime("%Y-%m-%d %H:%M")
-    return (f"{episode['robot_id']} #{episode['episode_index']} · {episode.get('task') or '?'} · "
-            f"{episode.get('outcome') or 'unlabeled'} · {episode.get('length') or '?'} frames · {when}")
+    return (
+        f"{episode['robot_id']} #{episode['episode_index']} · {episode.get('task') or '?'} · "
+        f"{episode.get('outcome') or 'unlabeled'} · {episode.get('length') or '?'} frames · {when}"
+    )
 
 
 @st.cache_data(ttl=600, show_spinner="Loading episode…", max_entries=8)
@@ -72,16 +74,23 @@ def _label_editor(episode: dict[str, Any]) -> None:
         st.markdown("**Outcome label**")
         current = episode.get("outcome")
         options = OUTCOMES if current in OUTCOMES or current is None else [current, *OUTCOMES]
-        outcome = st.selectbox("Outcome", options, index=options.index(current) if current in options else 0,
-                               key="label_outcome")
+        outcome = st.selectbox(
+            "Outcome", options, index=options.index(current) if current in options else 0, key="label_outcome"
+        )
         success_choice = {"unknown": None, "yes": True, "no": False}
         default = {None: "unknown", True: "yes", False: "no"}[episode.get("success")]
-        success = st.radio("Task achieved?", list(success_choice), index=list(success_choice).index(default),
-                           horizontal=True, key="label_success")
+        success = st.radio(
+            "Task achieved?",
+            list(success_choice),
+            index=list(success_choice).index(default),
+            horizontal=True,
+            key="label_success",
+        )
         if st.form_submit_button("Save label"):
             try:
-                session.client().label_episode(episode["robot_id"], episode["episode_index"], outcome,
-                                               success_choice[success])
+                session.client().label_episode(
+                    episode["robot_id"], episode["episode_index"], outcome, success_choice[success]
+                )
             except (ApiError, ApiUnreachable) as exc:
                 st.error(f"Label not saved: {exc}")
             else:
@@ -102,8 +111,13 @@ def _rerun_export(episode: dict[str, Any]) -> None:
         except ApiUnreachable as exc:
             st.error(f"API unreachable: {exc}")
     if st.session_state.get(key):
-        st.download_button("Download .rrd", st.session_state[key], file_name=f"{robot_id}-episode{index}.rrd",
-                           mime="application/octet-stream", key=f"download_{key}")
+        st.download_button(
+            "Download .rrd",
+            st.session_state[key],
+            file_name=f"{robot_id}-episode{index}.rrd",
+            mime="application/octet-stream",
+            key=f"download_{key}",
+        )
     root = shlex.quote(str(episode.get("root", "runs/episodes/" + robot_id)))
     out = f"{robot_id}-episode{index}.rrd"
     st.code(f"hearth episodes export-rerun {index} --root {root} --out {out} && rerun {out}", language="bash")
@@ -126,12 +140,19 @@ def render(robots: list[RobotInfo], settings: ConsoleSettings) -> None:
         return
     st.dataframe(
         [
-            {"robot": e["robot_id"], "episode": e["episode_index"], "task": e.get("task"), "outcome": e.get("outcome"),
-             "success": e.get("success"), "frames": e.get("length"),
-             "recorded": dt.datetime.fromtimestamp(e["recorded_at"]).strftime("%Y-%m-%d %H:%M:%S")}
+            {
+                "robot": e["robot_id"],
+                "episode": e["episode_index"],
+                "task": e.get("task"),
+                "outcome": e.get("outcome"),
+                "success": e.get("success"),
+                "frames": e.get("length"),
+                "recorded": dt.datetime.fromtimestamp(e["recorded_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+            }
             for e in episodes
         ],
-        hide_index=True, **FULL_WIDTH,
+        hide_index=True,
+        **FULL_WIDTH,
     )
     labels = [_label(e) for e in episodes]
     chosen = st.selectbox("Open episode", labels, key="ep_open")
@@ -147,8 +168,10 @@ def render(robots: list[RobotInfo], settings: ConsoleSettings) -> None:
     with player_col:
         embed_html(html, height=PLAYER_HEIGHT)
     with side_col:
-        st.markdown(f"**{episode.get('task')}**  \noutcome: **{episode.get('outcome') or 'unlabeled'}** · "
-                    f"success: {episode.get('success')}")
+        st.markdown(
+            f"**{episode.get('task')}**  \noutcome: **{episode.get('outcome') or 'unlabeled'}** · "
+            f"success: {episode.get('success')}"
+        )
         if may(Need.EPISODES_LABEL):
             _label_editor(episode)
         _rerun_export(episode)

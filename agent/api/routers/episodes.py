@@ -164,7 +164,9 @@ def get_rerun(
     except RuntimeError as exc:  # rerun-sdk missing (RerunUnavailable)
         raise ApiError(409, "rerun_unavailable", str(exc)) from exc
     return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{robot_id}-episode{episode_index}.rrd",
+        path,
+        media_type="application/octet-stream",
+        filename=f"{robot_id}-episode{episode_index}.rrd",
         background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
     )
 

@@ -76,7 +76,6 @@ def api_stack(
     from agent.system2 import LocalSystem2
     from policy.client import PolicyClient
 
-
     policy = PolicyClient(worker_url, timeout_s=30.0)
     s2_client = PolicyClient(worker_url, timeout_s=30.0)
     episodes_root = tmp_path / "episodes" / ROBOT_ID
@@ -88,14 +87,24 @@ def api_stack(
     orchestrator.setdefault("worker_late_s", 60.0)  # a loaded CI machine can take seconds per tiny-model chunk
     orchestrator.setdefault("idle_observe_hz", 2.0)
     runtime = RobotRuntime(
-        ROBOT_ID, sim_robot, policy, LocalSystem2(s2_client), recorder, bus, OrchestratorConfig(**orchestrator),
+        ROBOT_ID,
+        sim_robot,
+        policy,
+        LocalSystem2(s2_client),
+        recorder,
+        bus,
+        OrchestratorConfig(**orchestrator),
         prompt_budget=prompt_budget,
     )
     config = ApiConfig(**{"database_url": f"sqlite:///{tmp_path / 'hearth.db'}", **(api or {})})
     store = Store(config.database_url)
     tokens = make_tokens(store)
     app = create_app(
-        config, runtimes={ROBOT_ID: runtime}, bus=bus, store=store, episode_roots={ROBOT_ID: episodes_root},
+        config,
+        runtimes={ROBOT_ID: runtime},
+        bus=bus,
+        store=store,
+        episode_roots={ROBOT_ID: episodes_root},
         webhook_backoff_s=0.05,
     )
     if start:

@@ -67,10 +67,14 @@ def test_validation_errors_name_the_field(served):
 def test_task_text_too_long_and_unknown_robot(served):
     _server, clients, _store, _db = served
     body = assert_error(
-        clients["operator"].post("/api/v1/tasks", json={"robot_id": "r1", "text": "wipe " * 20}), 422, "task_text_too_long"
+        clients["operator"].post("/api/v1/tasks", json={"robot_id": "r1", "text": "wipe " * 20}),
+        422,
+        "task_text_too_long",
     )
     assert "limit is 40" in body["message"]
-    assert_error(clients["operator"].post("/api/v1/tasks", json={"robot_id": "ghost", "text": "wipe"}), 404, "robot_not_found")
+    assert_error(
+        clients["operator"].post("/api/v1/tasks", json={"robot_id": "ghost", "text": "wipe"}), 404, "robot_not_found"
+    )
     assert_error(clients["viewer"].get("/api/v1/robots/ghost"), 404, "robot_not_found")
     assert_error(clients["viewer"].get("/api/v1/tasks/nope"), 404, "task_not_found")
     assert_error(clients["viewer"].get("/api/v1/episodes/ghost/0"), 404, "episode_not_found")
@@ -107,8 +111,11 @@ def test_token_lifecycle_over_http(served):
 
 def test_cors_preflight_allows_configured_origin_only(served):
     _server, clients, _store, _db = served
-    headers = {"Origin": "http://console.local", "Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "authorization,content-type"}
+    headers = {
+        "Origin": "http://console.local",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     ok = clients[None].options("/api/v1/tasks", headers=headers)
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == "http://console.local"
@@ -119,8 +126,9 @@ def test_cors_preflight_allows_configured_origin_only(served):
 def test_cli_token_created_works_against_the_api(served):
     _server, clients, _store, db = served
     runner = CliRunner()
-    result = runner.invoke(cli_app, ["tokens", "create", "--role", "viewer", "--name", "wall", "-q",
-                                     "--database-url", f"sqlite:///{db}"])
+    result = runner.invoke(
+        cli_app, ["tokens", "create", "--role", "viewer", "--name", "wall", "-q", "--database-url", f"sqlite:///{db}"]
+    )
     assert result.exit_code == 0, result.output
     secret = result.stdout.strip().splitlines()[-1]
     viewer = httpx.Client(base_url=clients["admin"].base_url, headers={"Authorization": f"Bearer {secret}"})

@@ -19,7 +19,12 @@ EXAMPLES_PER_OPERATION = 12
 @pytest.fixture(scope="module")
 def fuzz_stack(sim_robot, worker_url, tmp_path_factory):
     with api_stack(
-        sim_robot, worker_url, tmp_path_factory.mktemp("fuzz"), start=False, record=False, api={"task_rate_limit_per_minute": 1000}
+        sim_robot,
+        worker_url,
+        tmp_path_factory.mktemp("fuzz"),
+        start=False,
+        record=False,
+        api={"task_rate_limit_per_minute": 1000},
     ) as stack:
         yield stack
 

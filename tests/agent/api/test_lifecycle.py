@@ -46,13 +46,15 @@ def test_task_lifecycle_end_to_end(stack, receiver):
 
     running = wait_until(
         lambda: (t := task_state(viewer, task_id))["state"] == "running" and t["subtasks"] and t,
-        timeout=120, what="task running with a System-2 subtask",
+        timeout=120,
+        what="task running with a System-2 subtask",
     )
     assert running["subtasks"][0]["source"] == "policy"
     # let the robot execute (and the recorder keep) some frames before the operator steps in
     wait_until(
         lambda: viewer.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["executed_actions"] >= 20,
-        timeout=120, what="actions executed",
+        timeout=120,
+        what="actions executed",
     )
 
     coached = operator.post(f"/api/v1/tasks/{task_id}/coaching", json={"utterance": "pick up the can"})
@@ -85,7 +87,8 @@ def test_task_lifecycle_end_to_end(stack, receiver):
     # the episode is recorded, indexed with its task, reviewable
     episode = wait_until(
         lambda: next((e for e in viewer.get("/api/v1/episodes").json()["items"] if e["task_id"] == task_id), None),
-        timeout=60, what="episode indexed",
+        timeout=60,
+        what="episode indexed",
     )
     assert episode["outcome"] == "aborted" and episode["task"] == TASK
     index = episode["episode_index"]
@@ -140,8 +143,11 @@ def test_estop_pauses_the_task_and_reset_moves_nothing_until_an_operator_resumes
     assert (after["state"], after["reason"]) == ("paused", "e-stop released: waiting for an operator to resume")
     status = operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()
     tick, executed = status["tick"], status["executed_actions"]
-    wait_until(lambda: operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["tick"] >= tick + 40, timeout=120,
-               what="40 ticks after the reset")
+    wait_until(
+        lambda: operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["tick"] >= tick + 40,
+        timeout=120,
+        what="40 ticks after the reset",
+    )
     status = operator.get(f"/api/v1/robots/{ROBOT_ID}/status").json()
     assert status["executed_actions"] == executed and status["queue_held"] is True
     assert task_state(operator, second)["state"] == "queued"
@@ -149,7 +155,10 @@ def test_estop_pauses_the_task_and_reset_moves_nothing_until_an_operator_resumes
     resumed = operator.post(f"/api/v1/tasks/{first}/resume").json()
     assert (resumed["state"], resumed["reason"]) == ("running", "resumed by operator")
     assert [(p["action"], p["cause"]) for p in resumed["pauses"]] == [
-        ("pause", "e-stop"), ("reason", "e-stop"), ("resume", "operator")]
+        ("pause", "e-stop"),
+        ("reason", "e-stop"),
+        ("resume", "operator"),
+    ]
     events = operator.get(f"/api/v1/tasks/{first}/events").json()["items"]
     pauses = [(e["data"]["state"], e["data"]["cause"]) for e in events if e["kind"] == "task_state"]
     assert ("paused", "e-stop") in pauses and ("running", "operator") in pauses

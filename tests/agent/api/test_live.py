@@ -55,8 +55,9 @@ def recv_until(ws, predicate, timeout: float = 60.0) -> list[dict]:
 
 def wait_running(stack, task_id: str) -> None:
     client = stack.clients["operator"]
-    wait_until(lambda: client.get(f"/api/v1/tasks/{task_id}").json()["state"] == "running", timeout=120,
-               what="task running")
+    wait_until(
+        lambda: client.get(f"/api/v1/tasks/{task_id}").json()["state"] == "running", timeout=120, what="task running"
+    )
 
 
 def test_stream_carries_events_frames_chunks_state_and_takes_coaching(stack):
@@ -68,7 +69,9 @@ def test_stream_carries_events_frames_chunks_state_and_takes_coaching(stack):
         image = cv2.imdecode(np.frombuffer(base64.b64decode(frame["data"]), np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (64, 64, 3) and (frame["width"], frame["height"]) == (64, 64)
 
-        task_id = stack.clients["operator"].post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK}).json()["id"]
+        task_id = (
+            stack.clients["operator"].post("/api/v1/tasks", json={"robot_id": ROBOT_ID, "text": TASK}).json()["id"]
+        )
         seen = recv_until(ws, lambda m: m["type"] == "event" and m["kind"] == "subtask" and m["task_id"] == task_id)
         states = [m["data"]["state"] for m in seen if m["type"] == "event" and m["kind"] == "task_state"]
         assert states[:2] == ["queued", "running"]
@@ -132,8 +135,10 @@ def test_a_token_in_the_query_string_is_refused_and_a_role_without_live_is_forbi
     """Bearer tokens never travel in URLs (access logs keep them): `?token=` is not a credential."""
     url = f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?token={stack.tokens['viewer']}&fps=0"
     automation = {"Authorization": f"Bearer {stack.tokens['automation']}"}
-    for target, headers, close_code, code in ((url, None, 4401, "unauthorized"),
-                                               (live_url(stack, None, fps=0), automation, 4403, "forbidden")):
+    for target, headers, close_code, code in (
+        (url, None, 4401, "unauthorized"),
+        (live_url(stack, None, fps=0), automation, 4403, "forbidden"),
+    ):
         with connect(target, additional_headers=headers, open_timeout=10) as ws:
             error = json.loads(ws.recv(timeout=10))
             assert error["type"] == "error" and error["code"] == code
@@ -151,8 +156,10 @@ def stuck_client(stack, **params) -> socket.socket:
     path = live_url(stack, "viewer", **params).split(str(stack.server.port), 1)[1]
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
     )
     response = b""
     while b"\r\n\r\n" not in response:
@@ -181,7 +188,8 @@ def test_a_client_that_never_reads_does_not_slow_the_control_loop(stack):
         # stuck clients fall behind within a second or two: their outboxes then drop frames
         wait_until(
             lambda: sum(s["dropped_frames"] > 0 for s in stack.app.state.ctx.hub.stats(ROBOT_ID)) >= 3,
-            timeout=60, what="stuck viewers dropping frames",
+            timeout=60,
+            what="stuck viewers dropping frames",
         )
         loaded = lateness_window(stack.runtime, ticks)
         # the reading viewer still gets fresh frames while the others are stuck
@@ -195,6 +203,8 @@ def test_a_client_that_never_reads_does_not_slow_the_control_loop(stack):
 
     period = 1.0 / stack.runtime.control_hz
     base_mean, loaded_mean = statistics.fmean(baseline), statistics.fmean(loaded)
-    print(f"tick lateness mean: unloaded {1000 * base_mean:.2f} ms, 3 stuck + 1 reading viewer {1000 * loaded_mean:.2f} ms")
+    print(
+        f"tick lateness mean: unloaded {1000 * base_mean:.2f} ms, 3 stuck + 1 reading viewer {1000 * loaded_mean:.2f} ms"
+    )
     # bounded relative to the unloaded run on the same machine (one control period of slack for shared CPUs)
     assert loaded_mean <= base_mean + period, (base_mean, loaded_mean)

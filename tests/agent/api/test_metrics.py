@@ -39,11 +39,17 @@ def test_request_latency_is_labelled_by_route_template_not_raw_path(stack) -> No
     for task_id in ("no-such-task-1", "no-such-task-2"):
         assert stack.clients["viewer"].get(f"/api/v1/tasks/{task_id}").status_code == 404
     samples = _samples(stack)
-    key = ("hearth_api_request_seconds_count", (("method", "GET"), ("route", "/api/v1/tasks/{task_id}"), ("status", "404")))
+    key = (
+        "hearth_api_request_seconds_count",
+        (("method", "GET"), ("route", "/api/v1/tasks/{task_id}"), ("status", "404")),
+    )
     assert samples[key] == 2
     assert stack.clients["viewer"].get("/no/such/page").status_code == 404
     samples = _samples(stack)
-    assert samples[("hearth_api_request_seconds_count", (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
+    assert (
+        samples[("hearth_api_request_seconds_count", (("method", "GET"), ("route", "unmatched"), ("status", "404")))]
+        == 1
+    )
     routes = {dict(labels).get("route", "") for _, labels in samples}
     assert not any("no-such" in route or "/no/such" in route for route in routes), routes
 
@@ -66,6 +72,7 @@ def test_live_viewers_count_open_live_sockets(stack) -> None:
         return _samples(stack)[("hearth_api_live_viewers", (("robot_id", ROBOT_ID),))]
 
     assert viewers() == 0
+
     def url() -> str:  # each socket needs its own single-use ticket
         ticket = stack.clients["viewer"].post("/api/v1/live/tickets").json()["ticket"]
         return f"{stack.server.ws_url}/api/v1/robots/{ROBOT_ID}/live?ticket={ticket}&fps=0"

@@ -57,7 +57,8 @@ def start_running_task(client: httpx.Client) -> str:
     wait_until(lambda: state_of(client, task_id)["state"] == "running", timeout=180, what="task running")
     wait_until(  # some frames recorded, so the episode has content to keep
         lambda: client.get(f"/api/v1/robots/{ROBOT_ID}/status").json()["executed_actions"] >= 20,
-        timeout=180, what="actions executed",
+        timeout=180,
+        what="actions executed",
     )
     return task_id
 
@@ -68,8 +69,9 @@ def test_tasks_and_episodes_survive_crash_and_graceful_restart(tmp_path, worker_
     store = Store(f"sqlite:///{tmp_path / 'hearth.db'}")
     _info, secret = store.create_token("restart-test", "operator")
     store.close()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {secret}"},
-                          timeout=30)
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {secret}"}, timeout=30
+    )
 
     with serve(deployment, tmp_path / "api1.log") as api:
         wait_healthy(client, api)
@@ -77,7 +79,8 @@ def test_tasks_and_episodes_survive_crash_and_graceful_restart(tmp_path, worker_
         assert client.post(f"/api/v1/tasks/{finished}/abort").json()["state"] == "aborted"
         episode = wait_until(
             lambda: next((e for e in client.get("/api/v1/episodes").json()["items"] if e["task_id"] == finished), None),
-            timeout=60, what="episode indexed",
+            timeout=60,
+            what="episode indexed",
         )
         crashed = start_running_task(client)
         api.signal_group(signal.SIGKILL)

@@ -73,8 +73,10 @@ def test_every_openapi_route_is_in_the_matrix(stack):
     for method, path, _body, _perm in ENDPOINTS:
         for template_method, template in documented:
             parts, actual = template.split("/"), path.split("/")
-            if template_method == method and len(parts) == len(actual) and all(
-                t == a or t.startswith("{") for t, a in zip(parts, actual, strict=True)
+            if (
+                template_method == method
+                and len(parts) == len(actual)
+                and all(t == a or t.startswith("{") for t, a in zip(parts, actual, strict=True))
             ):
                 covered.add((template_method, template))
     assert documented - covered == set()
@@ -156,7 +158,9 @@ def test_task_creation_is_rate_limited_per_token(stack):
 
 def test_queued_tasks_are_listed_and_abortable(stack):
     with _new_client(stack, "operator") as client:
-        created = client.post("/api/v1/tasks", json={"robot_id": R, "text": "wipe the counter", "allow_unlisted": True}).json()
+        created = client.post(
+            "/api/v1/tasks", json={"robot_id": R, "text": "wipe the counter", "allow_unlisted": True}
+        ).json()
         assert created["state"] == "queued"
         queue = client.get(f"/api/v1/robots/{R}/queue").json()["items"]
         assert created["id"] in [t["id"] for t in queue]

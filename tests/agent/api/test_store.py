@@ -70,8 +70,14 @@ def test_task_round_trip_and_crash_recovery(db_url):
     store = Store(db_url)
     subtask = Subtask(text="pick up the cup", source=SubtaskSource.COACH)
     record = {
-        "id": "t1", "robot_id": "r1", "text": "put the cup in the sink", "state": "running",
-        "created_at": 100.0, "started_at": 101.0, "subtasks": [subtask], "episode_index": 3,
+        "id": "t1",
+        "robot_id": "r1",
+        "text": "put the cup in the sink",
+        "state": "running",
+        "created_at": 100.0,
+        "started_at": 101.0,
+        "subtasks": [subtask],
+        "episode_index": 3,
     }
     store.save_task(record, created_by="tok")
     store.save_task({**record, "id": "t2", "state": "succeeded", "ended_at": 150.0})
@@ -107,8 +113,15 @@ def test_episodes_index_filters_and_soft_delete(db_url):
     store = Store(db_url)
     for index, (outcome, success) in enumerate([("succeeded", True), ("failed", False), ("aborted", None)]):
         store.save_episode(
-            StoredEpisode(robot_id="r1", episode_index=index, root="/data/r1", task=f"task {index} cup",
-                          outcome=outcome, success=success, recorded_at=1000.0 + index)
+            StoredEpisode(
+                robot_id="r1",
+                episode_index=index,
+                root="/data/r1",
+                task=f"task {index} cup",
+                outcome=outcome,
+                success=success,
+                recorded_at=1000.0 + index,
+            )
         )
     assert [e.episode_index for e in store.list_episodes()] == [2, 1, 0]
     assert [e.episode_index for e in store.list_episodes(success=True)] == [0]

@@ -15,7 +15,10 @@ def test_interpret_utterances() -> None:
 
 
 def test_relabel_format_matches_the_paper() -> None:
-    assert relabel_text("put plate in sink", "put plate on rack") == "Policy: put plate in sink → Relabeled: put plate on rack"
+    assert (
+        relabel_text("put plate in sink", "put plate on rack")
+        == "Policy: put plate in sink → Relabeled: put plate on rack"
+    )
     assert relabel_text(None, "open drawer") == "Policy: (none) → Relabeled: open drawer"
 
 

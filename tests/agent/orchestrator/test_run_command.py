@@ -17,10 +17,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(700)]
 def test_hearth_run_prints_trace_outcome_and_episode(tmp_path) -> None:
     episodes = tmp_path / "episodes"
     result = subprocess.run(
-        [HEARTH, "run", "put the can in the sink", "--robot", "sim-kitchen", "--random-preset", "tiny",
-         "--robot-option", "camera_size=32", "--max-seconds", "10", "--episodes-dir", str(episodes),
-         "--coach", "0.5:pick up the can"],
-        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        [
+            HEARTH,
+            "run",
+            "put the can in the sink",
+            "--robot",
+            "sim-kitchen",
+            "--random-preset",
+            "tiny",
+            "--robot-option",
+            "camera_size=32",
+            "--max-seconds",
+            "10",
+            "--episodes-dir",
+            str(episodes),
+            "--coach",
+            "0.5:pick up the can",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -39,7 +56,12 @@ def test_hearth_run_prints_trace_outcome_and_episode(tmp_path) -> None:
 
 
 def test_hearth_run_rejects_bad_arguments() -> None:
-    result = subprocess.run([HEARTH, "run", "x", "--coach", "soon:do it"], capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [HEARTH, "run", "x", "--coach", "soon:do it"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode != 0
     assert "SECONDS:utterance" in result.stderr

@@ -67,8 +67,11 @@ def read_episode(path, index):
 def test_whole_loop_runs_records_and_ends_in_a_defined_state(sim_robot, worker_url, tmp_path) -> None:
     with make_runtime(sim_robot, worker_url, tmp_path, max_task_s=None, every_k_chunks=1) as (runtime, events, _):
         record = runtime.submit(TASK)
-        wait_until(lambda: runtime.status()["chunks"] >= 4 and runtime.task(record.id).subtasks, timeout=240,
-                   what="System 2 subtasks and System 1 chunks")
+        wait_until(
+            lambda: runtime.status()["chunks"] >= 4 and runtime.task(record.id).subtasks,
+            timeout=240,
+            what="System 2 subtasks and System 1 chunks",
+        )
         runtime.abort(record.id)
         final = runtime.wait(record.id, timeout=60)
         status = runtime.status()
@@ -91,10 +94,10 @@ def test_whole_loop_runs_records_and_ends_in_a_defined_state(sim_robot, worker_u
     assert info.outcome == "aborted"
 
 
-def test_coaching_changes_the_subtask_within_one_tick_and_is_recorded_as_relabel(sim_robot, worker_url, tmp_path) -> None:
-    with make_runtime(sim_robot, worker_url, tmp_path, every_k_chunks=2) as (
-        runtime, events, _
-    ):
+def test_coaching_changes_the_subtask_within_one_tick_and_is_recorded_as_relabel(
+    sim_robot, worker_url, tmp_path
+) -> None:
+    with make_runtime(sim_robot, worker_url, tmp_path, every_k_chunks=2) as (runtime, events, _):
         record = runtime.submit(TASK)
         wait_until(lambda: runtime.status()["chunks"] >= 2, timeout=240, what="chunks before coaching")
         tick_before = runtime.status()["tick"]
@@ -108,8 +111,11 @@ def test_coaching_changes_the_subtask_within_one_tick_and_is_recorded_as_relabel
         assert applied["tick"] <= tick_before + 1  # applied at the next control tick at the latest
         assert applied["subtask"] == "pick up the can"
         assert runtime.status()["subtask"] == "pick up the can" and runtime.status()["subtask_source"] == "coach"
-        wait_until(lambda: any(e.kind == "chunk" and e.data["subtask"] == "pick up the can" for e in collect()),
-                   timeout=400, what="a chunk for the coached subtask")
+        wait_until(
+            lambda: any(e.kind == "chunk" and e.data["subtask"] == "pick up the can" for e in collect()),
+            timeout=400,
+            what="a chunk for the coached subtask",
+        )
         assert runtime.status()["subtask"] == "pick up the can"  # System 2 does not take over by itself
         handed_back = runtime.coach(record.id, "back to you")
         assert handed_back["kind"] == "release" and handed_back["released"]
@@ -184,9 +190,12 @@ def test_operator_controls_pause_resume_change_estop_and_queue(sim_robot, worker
 
 def test_openai_system2_drives_the_task_to_done(sim_robot, worker_url, tmp_path) -> None:
     state = RuleServer(plans={TASK: ["pick up the can", "put the can in the sink"]})
-    with serve_rules(state) as url, make_runtime(
-        sim_robot, worker_url, tmp_path, system2=OpenAISystem2(url, "rules", timeout_s=5), every_k_chunks=1
-    ) as (runtime, _events, _):
+    with (
+        serve_rules(state) as url,
+        make_runtime(
+            sim_robot, worker_url, tmp_path, system2=OpenAISystem2(url, "rules", timeout_s=5), every_k_chunks=1
+        ) as (runtime, _events, _),
+    ):
         record = runtime.submit(TASK)
         final = runtime.wait(record.id, timeout=400)
     assert [s.text for s in final.subtasks] == ["pick up the can", "put the can in the sink"]

@@ -34,8 +34,9 @@ def test_worker_sigkill_pauses_holds_and_resumes(sim_robot, tiny_policy, tmp_pat
     recorder = EpisodeRecorder(tmp_path / "episodes", sim_robot.describe())
     # a dead worker is noticed at once (connection reset), so a generous timeout only absorbs a loaded CPU
     policy, s2 = PolicyClient(url, timeout_s=60.0), PolicyClient(url, timeout_s=60.0)
-    config = OrchestratorConfig(max_task_s=None, idle_observe_hz=0, worker_probe_s=0.2, every_k_chunks=2,
-                                worker_late_s=120.0, max_in_flight=1)
+    config = OrchestratorConfig(
+        max_task_s=None, idle_observe_hz=0, worker_probe_s=0.2, every_k_chunks=2, worker_late_s=120.0, max_in_flight=1
+    )
     runtime = RobotRuntime("kitchen", sim_robot, policy, LocalSystem2(s2), recorder, bus, config)
     try:
         with spawn(args, tmp_path / "worker1.log") as worker:
@@ -48,7 +49,9 @@ def test_worker_sigkill_pauses_holds_and_resumes(sim_robot, tiny_policy, tmp_pat
             paused = runtime.wait(record.id, 120, states={TaskState.PAUSED})
             assert "policy worker" in paused.reason
             executed, tick = runtime.status()["executed_actions"], runtime.status()["tick"]
-            wait_until(lambda: runtime.status()["tick"] >= tick + 10, timeout=120, what="ticks while the worker is down")
+            wait_until(
+                lambda: runtime.status()["tick"] >= tick + 10, timeout=120, what="ticks while the worker is down"
+            )
             assert runtime.status()["executed_actions"] == executed  # held still
             assert runtime.status()["worker"] == "lost"
         with spawn(args, tmp_path / "worker2.log"):

@@ -12,10 +12,15 @@ from tests.policy.data.synthetic import CAMERAS, FPS, SyntheticEpisode, make_wri
 
 EPISODES = [
     SyntheticEpisode(
-        "put the cup in the sink", 37, 0,
+        "put the cup in the sink",
+        37,
+        0,
         subtasks=[(0, "go to the table", "policy"), (12, "pick up the cup", "coach"), (25, "place it", "expert")],
-        events=[(12, "interjection", "Policy: go to the sink → Relabeled: pick up the cup"), (20, "pause", "operator"),
-                (22, "resume", "operator")],
+        events=[
+            (12, "interjection", "Policy: go to the sink → Relabeled: pick up the cup"),
+            (20, "pause", "operator"),
+            (22, "resume", "operator"),
+        ],
     ),
     SyntheticEpisode("wipe the table", 23, 1, subtasks=[(0, "grab the sponge", "api")], events=[(22, "estop", "test")]),
 ]
@@ -117,7 +122,9 @@ def test_bad_frames_are_rejected_clearly_and_lose_nothing(tmp_path) -> None:
         with pytest.raises(ValueError, match="lacks camera 'wrist'"):
             writer.add_frame({"head": episode.images(1)["head"]}, episode.state(1), episode.action(1))
         with pytest.raises(ValueError, match="'head' must be uint8"):
-            writer.add_frame({**episode.images(1), "head": np.zeros((10, 10, 3), np.uint8)}, episode.state(1), episode.action(1))
+            writer.add_frame(
+                {**episode.images(1), "head": np.zeros((10, 10, 3), np.uint8)}, episode.state(1), episode.action(1)
+            )
         with pytest.raises(ValueError, match="state must have shape"):
             writer.add_frame(episode.images(1), np.zeros(5), episode.action(1))
         with pytest.raises(ValueError, match="finite"):
@@ -150,8 +157,9 @@ def test_the_robot_interface_version_is_recorded_kept_and_enforced(tmp_path) -> 
     from tests.policy.data.synthetic import ACTION_NAMES, STATE_NAMES
 
     def writer(root, version):
-        return LeRobotDatasetWriter(root, FPS, "synthetic", CAMERAS, STATE_NAMES, ACTION_NAMES,
-                                    robot_interface_version=version)
+        return LeRobotDatasetWriter(
+            root, FPS, "synthetic", CAMERAS, STATE_NAMES, ACTION_NAMES, robot_interface_version=version
+        )
 
     def recorded(root):
         return json.loads((root / "meta" / "info.json").read_text()).get(INTERFACE_VERSION_KEY)

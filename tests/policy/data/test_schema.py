@@ -33,9 +33,16 @@ LENGTHS = (17, 9)
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("schema")
     with make_writer(root) as writer:
-        write_episode(writer, SyntheticEpisode("put the cup in the sink", LENGTHS[0], 0,
-                                               subtasks=[(0, "go", "policy"), (5, "grab", "coach")],
-                                               events=[(5, "interjection", "Policy: go → Relabeled: grab")]))
+        write_episode(
+            writer,
+            SyntheticEpisode(
+                "put the cup in the sink",
+                LENGTHS[0],
+                0,
+                subtasks=[(0, "go", "policy"), (5, "grab", "coach")],
+                events=[(5, "interjection", "Policy: go → Relabeled: grab")],
+            ),
+        )
         write_episode(writer, SyntheticEpisode("wipe the table", LENGTHS[1], 1))
     return root
 
@@ -45,7 +52,9 @@ def test_info_json_fields(root) -> None:
     assert info["codebase_version"] == "v3.0"
     assert info["fps"] == FPS and isinstance(info["fps"], int)
     assert (info["total_episodes"], info["total_frames"], info["total_tasks"]) == (2, sum(LENGTHS), 2)
-    assert info["chunks_size"] == 1000 and info["data_files_size_in_mb"] == 100 and info["video_files_size_in_mb"] == 200
+    assert (
+        info["chunks_size"] == 1000 and info["data_files_size_in_mb"] == 100 and info["video_files_size_in_mb"] == 200
+    )
     assert info["splits"] == {"train": "0:2"}
     assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
     assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -75,13 +84,28 @@ def test_data_parquet_columns_and_types(root) -> None:
     for name in ("frame_index", "episode_index", "index", "task_index", "hearth.chunk_id", "hearth.chunk_index"):
         assert schema.field(name).type == pa.int64()
     row = schema.field("language_persistent").type.value_type
-    assert [row.field(i).name for i in range(row.num_fields)] == ["role", "content", "style", "timestamp", "camera", "tool_calls"]
+    assert [row.field(i).name for i in range(row.num_fields)] == [
+        "role",
+        "content",
+        "style",
+        "timestamp",
+        "camera",
+        "tool_calls",
+    ]
     assert row.field("timestamp").type == pa.float32()
     event = schema.field("language_events").type.value_type
-    assert [event.field(i).name for i in range(event.num_fields)] == ["role", "content", "style", "camera", "tool_calls"]
+    assert [event.field(i).name for i in range(event.num_fields)] == [
+        "role",
+        "content",
+        "style",
+        "camera",
+        "tool_calls",
+    ]
     assert not any(name.startswith("observation.images") for name in schema.names)  # frames live in the MP4 only
     assert table.column("index").to_pylist() == list(range(LENGTHS[0], sum(LENGTHS)))  # global, contiguous
-    assert pq.ParquetFile(root / "data/chunk-000/file-000.parquet").metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert (
+        pq.ParquetFile(root / "data/chunk-000/file-000.parquet").metadata.row_group(0).column(0).compression == "SNAPPY"
+    )
 
 
 def test_language_columns_carry_subtasks_and_coaching(root) -> None:
@@ -89,11 +113,20 @@ def test_language_columns_carry_subtasks_and_coaching(root) -> None:
     persistent = table.column("language_persistent").to_pylist()
     assert all(rows == persistent[0] for rows in persistent)  # broadcast on every frame
     assert [(r["content"], r["style"], r["role"]) for r in persistent[0]] == [
-        ("go", "subtask", "assistant"), ("grab", "subtask", "user")]
+        ("go", "subtask", "assistant"),
+        ("grab", "subtask", "user"),
+    ]
     assert persistent[0][1]["timestamp"] == pytest.approx(5 / FPS)
     events = table.column("language_events").to_pylist()
-    assert events[5] == [{"role": "user", "content": "Policy: go → Relabeled: grab", "style": "interjection",
-                          "camera": None, "tool_calls": None}]
+    assert events[5] == [
+        {
+            "role": "user",
+            "content": "Policy: go → Relabeled: grab",
+            "style": "interjection",
+            "camera": None,
+            "tool_calls": None,
+        }
+    ]
     assert all(not e for i, e in enumerate(events) if i != 5)
 
 
@@ -107,7 +140,9 @@ def test_tasks_parquet_has_the_pandas_task_index(root) -> None:
 def test_episodes_metadata_columns(root) -> None:
     rows = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
     first, second = rows
-    assert first["episode_index"] == 0 and first["tasks"] == ["put the cup in the sink"] and first["length"] == LENGTHS[0]
+    assert (
+        first["episode_index"] == 0 and first["tasks"] == ["put the cup in the sink"] and first["length"] == LENGTHS[0]
+    )
     assert (second["dataset_from_index"], second["dataset_to_index"]) == (LENGTHS[0], sum(LENGTHS))
     assert (second["data/chunk_index"], second["data/file_index"]) == (0, 1)
     for camera in CAMERAS:
@@ -125,7 +160,10 @@ def test_stats_json_has_every_statistic(root) -> None:
         assert set(stats[feature]) == names, feature
     assert stats["action"]["count"] == [sum(LENGTHS)]
     assert np.array(stats["observation.images.head"]["mean"]).shape == (3, 1, 1)
-    assert np.min(stats["observation.images.wrist"]["min"]) >= 0.0 and np.max(stats["observation.images.wrist"]["max"]) <= 1.0
+    assert (
+        np.min(stats["observation.images.wrist"]["min"]) >= 0.0
+        and np.max(stats["observation.images.wrist"]["max"]) <= 1.0
+    )
     reader = LeRobotDatasetReader(root)
     actions = np.concatenate([reader.episode_arrays(i)["action"] for i in (0, 1)])
     np.testing.assert_allclose(stats["action"]["mean"], actions.mean(axis=0), rtol=1e-5)
@@ -133,10 +171,12 @@ def test_stats_json_has_every_statistic(root) -> None:
     np.testing.assert_allclose(stats["action"]["min"], actions.min(axis=0))
     per_episode = [reader.episode_arrays(i)["action"] for i in (0, 1)]
     # LeRobot's conservative envelope: the lowest episode q01, the highest episode q99
-    np.testing.assert_allclose(stats["action"]["q01"], np.min([np.quantile(a, 0.01, axis=0) for a in per_episode], axis=0),
-                               rtol=1e-6)
-    np.testing.assert_allclose(stats["action"]["q99"], np.max([np.quantile(a, 0.99, axis=0) for a in per_episode], axis=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        stats["action"]["q01"], np.min([np.quantile(a, 0.01, axis=0) for a in per_episode], axis=0), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        stats["action"]["q99"], np.max([np.quantile(a, 0.99, axis=0) for a in per_episode], axis=0), rtol=1e-6
+    )
 
 
 def test_video_timestamps_within_lerobot_tolerance(root) -> None:
@@ -157,30 +197,47 @@ def test_data_loads_through_hf_datasets_with_lerobot_features(root) -> None:
     datasets = pytest.importorskip("datasets")
     json_feature = datasets.Json() if hasattr(datasets, "Json") else datasets.Value("string")
     text = datasets.Value("string")
-    features = datasets.Features({
-        "observation.state": datasets.List(datasets.Value("float32"), length=3),
-        "action": datasets.List(datasets.Value("float32"), length=4),
-        "hearth.chunk_id": datasets.Value("int64"),
-        "hearth.chunk_index": datasets.Value("int64"),
-        "timestamp": datasets.Value("float32"),
-        "frame_index": datasets.Value("int64"),
-        "episode_index": datasets.Value("int64"),
-        "index": datasets.Value("int64"),
-        "task_index": datasets.Value("int64"),
-        "language_persistent": datasets.List({"role": text, "content": text, "style": text,
-                                              "timestamp": datasets.Value("float32"), "camera": text,
-                                              "tool_calls": datasets.List(json_feature)}),
-        "language_events": datasets.List({"role": text, "content": text, "style": text, "camera": text,
-                                          "tool_calls": datasets.List(json_feature)}),
-    })
+    features = datasets.Features(
+        {
+            "observation.state": datasets.List(datasets.Value("float32"), length=3),
+            "action": datasets.List(datasets.Value("float32"), length=4),
+            "hearth.chunk_id": datasets.Value("int64"),
+            "hearth.chunk_index": datasets.Value("int64"),
+            "timestamp": datasets.Value("float32"),
+            "frame_index": datasets.Value("int64"),
+            "episode_index": datasets.Value("int64"),
+            "index": datasets.Value("int64"),
+            "task_index": datasets.Value("int64"),
+            "language_persistent": datasets.List(
+                {
+                    "role": text,
+                    "content": text,
+                    "style": text,
+                    "timestamp": datasets.Value("float32"),
+                    "camera": text,
+                    "tool_calls": datasets.List(json_feature),
+                }
+            ),
+            "language_events": datasets.List(
+                {
+                    "role": text,
+                    "content": text,
+                    "style": text,
+                    "camera": text,
+                    "tool_calls": datasets.List(json_feature),
+                }
+            ),
+        }
+    )
     files = sorted(str(p) for p in (root / "data").glob("chunk-*/file-*.parquet"))
     hf = datasets.Dataset.from_parquet(files, features=features, cache_dir=str(root.parent / "hf-cache"))
     assert len(hf) == sum(LENGTHS)
     assert hf[3]["observation.state"] == pytest.approx(SyntheticEpisode("", 1, 0).state(3).tolist())
     assert hf[LENGTHS[0]]["episode_index"] == 1 and hf[LENGTHS[0]]["frame_index"] == 0
     assert hf[5]["language_events"][0]["style"] == "interjection"
-    episodes = datasets.Dataset.from_parquet(str(root / "meta/episodes/chunk-000/file-000.parquet"),
-                                             cache_dir=str(root.parent / "hf-cache"))
+    episodes = datasets.Dataset.from_parquet(
+        str(root / "meta/episodes/chunk-000/file-000.parquet"), cache_dir=str(root.parent / "hf-cache")
+    )
     assert episodes["length"] == list(LENGTHS)
 
 

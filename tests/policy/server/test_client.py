@@ -16,7 +16,9 @@ from .conftest import ACTION_DIM, API_KEY, GatedPolicy, Obs, make_obs
 
 
 def test_act_returns_an_action_chunk_with_names_and_timing(server: PolicyServer) -> None:
-    with PolicyClient(f"ws://127.0.0.1:{server.bound_port}", api_key=API_KEY, timeout_s=60, episode_id="ep-1") as client:
+    with PolicyClient(
+        f"ws://127.0.0.1:{server.bound_port}", api_key=API_KEY, timeout_s=60, episode_id="ep-1"
+    ) as client:
         metadata = client.metadata
         chunk, timing = client.act(make_obs(metadata), "pick up the cup")
         again, _ = client.act(make_obs(metadata, seed=3), "pick up the cup")

@@ -34,12 +34,24 @@ def _cases(metadata: dict) -> list[bytes]:
                 data[pos] = int(rng.integers(0, 256))
             cases.append(bytes(data))
         elif flavour == 3:  # well-formed msgpack, wrong structure
-            shapes = [[], [1, 2, 3], "prompt", {"images": 5}, {"state": {"__ndarray__": True}}, None, 3.5,
-                      {"images": {"head": [1, 2]}, "state": [0.0], "prompt": b"x"}]
+            shapes = [
+                [],
+                [1, 2, 3],
+                "prompt",
+                {"images": 5},
+                {"state": {"__ndarray__": True}},
+                None,
+                3.5,
+                {"images": {"head": [1, 2]}, "state": [0.0], "prompt": b"x"},
+            ]
             cases.append(msgpack.packb(shapes[i % len(shapes)]))
         else:  # array maps with lying dtype/shape/data
-            lie = {b"__ndarray__": True, b"data": rng.bytes(int(rng.integers(0, 64))),
-                   b"dtype": ["<f4", "|O", "V3", "<c8", "zz", 7][i % 6], b"shape": [int(rng.integers(-3, 9))]}
+            lie = {
+                b"__ndarray__": True,
+                b"data": rng.bytes(int(rng.integers(0, 64))),
+                b"dtype": ["<f4", "|O", "V3", "<c8", "zz", 7][i % 6],
+                b"shape": [int(rng.integers(-3, 9))],
+            }
             cases.append(msgpack.packb({"images": {"head": lie, "wrist": lie}, "state": lie, "prompt": "x"}))
     return cases
 
@@ -66,8 +78,11 @@ def test_fuzzed_messages_never_kill_the_worker(tiny_policy) -> None:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
         conn.close()
-        counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                      if line.startswith("hearth_policy_errors_total{reason=") and "disconnect" not in line)
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hearth_policy_errors_total{reason=") and "disconnect" not in line
+        )
         assert counted == errors
         with connect(f"ws://127.0.0.1:{port}", open_timeout=10) as ws:  # still serving
             unpackb(ws.recv(timeout=10))

@@ -40,8 +40,12 @@ def test_droid_keys_fill_policy_cameras_in_slot_order_and_concatenate_state() ->
 def test_libero_float_images_are_scaled_like_openpi() -> None:
     image = np.full((16, 16, 3), 0.5, dtype=np.float32)
     request = get_mapping("libero", SPEC2).parse(
-        {"observation/image": image, "observation/wrist_image": _img(16, 16), "observation/state": np.zeros(8),
-         "prompt": "open the drawer"},
+        {
+            "observation/image": image,
+            "observation/wrist_image": _img(16, 16),
+            "observation/state": np.zeros(8),
+            "prompt": "open the drawer",
+        },
         SPEC2,
     )
     assert request.observation.images["head"].dtype == np.uint8
@@ -53,8 +57,10 @@ def test_aloha_takes_chw_images_ignores_cam_low_pads_missing_slots_and_has_a_def
     high = _img(20, 20)
     mapping = get_mapping("aloha", spec, default_prompt="fold the towel")
     request = mapping.parse(
-        {"images": {"cam_high": np.transpose(high, (2, 0, 1)).copy(), "cam_low": _img(chw=True)},
-         "state": np.zeros(14, dtype=np.float32)},
+        {
+            "images": {"cam_high": np.transpose(high, (2, 0, 1)).copy(), "cam_low": _img(chw=True)},
+            "state": np.zeros(14, dtype=np.float32),
+        },
         spec,
     )
     np.testing.assert_array_equal(request.observation.images["high"], high)

@@ -48,8 +48,10 @@ def test_continuation_replays_the_leftover_and_the_seam_is_a_normal_step(server:
     #    and within 15 % of one normal step (per action, Euclidean over all dims).
     prefix_error = np.linalg.norm(b[:delay] - leftover[:delay], axis=1)
     naive_prefix_error = np.linalg.norm(f[:delay] - leftover[:delay], axis=1)
-    print(f"d={delay} typical step {typical_step:.3f} largest {largest_step:.3f} prefix error max "
-          f"{prefix_error.max():.3f} (unguided {naive_prefix_error.max():.3f})")
+    print(
+        f"d={delay} typical step {typical_step:.3f} largest {largest_step:.3f} prefix error max "
+        f"{prefix_error.max():.3f} (unguided {naive_prefix_error.max():.3f})"
+    )
     assert prefix_error.max() <= 0.15 * typical_step
     assert prefix_error.mean() <= 0.1 * naive_prefix_error.mean()
 

@@ -17,8 +17,11 @@ def test_serve_policy_random_tiny_droid_mapping(tmp_path: Path) -> None:
     hearth = str(Path(sys.executable).parent / "hearth")
     args = [hearth, "serve-policy", "--random-preset", "tiny", "--mapping", "droid", "--port", "0", "--api-key", "k1"]
     with spawn(args, tmp_path / "worker.log", env={"PYTHONPATH": str(REPO_ROOT)}) as process:
-        found = wait_until(lambda: re.search(r"listening on ws://127\.0\.0\.1:(\d+)", process.log_text()),
-                           timeout=120, what="the worker to print its URL")
+        found = wait_until(
+            lambda: re.search(r"listening on ws://127\.0\.0\.1:(\d+)", process.log_text()),
+            timeout=120,
+            what="the worker to print its URL",
+        )
         port = int(found.group(1))
         client = WebsocketClientPolicy("127.0.0.1", port, api_key="k1")
         try:
@@ -53,6 +56,7 @@ def test_serve_policy_refuses_ambiguous_or_unknown_options(tmp_path: Path) -> No
     def said(result, text: str) -> bool:  # typer draws errors in a box that wraps lines
         flat = " ".join(result.output.replace("│", " ").split())
         return result.exit_code == 2 and text in flat
+
     both = runner.invoke(app, ["serve-policy", "--checkpoint", "/nonexistent", "--random-preset", "tiny"])
     assert said(both, "exactly one of --checkpoint")
     neither = runner.invoke(app, ["serve-policy"])

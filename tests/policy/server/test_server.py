@@ -89,8 +89,10 @@ def test_health_and_metrics_endpoints(server: PolicyServer) -> None:
     status, _, body = _http_get(server.bound_port, "/healthz")
     assert (status, body) == (200, "OK\n")
     assert _http_get(server.bound_port, "/metrics")[0] == 401  # metrics need the key when keys are configured
-    before = _metric(_http_get(server.bound_port, "/metrics", {"Authorization": f"Api-Key {API_KEY}"})[2],
-                     'hearth_policy_requests_total{kind="act",outcome="ok"}')
+    before = _metric(
+        _http_get(server.bound_port, "/metrics", {"Authorization": f"Api-Key {API_KEY}"})[2],
+        'hearth_policy_requests_total{kind="act",outcome="ok"}',
+    )
     client = WebsocketClientPolicy("127.0.0.1", server.bound_port, api_key=API_KEY)
     try:
         client.infer(hearth_request(client.get_server_metadata()))
@@ -118,7 +120,10 @@ def test_wrong_or_missing_api_key_is_refused_at_the_handshake(server: PolicyServ
         ({"state": np.zeros(3, np.float32)}, "state must have 6 values"),
         ({"state": np.ones(6, bool)}, "numeric"),
         ({"images": {"head": np.zeros((32, 32, 3), np.float64) + 7, "wrist": np.zeros((4, 4), np.uint8)}}, "HxWx3"),
-        ({"images": {"head": np.zeros((4000, 10, 3), np.uint8), "wrist": np.zeros((8, 8, 3), np.uint8)}}, "largest side"),
+        (
+            {"images": {"head": np.zeros((4000, 10, 3), np.uint8), "wrist": np.zeros((8, 8, 3), np.uint8)}},
+            "largest side",
+        ),
     ],
 )
 def test_bad_input_gets_an_error_frame_then_close_1011_and_others_keep_working(
@@ -150,8 +155,15 @@ def test_bad_input_gets_an_error_frame_then_close_1011_and_others_keep_working(
 def test_subtask_extension_returns_text(server: PolicyServer) -> None:
     ws = _raw(server.bound_port)
     try:
-        ws.send(packb({**hearth_request(server.metadata, prompt="put the cup in the sink"), "hearth/subtask": True,
-                       "hearth/episode_id": "episode-42"}))
+        ws.send(
+            packb(
+                {
+                    **hearth_request(server.metadata, prompt="put the cup in the sink"),
+                    "hearth/subtask": True,
+                    "hearth/episode_id": "episode-42",
+                }
+            )
+        )
         reply = unpackb(ws.recv(timeout=60))
     finally:
         ws.close()
@@ -167,7 +179,9 @@ def test_health_and_metrics_answer_while_inference_is_running(tiny_policy) -> No
     with srv.run_in_thread() as port:
         replies: list[Any] = []
         client = WebsocketClientPolicy("127.0.0.1", port)
-        worker = threading.Thread(target=lambda: replies.append(client.infer(hearth_request(srv.metadata))), daemon=True)
+        worker = threading.Thread(
+            target=lambda: replies.append(client.infer(hearth_request(srv.metadata))), daemon=True
+        )
         worker.start()
         assert gated.entered.wait(timeout=30), "inference never started"
         # The model call is in progress (held at the gate): the event loop must still answer HTTP.
@@ -191,8 +205,11 @@ def test_client_disconnect_mid_request_does_not_hurt_the_server(tiny_policy) -> 
         ws.socket.shutdown(socket.SHUT_RDWR)  # vanish without a close frame, mid-request
         ws.socket.close()
         gated.release.set()
-        wait_until(lambda: _metric(_http_get(port, "/metrics")[2], 'hearth_policy_errors_total{reason="disconnect"}') == 1,
-                   timeout=30, what="the disconnect to be counted")
+        wait_until(
+            lambda: _metric(_http_get(port, "/metrics")[2], 'hearth_policy_errors_total{reason="disconnect"}') == 1,
+            timeout=30,
+            what="the disconnect to be counted",
+        )
         client = WebsocketClientPolicy("127.0.0.1", port)
         try:
             assert client.infer(hearth_request(srv.metadata))["actions"].shape[1] == ACTION_DIM
@@ -276,8 +293,13 @@ def test_openpi_example_robot_keys_are_served(robot: str) -> None:
 
     cameras, state_dim, action_dim = mapping_defaults(robot)
     policy = Pi05Policy.build_random(
-        "tiny", camera_names=cameras, state_names=[f"s{i}" for i in range(state_dim)],
-        action_names=[f"a{i}" for i in range(action_dim)], seed=1, action_horizon=10, num_steps=2,
+        "tiny",
+        camera_names=cameras,
+        state_names=[f"s{i}" for i in range(state_dim)],
+        action_names=[f"a{i}" for i in range(action_dim)],
+        seed=1,
+        action_horizon=10,
+        num_steps=2,
     )
     rng = np.random.default_rng(3)
 
@@ -286,11 +308,22 @@ def test_openpi_example_robot_keys_are_served(robot: str) -> None:
         return np.ascontiguousarray(np.transpose(hwc, (2, 0, 1))) if chw else hwc
 
     if robot == "libero":
-        obs = {"observation/image": image(), "observation/wrist_image": image(),
-               "observation/state": rng.normal(size=8), "prompt": "put the bowl on the plate"}
+        obs = {
+            "observation/image": image(),
+            "observation/wrist_image": image(),
+            "observation/state": rng.normal(size=8),
+            "prompt": "put the bowl on the plate",
+        }
     else:  # ALOHA: CHW images under "images", no prompt (the server's default prompt applies)
-        obs = {"images": {"cam_high": image(True), "cam_low": image(True), "cam_left_wrist": image(True),
-                          "cam_right_wrist": image(True)}, "state": rng.normal(size=14)}
+        obs = {
+            "images": {
+                "cam_high": image(True),
+                "cam_low": image(True),
+                "cam_left_wrist": image(True),
+                "cam_right_wrist": image(True),
+            },
+            "state": rng.normal(size=14),
+        }
     srv = PolicyServer(policy, port=0, mapping=robot, default_prompt="fold the towel")
     with srv.run_in_thread() as port:
         client = WebsocketClientPolicy("127.0.0.1", port)

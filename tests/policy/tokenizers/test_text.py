@@ -34,7 +34,9 @@ def sentencepiece_model(tmp_path_factory) -> bytes:
     words += ["gripper", "done", "Task", "State", "Action"]
     rng = random.Random(0)
     sentences = [
-        " ".join(rng.choice(words) for _ in range(6)) + ", State: " + " ".join(str(rng.randrange(256)) for _ in range(4))
+        " ".join(rng.choice(words) for _ in range(6))
+        + ", State: "
+        + " ".join(str(rng.randrange(256)) for _ in range(4))
         for _ in range(200)
     ]
     buf = io.BytesIO()

@@ -23,6 +23,7 @@ of every global batch, gradients are averaged by DistributedDataParallel, rank 0
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -611,7 +612,8 @@ def _rows(batch, rows: slice):
 
 
 def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info: DistInfo, progress) -> PreparedData:
-    """Use `data` directly when it is already prepared; else rank 0 prepares into out/data once."""
+    """Use `data` directly when it is already prepared; else rank 0 prepares into out/data once. Folders in
+    `config.data.extra_prepared` are fitted the same way and appended (`append_prepared`)."""
     if is_prepared_data(data):
         prepared = PreparedData.load(data)
     else:
@@ -620,6 +622,16 @@ def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info:
             prepare_data(data, config, model_config, tokenizer, progress=progress).save(target)
         barrier(info)
         prepared = PreparedData.load(target)
+    prepared = _fitted(prepared, config, model_config)
+    for folder in config.data.extra_prepared:
+        if not is_prepared_data(Path(folder)):
+            raise TrainingError(f"data.extra_prepared: {folder} is not a prepared data folder")
+        prepared = append_prepared(prepared, _fitted(PreparedData.load(Path(folder)), config, model_config))
+    return prepared
+
+
+def _fitted(prepared: PreparedData, config, model_config) -> PreparedData:
+    """Prepared data checked against the model, cut to its horizon and re-expressed in the config's action frame."""
     image_size = model_config.vision.image_size
     if prepared.arrays.images.shape[2] != image_size:
         raise TrainingError(
@@ -648,6 +660,39 @@ def _prepared_data(config, data: Path, out: Path, model_config, tokenizer, info:
             f"prepared states are {states.shape[1]} wide but the model's max_state_dim is {model_config.max_state_dim}"
         )
     return prepared
+
+
+def append_prepared(main: PreparedData, extra: PreparedData) -> PreparedData:
+    """`main` followed by `extra`, whose actions are re-normalized with `main`'s action stats (exact: both invert).
+
+    Why only actions: prompts carry the state discretized with the stats the data was prepared with, so the two
+    sets must share state stats (prepare extra data with `--init` of a checkpoint trained on the main data) and
+    the same tokenizer; anything else is refused by name rather than silently mixing two normalizations.
+    """
+    for key in ("camera_names", "state_names", "action_names", "action_frame"):
+        if (main.meta.get(key) or None) != (extra.meta.get(key) or None):
+            raise TrainingError(f"extra prepared data differs in {key}: {extra.meta.get(key)} vs {main.meta.get(key)}")
+    if main.norm_stats["state"].to_json() != extra.norm_stats["state"].to_json():
+        raise TrainingError("extra prepared data was normalized with other state stats; prepare it with --init")
+    a, b = main.arrays, extra.arrays
+    if a.s1_tokens.shape[1] != b.s1_tokens.shape[1] or a.actions.shape[1:] != b.actions.shape[1:]:
+        raise TrainingError("extra prepared data has another token length or chunk shape")
+    dim = main.norm_stats.dim("actions")
+    actions = b.actions.copy()
+    actions[..., :dim] = main.norm_stats.normalize(
+        "actions", extra.norm_stats.unnormalize("actions", b.actions[..., :dim])
+    )
+    offset = int(a.episode_index.max()) + 1 if len(a) else 0
+    merged = {}
+    for name in (f.name for f in dataclasses.fields(a)):
+        left, right = getattr(a, name), getattr(b, name)
+        if name == "actions":
+            right = actions
+        elif name == "episode_index":
+            right = right + offset
+        merged[name] = np.concatenate([left, right]) if isinstance(left, np.ndarray) else left
+    meta = {**main.meta, "extra_prepared": [*main.meta.get("extra_prepared", []), len(b)]}
+    return PreparedData(type(a)(**merged), main.norm_stats, main.tokenizer, main.fast, meta)
 
 
 def _save(out: Path, step: int, model, optimizer, scheduler, ema, config: TrainConfig, info: DistInfo) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -45,7 +46,7 @@ def use_mjb(path: str | None) -> None:
 
 
 def collect_worker(args: tuple) -> list[dict]:
-    jobs, camera_size, image_size, max_steps, mjb = args
+    jobs, camera_size, image_size, max_steps, mjb, heading_spread = args
     use_mjb(mjb)
     import torch
 
@@ -62,7 +63,8 @@ def collect_worker(args: tuple) -> list[dict]:
             robot.set_task(task)
             obs = robot.reset(seed)
             if mid_task:  # begin at the first object's furniture, perturbed: line-up and recovery data
-                start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], np.random.default_rng(seed))
+                rng = np.random.default_rng(seed)
+                start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], rng, heading_spread)
                 obs = robot.observe()
             expert = ScriptedExpert(robot, noise=noise, seed=seed)
             images = {c: [] for c in robot.cameras}
@@ -153,6 +155,11 @@ def main() -> int:
     )
     parser.add_argument("--seed-offset", type=int, default=0, help="first collection seed (held-out seeds are 1000+)")
     parser.add_argument("--set", action="append", default=[], help="config override key=value (YAML value)")
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help="every episode starts at the first object's furniture with a heading error up to pi: go-to recovery data",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -196,7 +203,7 @@ def main() -> int:
         started = time.monotonic()
         # every other episode with expert noise (DART), every third one starting mid-task at the first object
         jobs = [
-            (args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, j % 3 == 2)
+            (args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, args.recovery or j % 3 == 2)
             for j in range(args.episodes)
         ]
         if any(seed >= 1000 for seed, *_ in jobs):
@@ -205,7 +212,14 @@ def main() -> int:
             chunks = pool.map(
                 collect_worker,
                 [
-                    (part, args.camera_size, model_config.vision.image_size, args.max_steps, args.mjb)
+                    (
+                        part,
+                        args.camera_size,
+                        model_config.vision.image_size,
+                        args.max_steps,
+                        args.mjb,
+                        math.pi if args.recovery else 0.35,
+                    )
                     for part in split(jobs, args.workers)
                 ],
             )

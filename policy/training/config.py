@@ -114,6 +114,11 @@ class DataSettings(_Strict):
     action_frame: ActionFrameSettings | None = Field(
         default=None, description="None: the model predicts absolute actions in robot units"
     )
+    extra_prepared: list[str] = Field(
+        default_factory=list,
+        description="further prepared data folders (same robot, tokenizer and state stats) trained on together with "
+        "the main data, e.g. recovery demonstrations collected for one skill",
+    )
 
 
 class TrainConfig(_Strict):

@@ -454,16 +454,21 @@ class ScriptedExpert:
         yield from self._joint_move(HOME_ARM, label)
 
 
-def start_near(robot: SimKitchen, furniture: str, rng: np.random.Generator) -> None:
+def start_near(robot: SimKitchen, furniture: str, rng: np.random.Generator, heading_spread: float = 0.35) -> None:
     """Move the robot (before any action) to a perturbed pose at ``furniture``'s edge: demonstrations that begin
-    mid-task, where the line-up and recovery the policy must learn happen, instead of always after a long drive."""
+    mid-task, where the line-up and recovery the policy must learn happen, instead of always after a long drive.
+
+    ``heading_spread`` (rad) bounds the heading error. Within the work zone's 0.25 rad the expert lines up and
+    picks; with a wide spread (up to pi) it first drives "go to the X" from a wrong heading (turning in the open),
+    the recovery a policy needs when it reaches a stand-off turned away and that no drive from afar demonstrates.
+    """
     x, y, yaw = standoff_pose(furniture)
     face = FACING[furniture]
     back = rng.uniform(0.0, 0.25)
     side = rng.uniform(-0.45, 0.45)
     x += -back * math.cos(face) - side * math.sin(face)
     y += -back * math.sin(face) + side * math.cos(face)
-    robot._set_base_pose(x, y, yaw + rng.uniform(-0.35, 0.35))
+    robot._set_base_pose(x, y, yaw + rng.uniform(-heading_spread, heading_spread))
     robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
     robot._ctrl_hold()
     robot._mujoco.mj_forward(robot.model, robot.data)

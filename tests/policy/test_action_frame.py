@@ -89,18 +89,19 @@ def test_policy_returns_robot_units_and_round_trips_through_save(tmp_path):
     np.testing.assert_allclose(loaded.act(obs, "go to the table", noise=noise).actions, mapped, atol=1e-5)
 
 
-def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_targets():
-    """Absolute chunks stored normalized -> relative chunks whose unnormalized values equal frame.to_model."""
+def prepared_set(seed: int, n: int = 40, horizon: int = 6, state_stats=None, offset: float = 0.0):
+    """A small PreparedData of absolute chunks near their states (normalized with its own action stats)."""
     from policy.normalize import NormStats
     from policy.tokenizers.text import household_tokenizer
-    from policy.train import PreparedData, reframe_prepared
+    from policy.train import PreparedData
     from policy.training.data import TrainingArrays
 
-    rng = np.random.default_rng(0)
-    n, horizon = 40, 6
+    rng = np.random.default_rng(seed)
     states = rng.uniform(-2, 2, size=(n, 5)).astype(np.float32)
-    chunks = (states[:, None, :] + rng.normal(0, 0.2, size=(n, horizon, 5))).astype(np.float32)
+    chunks = (states[:, None, :] + offset + rng.normal(0, 0.2, size=(n, horizon, 5))).astype(np.float32)
     stats = NormStats.from_arrays({"state": states, "actions": chunks.reshape(-1, 5)})
+    if state_stats is not None:
+        stats = NormStats({"state": state_stats, "actions": stats["actions"]})
     padded = np.zeros((n, horizon, 8), np.float32)
     padded[..., :5] = stats.normalize("actions", chunks)
     empty = np.zeros((n, 4), np.int64)
@@ -120,8 +121,16 @@ def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_target
         episode_index=np.zeros(n, np.int64),
         states=np.pad(stats.normalize("state", states), ((0, 0), (0, 3))),
     )
-    meta = {"action_names": NAMES, "state_names": NAMES}
-    prepared = PreparedData(arrays, stats, household_tokenizer(), None, meta)
+    meta = {"action_names": NAMES, "state_names": NAMES, "camera_names": ["head"]}
+    return PreparedData(arrays, stats, household_tokenizer(), None, meta), states, chunks
+
+
+def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_targets():
+    """Absolute chunks stored normalized -> relative chunks whose unnormalized values equal frame.to_model."""
+    from policy.train import reframe_prepared
+
+    prepared, states, chunks = prepared_set(0)
+    stats = prepared.norm_stats
     spec = {"relative": ["arm"], "base_pose": ["base_x", "base_y", "base_yaw"]}
     reframed = reframe_prepared(prepared, spec)
 
@@ -134,3 +143,19 @@ def test_prepared_data_is_reframed_exactly_and_gets_stats_of_the_relative_target
     np.testing.assert_allclose(
         back.norm_stats.unnormalize("actions", back.arrays.actions[..., :5])[..., :4], chunks[..., :4], atol=1e-4
     )
+
+
+def test_extra_prepared_data_is_appended_in_the_main_sets_action_normalization():
+    """Recovery demonstrations prepared separately join the main data: same robot units after the merge."""
+    from policy.train import TrainingError, append_prepared
+
+    main, _, main_chunks = prepared_set(0)
+    extra, _, extra_chunks = prepared_set(1, n=10, state_stats=main.norm_stats["state"], offset=1.5)
+    merged = append_prepared(main, extra)
+    assert len(merged.arrays) == 50 and merged.norm_stats is main.norm_stats
+    units = merged.norm_stats.unnormalize("actions", merged.arrays.actions[..., :5])
+    np.testing.assert_allclose(units, np.concatenate([main_chunks, extra_chunks]), atol=1e-4)
+    assert merged.arrays.episode_index[40:].min() == 1  # the extra episodes keep their own indices
+    other_states, _, _ = prepared_set(2, n=10)
+    with pytest.raises(TrainingError, match="state stats"):
+        append_prepared(main, other_states)

@@ -448,8 +448,9 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         "frames": len(arrays),
         "tasks": sorted({e["task"] for e in episodes}),
         "subtasks": sorted({label for e in episodes for label in e["labels"]}),
-        "source": f"scripted expert, seeds 0..{len(episodes) - 1}, noise {args.noise} on odd seeds, "
-        f"camera {args.camera_size} px",
+        "source": f"scripted expert, seeds {min(e['seed'] for e in episodes)}..{max(e['seed'] for e in episodes)}, "
+        f"noise {args.noise} on odd seeds, camera {args.camera_size} px"
+        + (", every episode a heading-recovery start" if args.recovery else ""),
         "image_size": model_config.vision.image_size,
         "action_horizon": model_config.action_horizon,
     }

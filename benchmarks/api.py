@@ -32,16 +32,7 @@ def tiny_policy_for_sim():
 
     robot = make_robot("sim-kitchen", camera_size=96, seed=0)
     description = robot.describe()
-    policy = Pi05Policy.build_random(
-        "tiny",
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=0,
-        robot_type=description.robot_type,
-        robot_interface_version=description.interface_version,
-    )
+    policy = Pi05Policy.build_random_for(description, "tiny", seed=0)
     return robot, policy
 
 

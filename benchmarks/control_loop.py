@@ -156,16 +156,7 @@ def _worker_process(description):
     """`hearth serve-policy` in its own process (as deployed), serving random tiny weights shaped for the robot."""
     from policy.inference import Pi05Policy
 
-    policy = Pi05Policy.build_random(
-        "tiny",
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=0,
-        robot_type=description.robot_type,
-        robot_interface_version=description.interface_version,
-    )
+    policy = Pi05Policy.build_random_for(description, "tiny", seed=0)
     with tempfile.TemporaryDirectory() as folder:
         policy.save(Path(folder) / "tiny")
         with socket.socket() as sock:

@@ -207,6 +207,23 @@ class Pi05Policy:
 
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
+    def build_random_for(cls, robot: Any, preset: str = "tiny", seed: int = 0, **kwargs: Any) -> Pi05Policy:
+        """`build_random` shaped for a robot description (anything with the RobotDescription fields): its cameras,
+        state/action names, control rate, robot type and interface version. `kwargs` go to `build_random`
+        (device, fast_path, model-config overrides)."""
+        return cls.build_random(
+            preset,
+            camera_names=tuple(robot.camera_names),
+            state_names=robot.state_names,
+            action_names=robot.action_names,
+            control_hz=robot.control_hz,
+            seed=seed,
+            robot_type=robot.robot_type,
+            robot_interface_version=robot.interface_version,
+            **kwargs,
+        )
+
+    @classmethod
     def build_random(
         cls,
         preset: str = "tiny",

@@ -115,17 +115,7 @@ def random_policy_for(description, preset: str = "tiny", seed: int = 0, **overri
     `overrides` are model-config fields (e.g. a short action_horizon and few flow steps for fast tests)."""
     from policy.inference import Pi05Policy
 
-    return Pi05Policy.build_random(
-        preset,
-        camera_names=tuple(description.camera_names),
-        state_names=description.state_names,
-        action_names=description.action_names,
-        control_hz=description.control_hz,
-        seed=seed,
-        robot_type=description.robot_type,
-        robot_interface_version=description.interface_version,
-        **overrides,
-    )
+    return Pi05Policy.build_random_for(description, preset, seed, **overrides)
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:

@@ -235,16 +235,7 @@ def _in_process_worker(checkpoint: Path | None, preset: str, description, seed: 
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
     else:
-        policy = Pi05Policy.build_random(
-            preset,
-            camera_names=tuple(description.camera_names),
-            state_names=description.state_names,
-            action_names=description.action_names,
-            control_hz=description.control_hz,
-            seed=seed,
-            robot_type=description.robot_type,
-            robot_interface_version=description.interface_version,
-        )
+        policy = Pi05Policy.build_random_for(description, preset, seed)
     server = PolicyServer(policy, host="127.0.0.1", port=0)
     with server.run_in_thread() as port:
         yield f"ws://127.0.0.1:{port}"

@@ -70,3 +70,17 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_resolve_config_path_unknown_name_lists_known() -> None:
     with pytest.raises(ConfigError, match="unknown robot config 'no-such-robot'"):
         resolve_config_path("robots", "no-such-robot")
+
+
+def test_the_local_deployment_shows_people_a_sharper_view_than_the_policy_gets():
+    """`make demo` runs the local deployment: its live view and recordings use the operator cameras."""
+    from agent.settings import load_deployment
+    from robots.registry import make_robot
+
+    entry = load_deployment("local").robots[0]
+    robot = make_robot(entry.kind, **entry.options, render=False)
+    try:
+        cameras = robot.describe().cameras
+    finally:
+        robot.close()
+    assert all(c.height == 96 and (c.operator_height or 0) >= 256 for c in cameras)

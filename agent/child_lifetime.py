@@ -28,6 +28,15 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
         os._exit(1)
 
 
+def arm_parent_death_signal() -> None:
+    """`preexec_fn` for subprocess.Popen: the new process gets SIGKILL when the process that started it dies.
+
+    Runs in the child between fork and exec (the setting survives exec), so it is armed before the service runs.
+    Linux only; elsewhere it does nothing and the supervisor's own stop() is the only cleanup."""
+    if sys.platform.startswith("linux"):
+        _set_parent_death_signal(signal.SIGKILL)
+
+
 def _set_parent_death_signal(sig: int) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

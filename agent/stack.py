@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.child_lifetime import arm_parent_death_signal
+
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +90,10 @@ class Stack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **spec.env},
-            start_new_session=True,
+            start_new_session=True,  # its own group: stop() signals the service and everything it started
+            # ... but a session of its own also shields it from the terminal's Ctrl-C and outlives a supervisor
+            # killed with SIGKILL: the kernel kills it when the supervisor dies (agent/child_lifetime.py)
+            preexec_fn=arm_parent_death_signal,
         )
         log_file.close()
         log.info("service started", extra={"service": spec.name, "pid": process.pid, "log": str(log_path)})

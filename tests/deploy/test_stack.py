@@ -1,5 +1,6 @@
 """The demo supervisor with real processes: health waits, a clear error on a crashing service, no orphans."""
 
+import contextlib
 import os
 import sys
 import time
@@ -80,3 +81,46 @@ def test_a_crashing_service_fails_start_with_its_log_and_stops_the_others(tmp_pa
     while time.monotonic() < deadline and alive(child):
         time.sleep(0.05)
     assert not alive(child)
+
+
+SUPERVISOR = """
+import sys, time
+from pathlib import Path
+from agent.stack import ServiceSpec, Stack
+port, pid_file, folder = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+spec = ServiceSpec("svc", [sys.executable, "-c", sys.argv[4], str(port), pid_file],
+                   health_url=f"http://127.0.0.1:{port}/healthz", startup_timeout_s=30)
+stack = Stack([spec], folder / "logs")
+stack.start()
+(folder / "service.pid").write_text(str(stack.running[0].process.pid))
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_services_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
+    """`kill -9` of `hearth demo` (no stop() runs) must not leave the console or the API running in their own
+    sessions, where neither the terminal's Ctrl-C nor the process group reaches them."""
+    import signal
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", SUPERVISOR, str(free_port()), str(tmp_path / "child.pid"), str(tmp_path), HTTP_SERVER]
+    supervisor = subprocess.Popen(argv, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "service.pid").exists():
+            assert supervisor.poll() is None, "the supervisor exited before its service was healthy"
+            time.sleep(0.1)
+        service = int((tmp_path / "service.pid").read_text())
+        assert alive(service)
+    finally:
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive(service):
+        time.sleep(0.05)
+    grandchild = int((tmp_path / "child.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):  # the service's own child is not the kernel's to kill: tidy up
+        os.kill(grandchild, signal.SIGKILL)
+    assert not alive(service), "the service outlived its supervisor"

@@ -672,6 +672,12 @@ def append_prepared(main: PreparedData, extra: PreparedData) -> PreparedData:
     for key in ("camera_names", "state_names", "action_names", "action_frame"):
         if (main.meta.get(key) or None) != (extra.meta.get(key) or None):
             raise TrainingError(f"extra prepared data differs in {key}: {extra.meta.get(key)} vs {main.meta.get(key)}")
+    probe = "go to the table, pick up the can"  # token ids are only comparable under the same vocabulary
+    if (main.tokenizer.vocab_size, main.tokenizer.encode(probe)) != (
+        extra.tokenizer.vocab_size,
+        extra.tokenizer.encode(probe),
+    ):
+        raise TrainingError("extra prepared data was tokenized with another tokenizer; prepare it with --init")
     if main.norm_stats["state"].to_json() != extra.norm_stats["state"].to_json():
         raise TrainingError("extra prepared data was normalized with other state stats; prepare it with --init")
     a, b = main.arrays, extra.arrays

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class SubtaskResult:
     ticks: int
     expert_ticks: int
     wall_s: float
+    # where it went wrong, in robot units: go to: final "xy_error" (m) and "yaw_error" (rad) to the stand-off;
+    # pick: "lineup_error" (m), the base's distance from the object's reach pose when the gripper first closed
+    # (absent when it never closed); empty for place
+    detail: dict[str, float] = field(default_factory=dict)
 
 
 def subtask_kind(text: str) -> str:
@@ -102,6 +106,7 @@ def _move_of(robot, index: int):
 def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack: float, execute_steps: int):
     """Replay the expert to subtask ``index``'s first tick, then let System 1 try it."""
     from robots.sim.expert import ScriptedExpert
+    from robots.sim.kitchen import GRIP_CLOSE
 
     subtask, start, expert_ticks = segments[index]
     robot.set_task(task)
@@ -115,14 +120,19 @@ def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack
     started = time.monotonic()
     ticks = 0
     success = achieved(robot, move, subtask)
+    detail: dict[str, float] = {}
     while ticks < budget and not success:
         chunk = policy.act(robot.observe(), subtask)
         for action in np.asarray(chunk.actions)[:execute_steps]:
+            if subtask_kind(subtask) == "pick" and "lineup_error" not in detail and action[7] >= GRIP_CLOSE:
+                detail["lineup_error"] = round(lineup_error(robot, move.obj), 4)
             robot.act(action)
             ticks += 1
             success = achieved(robot, move, subtask)
             if success or ticks >= budget:
                 break
+    if subtask_kind(subtask) == "go_to":
+        detail.update(standoff_error(robot, subtask.removeprefix("go to the ").strip()))
     return SubtaskResult(
         task,
         seed,
@@ -133,7 +143,29 @@ def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack
         ticks,
         expert_ticks,
         time.monotonic() - started,
+        detail,
     )
+
+
+def standoff_error(robot, furniture: str) -> dict[str, float]:
+    """How far the base stands from ``furniture``'s stand-off: xy (m) and heading (rad, signed)."""
+    from robots.sim.kitchen import standoff_pose, wrap_angle
+
+    x, y, yaw = robot.base_pose()
+    sx, sy, syaw = standoff_pose(furniture)
+    return {"xy_error": round(math.hypot(x - sx, y - sy), 4), "yaw_error": round(float(wrap_angle(yaw - syaw)), 4)}
+
+
+def lineup_error(robot, obj: str) -> float:
+    """Distance (m) of the base from the pose that puts ``obj`` straight ahead at grasp reach (the expert's
+    line-up target at the furniture the object stands on)."""
+    from robots.sim.expert import furniture_near
+    from robots.sim.kitchen import reach_pose
+
+    p = robot.object_position(obj)
+    x, y, _yaw = robot.base_pose()
+    gx, gy, _ = reach_pose(furniture_near(p), p[0], p[1])
+    return math.hypot(x - gx, y - gy)
 
 
 def evaluate_subtasks(

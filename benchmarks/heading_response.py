@@ -5,7 +5,7 @@ faces right of the goal and right when it faces left of it. Open-loop error agai
 (the expert rarely stands at a wrong heading, so the policy is never asked there); closed loop it shows up as a
 robot that reaches the stand-off and then stays turned away. Here the robot is placed exactly at each stand-off
 with a heading error e from a grid, the arm tucked, and System 1 is asked for "go to the X" with several noise
-draws. A policy that uses its heading turns by about -clip(e, +-YAW_RATE * chunk time); one that ignores it turns
+draws. A policy that uses its heading turns by about -clip(e, +-MAX_BASE_YAW_RATE * chunk time); one that ignores it turns
 the same way whatever e is. Reported per furniture: the mean commanded turn per e, the share of |e| >= 0.2 rad
 where it turns toward the goal, and the correlation between the commanded and the ideal turn.
 
@@ -23,8 +23,8 @@ ERRORS = (-2.5, -1.5, -0.8, -0.4, -0.2, 0.2, 0.4, 0.8, 1.5, 2.5)
 
 
 def heading_response(policy, robot, furniture: str, draws: int, seed: int) -> dict:
-    from robots.sim.expert import HOME_ARM, YAW_RATE
-    from robots.sim.kitchen import standoff_pose, wrap_angle
+    from robots.sim.expert import HOME_ARM
+    from robots.sim.kitchen import MAX_BASE_YAW_RATE, standoff_pose, wrap_angle
 
     sx, sy, syaw = standoff_pose(furniture)
     horizon = policy.config.action_horizon
@@ -43,7 +43,7 @@ def heading_response(policy, robot, furniture: str, draws: int, seed: int) -> di
             noise = rng.normal(size=(horizon, policy.config.max_action_dim))
             actions = policy.act(obs, f"go to the {furniture}", noise=noise).actions
             turns.append(float(wrap_angle(actions[-1, 11] - yaw)))
-        want = -float(np.clip(error, -YAW_RATE * chunk_s, YAW_RATE * chunk_s))
+        want = -float(np.clip(error, -MAX_BASE_YAW_RATE * chunk_s, MAX_BASE_YAW_RATE * chunk_s))
         commanded.append(float(np.mean(turns)))
         ideal.append(want)
         rows.append({"heading_error": error, "commanded_turn": round(commanded[-1], 3), "ideal_turn": round(want, 3)})

@@ -14,6 +14,13 @@ rotate the way to the goal by its own heading (a product of state inputs), while
 a stand-off depends on position alone and the heading error is a separate output. The sim's stand-offs face the
 furniture at a fixed heading, so line-ups see the same world axes every time.
 
+The heading target can stay absolute (``base_yaw: absolute``) while x and y are offsets. Why: where every
+subtask ends facing its furniture at a fixed heading, the absolute heading target is a lookup from the subtask
+text (one of a few values), whereas the heading offset ``wrap(goal - yaw)`` has to be computed from the measured
+heading; a small model that has not learned that subtraction holds still when it arrives turned away. Absolute
+headings are expressed in ``[yaw_low, yaw_low + 2 pi)`` (the robot's state convention), so a target never jumps
+by 2 pi inside that range.
+
 The frame is a property of the checkpoint (stored in its config metadata), not of the robot: the robot interface
 stays absolute, training converts each chunk with `to_model`, and inference converts back with `to_robot`.
 """
@@ -28,11 +35,17 @@ from typing import Any
 import numpy as np
 
 BASE_FRAMES = ("robot", "world")
+BASE_YAW_MODES = ("offset", "absolute")
 
 
 def wrap_angle(a: np.ndarray) -> np.ndarray:
     """Angles mapped to [-pi, pi)."""
     return (np.asarray(a) + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def heading_in_range(a: np.ndarray, low: float) -> np.ndarray:
+    """Angles mapped to [low, low + 2 pi)."""
+    return (np.asarray(a) - low) % (2.0 * math.pi) + low
 
 
 @dataclass(frozen=True)
@@ -42,17 +55,24 @@ class ActionFrame:
     `joint_pairs` are (action index, state index): the model predicts ``action - state``. `base_pose` is the
     (x, y, yaw) action indices with their state indices: the model predicts the target's offset from the pose at
     chunk start, ``R(-yaw) @ (target_xy - state_xy)`` in the base's frame (`base_frame` "robot") or
-    ``target_xy - state_xy`` along the world's axes ("world"), and ``wrap(target_yaw - state_yaw)`` in both.
+    ``target_xy - state_xy`` along the world's axes ("world"), and ``wrap(target_yaw - state_yaw)`` in both
+    (`base_yaw` "offset") or the target heading itself in ``[yaw_low, yaw_low + 2 pi)`` (`base_yaw` "absolute").
     Every other action index stays absolute (grippers, as in openpi).
     """
 
     joint_pairs: tuple[tuple[int, int], ...] = ()
     base_pose: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None
     base_frame: str = "robot"
+    base_yaw: str = "offset"
+    yaw_low: float | None = None
 
     def __post_init__(self) -> None:
         if self.base_frame not in BASE_FRAMES:
             raise ValueError(f"base_frame must be one of {list(BASE_FRAMES)}, got {self.base_frame!r}")
+        if self.base_yaw not in BASE_YAW_MODES:
+            raise ValueError(f"base_yaw must be one of {list(BASE_YAW_MODES)}, got {self.base_yaw!r}")
+        if self.base_yaw == "absolute" and self.yaw_low is None:
+            raise ValueError("an absolute base_yaw needs yaw_low, the low end of the robot's heading range")
 
     # ---- construction from names (what checkpoints and configs store) ----------------------------------------
     @classmethod
@@ -63,6 +83,8 @@ class ActionFrame:
         action_names: Sequence[str],
         state_names: Sequence[str],
         base_frame: str = "robot",
+        base_yaw: str = "offset",
+        yaw_low: float | None = None,
     ) -> ActionFrame:
         """Resolve names to indices; each relative action must have a state of the same name."""
         action_index = {name: i for i, name in enumerate(action_names)}
@@ -83,14 +105,21 @@ class ActionFrame:
         overlap = set(relative) & set(base_pose or ())
         if overlap:
             raise ValueError(f"{sorted(overlap)} are both joint-relative and part of the base pose")
-        return cls(joint_pairs=tuple(pair(name) for name in relative), base_pose=base, base_frame=base_frame)
+        return cls(
+            joint_pairs=tuple(pair(name) for name in relative),
+            base_pose=base,
+            base_frame=base_frame,
+            base_yaw=base_yaw,
+            yaw_low=None if yaw_low is None else float(yaw_low),
+        )
 
     @classmethod
     def from_spec(
         cls, spec: Mapping[str, Any] | None, action_names: Sequence[str], state_names: Sequence[str]
     ) -> ActionFrame | None:
-        """The frame a spec ``{"relative": [...], "base_pose": [...], "base_frame": ...}`` names, or None
-        (absolute) for no spec. Specs written before `base_frame` existed mean "robot"."""
+        """The frame a spec ``{"relative": [...], "base_pose": [...], "base_frame": ..., "base_yaw": ...,
+        "yaw_low": ...}`` names, or None (absolute) for no spec. Specs written before `base_frame` existed mean
+        "robot"; before `base_yaw`, "offset"."""
         if not spec:
             return None
         return cls.from_names(
@@ -99,6 +128,8 @@ class ActionFrame:
             action_names,
             state_names,
             spec.get("base_frame") or "robot",
+            spec.get("base_yaw") or "offset",
+            spec.get("yaw_low"),
         )
 
     @classmethod
@@ -121,7 +152,7 @@ class ActionFrame:
             c, s_ = self._rotation(yaw)
             out[..., ax] = c * dx + s_ * dy
             out[..., ay] = -s_ * dx + c * dy
-            out[..., ayaw] = wrap_angle(actions[..., ayaw] - yaw)
+            out[..., ayaw] = self._heading_to_model(actions[..., ayaw], yaw)
         return out.astype(np.float32)
 
     def to_robot(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -137,8 +168,18 @@ class ActionFrame:
             c, s_ = self._rotation(yaw)
             out[..., ax] = state[..., sx] + c * actions[..., ax] - s_ * actions[..., ay]
             out[..., ay] = state[..., sy] + s_ * actions[..., ax] + c * actions[..., ay]
-            out[..., ayaw] = yaw + actions[..., ayaw]
+            out[..., ayaw] = self._heading_to_robot(actions[..., ayaw], yaw)
         return out.astype(np.float32)
+
+    def _heading_to_model(self, target: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        if self.base_yaw == "absolute":
+            return heading_in_range(target, self.yaw_low)
+        return wrap_angle(target - yaw)
+
+    def _heading_to_robot(self, predicted: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        if self.base_yaw == "absolute":  # a target in the state's range: the pose controller turns the short way
+            return heading_in_range(predicted, self.yaw_low)
+        return yaw + predicted
 
     def _rotation(self, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cos, sin) of the angle from the world's axes to the offset's axes: the heading, or 0 in "world"."""

@@ -94,6 +94,7 @@ def _per_subtask(policy, tasks, episodes, seed_offset, slack, execute_steps, cam
         typer.echo(
             f"{r.task!r} seed {r.seed} [{r.index}] {r.subtask!r}: {'success' if r.success else 'failure'} "
             f"in {r.ticks} ticks (expert {r.expert_ticks})"
+            + "".join(f", {name} {value:.3f}" for name, value in r.detail.items())
         )
 
     try:

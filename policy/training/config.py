@@ -96,6 +96,18 @@ class ActionFrameSettings(_Strict):
     base_frame: Literal["robot", "world"] = Field(
         default="robot", description="axes of the base offset: the base's own frame or the world's (odometry)"
     )
+    base_yaw: Literal["offset", "absolute"] = Field(
+        default="offset", description="the heading as an offset from the start heading, or the target heading itself"
+    )
+    yaw_low: float | None = Field(
+        default=None, description="absolute headings are expressed in [yaw_low, yaw_low + 2 pi): the state's range"
+    )
+
+    @model_validator(mode="after")
+    def _absolute_heading_has_a_range(self) -> ActionFrameSettings:
+        if self.base_yaw == "absolute" and self.yaw_low is None:
+            raise ValueError("base_yaw: absolute needs yaw_low (the low end of the state's heading range)")
+        return self
 
     def as_metadata(self) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -104,6 +116,9 @@ class ActionFrameSettings(_Strict):
         }
         if self.base_frame != "robot":  # checkpoints written before the option keep their exact metadata
             spec["base_frame"] = self.base_frame
+        if self.base_yaw != "offset":
+            spec["base_yaw"] = self.base_yaw
+            spec["yaw_low"] = self.yaw_low
         return spec
 
 

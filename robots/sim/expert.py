@@ -46,7 +46,6 @@ Step = tuple[np.ndarray, str]
 TORSO_FOR = {"table": 0.12, "counter": 0.28, "shelf": 0.2}
 BASE_SPEED = 0.7  # m/s cruise
 BASE_ACCEL = 1.6  # m/s^2
-YAW_RATE = 1.2  # rad/s
 YAW_ACCEL = 3.0  # rad/s^2
 ARM_FAST = 0.45  # m/s free-space hand speed
 ARM_SLOW = 0.2  # m/s near objects
@@ -224,7 +223,10 @@ class ScriptedExpert:
 
         Each tick's base target is a waypoint ``v / BASE_GAIN`` ahead (the pose controller then moves at the planned
         velocity ``v``); within reach of the goal the target is the goal itself, so the policy learns where
-        "go to the X" ends, not a velocity profile.
+        "go to the X" ends, not a velocity profile. The heading target is the goal's heading all the way (the pose
+        controller turns at its own rate limit): "go to the X" then always asks for one heading per X, which a
+        policy reads from the text alone instead of computing a turn from its measured heading
+        (``drive_heading_labels`` in robots/sim/relabel.py gives data recorded before this the same labels).
         """
         r = self.robot
         gx, gy, gyaw = goal
@@ -265,14 +267,13 @@ class ScriptedExpert:
                 v_world = err / max(dist, 1e-6) * speed
                 c, s = math.cos(yaw), math.sin(yaw)
                 v_robot = np.array([c * v_world[0] + s * v_world[1], -s * v_world[0] + c * v_world[1]])
-                wz = float(np.clip(2.5 * yaw_err, -YAW_RATE, YAW_RATE))
-                target = np.array([*v_robot, wz])
+                target = np.array([*v_robot, 0.0])
                 limit = np.array([BASE_ACCEL, BASE_ACCEL, YAW_ACCEL]) * self.dt
                 self.base_vel = self.base_vel + np.clip(target - self.base_vel, -limit, limit)
-                vx, vy, w = self.base_vel
+                vx, vy, _ = self.base_vel
                 pose = self._pose_state()
                 lead = np.array([c * vx - s * vy, s * vx + c * vy]) / BASE_GAIN
-                self.base_target = np.array([pose[0] + lead[0], pose[1] + lead[1], pose[2] + w / BASE_GAIN])
+                self.base_target = np.array([pose[0] + lead[0], pose[1] + lead[1], self._yaw_target(gyaw)])
                 yield self._action(), label
             else:
                 logger.warning("drive to %s timed out at %s", goal, r.base_pose())

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from agent.subtask_eval import evaluate_subtasks, expert_segments, summarize_subtasks
+from agent.subtask_eval import GOTO_XY, GOTO_YAW, evaluate_subtasks, expert_segments, summarize_subtasks
 from robots.sim.expert import ScriptedExpert
 from robots.sim.kitchen import SimKitchen
 
@@ -87,6 +87,10 @@ def test_handing_each_subtask_to_the_expert_succeeds(monkeypatch) -> None:
     assert set(policy.prompts) == {r.subtask for r in results}  # System 1 got the expert's own subtask text
     summary = summarize_subtasks(results)
     assert summary["pick"] == {"n": 1, "success": 1.0} and summary["go_to"]["n"] == 2
+    # the diagnostics say how close it got: the expert lines up to 6 mm before it closes the gripper
+    go_to, pick = results[0], results[1]
+    assert go_to.detail["xy_error"] < GOTO_XY and abs(go_to.detail["yaw_error"]) < GOTO_YAW
+    assert pick.detail["lineup_error"] < 0.01
 
 
 def test_a_policy_that_holds_still_fails_every_subtask(monkeypatch) -> None:
@@ -94,3 +98,5 @@ def test_a_policy_that_holds_still_fails_every_subtask(monkeypatch) -> None:
     assert len(results) == 4 and not any(r.success for r in results)
     for r in results:
         assert r.ticks >= 3 * r.expert_ticks  # it got the whole budget
+    assert results[0].detail["xy_error"] > GOTO_XY  # still where the episode started
+    assert "lineup_error" not in results[1].detail  # it never closed the gripper

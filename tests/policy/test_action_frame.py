@@ -159,3 +159,45 @@ def test_extra_prepared_data_is_appended_in_the_main_sets_action_normalization()
     other_states, _, _ = prepared_set(2, n=10)
     with pytest.raises(TrainingError, match="state stats"):
         append_prepared(main, other_states)
+
+
+def test_absolute_heading_is_the_target_itself_in_the_states_range():
+    """x, y stay world offsets; the heading target is predicted as is, so one goal heading is one model value
+    whatever the robot faces, and a heading a whole turn away maps to the same value."""
+    spec = {
+        "base_pose": ["base_x", "base_y", "base_yaw"],
+        "base_frame": "world",
+        "base_yaw": "absolute",
+        "yaw_low": -math.pi / 2,
+    }
+    f = ActionFrame.from_spec(spec, NAMES, NAMES)
+    for heading in (-1.0, 0.5, 3.0, 4.5):
+        state = np.array([0.3, 0.5, 1.0, 2.0, heading])
+        for target_yaw in (math.pi, -math.pi, 3 * math.pi):
+            target = np.array([[0.3, 0.5, 1.4, 1.7, target_yaw]])
+            model = f.to_model(target, state)[0]
+            np.testing.assert_allclose(model, [0.3, 0.5, 0.4, -0.3, math.pi], atol=1e-6)
+            np.testing.assert_allclose(f.to_robot(model[None], state)[0], [0.3, 0.5, 1.4, 1.7, math.pi], atol=1e-6)
+    assert f.to_model(np.array([[0, 0, 0, 0, -math.pi / 2 - 0.1]]), np.zeros(5))[0, 4] == pytest.approx(
+        3 * math.pi / 2 - 0.1
+    )
+    with pytest.raises(ValueError, match="yaw_low"):
+        ActionFrame.from_spec({**spec, "yaw_low": None}, NAMES, NAMES)
+    with pytest.raises(ValueError, match="base_yaw"):
+        ActionFrame.from_spec({**spec, "base_yaw": "relative"}, NAMES, NAMES)
+
+
+def test_training_config_writes_the_absolute_heading_into_the_checkpoint_spec():
+    from pydantic import ValidationError
+
+    from policy.training.config import ActionFrameSettings
+
+    settings = ActionFrameSettings(
+        base_pose=["base_x", "base_y", "base_yaw"], base_frame="world", base_yaw="absolute", yaw_low=-1.5
+    )
+    spec = settings.as_metadata()
+    assert spec["base_yaw"] == "absolute" and spec["yaw_low"] == -1.5
+    assert ActionFrame.from_spec(spec, NAMES, NAMES).base_yaw == "absolute"
+    assert "base_yaw" not in ActionFrameSettings(base_pose=["base_x", "base_y", "base_yaw"]).as_metadata()
+    with pytest.raises(ValidationError, match="yaw_low"):
+        ActionFrameSettings(base_pose=["base_x", "base_y", "base_yaw"], base_yaw="absolute")

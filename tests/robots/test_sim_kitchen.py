@@ -12,6 +12,7 @@ from robots.registry import UnknownRobotError, available_robots, make_robot
 from robots.sim.expert import ScriptedExpert, start_near
 from robots.sim.kitchen import (
     ACTION_NAMES,
+    FACING,
     MAX_BASE_SPEED,
     REACH,
     STATE_NAMES,
@@ -41,8 +42,10 @@ def run_expert(robot: SimKitchen, seed: int, noise: float = 0.0, max_ticks: int 
     robot.reset(seed)
     expert = ScriptedExpert(robot, noise=noise, seed=seed)
     labels, progress, perturbed = [], [], 0
+    expert.recorded = []  # the clean actions, what a DART collector records
     for _ in range(max_ticks):
         action, label = expert.act()
+        expert.recorded.append(expert.last_clean_action.copy())
         perturbed += int(not np.allclose(action, expert.last_clean_action))
         robot.act(action)
         labels.append(label)
@@ -205,6 +208,11 @@ def test_expert_solves_each_task_with_paper_style_labels(blind: SimKitchen, spec
         assert distinct == [*spec.subtasks, "done"]
         assert all(b >= a for a, b in itertools.pairwise(progress))  # progress never goes back
         assert len(labels) < 700
+        # every "go to the X" tick asks for X's stand-off heading: a lookup from the text, whatever the robot faces
+        for label, action in zip(labels, expert.recorded, strict=True):
+            if label.startswith("go to the "):
+                goal = FACING[label.removeprefix("go to the ")]
+                assert abs(wrap_angle(float(action[11]) - goal)) < 1e-6, (label, action[11])
 
 
 def test_expert_recovers_from_noise(blind: SimKitchen) -> None:

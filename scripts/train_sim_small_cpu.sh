@@ -7,7 +7,7 @@
 # Copy runs/sim-small-stageN/run/checkpoint/* to checkpoints/sim-small/ to bundle a stage.
 # DATA=runs/sim-small-stage1/data reuses an earlier stage's prepared frames instead of collecting new ones (the
 # trainer re-expresses them in the config's action frame and horizon in memory; stage 2 did this).
-# INIT_FROM=checkpoints/sim-small-stage4 warm-starts from another checkpoint than the bundled one (stages 3-4 did this).
+# INIT_FROM=DIR warm-starts from another checkpoint than the bundled one (stages 3, 4 and 6 did this).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE="${1:?usage: train_sim_small_cpu.sh STAGE [TRAIN_SECONDS]}"

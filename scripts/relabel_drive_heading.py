@@ -1,4 +1,4 @@
-"""Rewrite prepared sim-kitchen data's drive heading targets to the goal heading (robots/sim/relabel.py).
+"""Rewrite prepared sim-kitchen data's drive heading targets to the goal heading (agent/sim_relabel.py).
 
     .venv/bin/python scripts/relabel_drive_heading.py --data runs/s1/data --out runs/s1-goalyaw/data
 
@@ -25,8 +25,8 @@ def main() -> int:
 
     import numpy as np
 
+    from agent.sim_relabel import drive_heading_labels, goal_heading_per_row
     from policy.train import PreparedData, is_prepared_data
-    from robots.sim.relabel import drive_heading_labels, goal_heading_per_row
 
     if not is_prepared_data(args.data):
         parser.error(f"{args.data} is not a prepared data folder (no arrays.npz and dataset.json)")

@@ -226,7 +226,7 @@ class ScriptedExpert:
         "go to the X" ends, not a velocity profile. The heading target is the goal's heading all the way (the pose
         controller turns at its own rate limit): "go to the X" then always asks for one heading per X, which a
         policy reads from the text alone instead of computing a turn from its measured heading
-        (``drive_heading_labels`` in robots/sim/relabel.py gives data recorded before this the same labels).
+        (``drive_heading_labels`` in agent/sim_relabel.py gives data recorded before this the same labels).
         """
         r = self.robot
         gx, gy, gyaw = goal

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from robots.base import Robot
+from robots.config import load_robot_config
 from robots.safety import SafeRobot, SafetyLimits, WorkspaceBox
 from robots.sim.expert import ScriptedExpert
 from robots.sim.kitchen import ACTION_NAMES, SimKitchen
@@ -196,7 +197,8 @@ def test_wrong_action_shape_is_a_clear_error(safe) -> None:
 def test_expert_still_succeeds_through_the_safety_layer(sim: SimKitchen) -> None:
     sim.set_task("put the can in the sink")
     events: list[SafetyEvent] = []
-    robot = SafeRobot(Recording(sim), watchdog_timeout_s=30.0, on_event=events.append)
+    limits = load_robot_config("sim-kitchen").safety.limits  # what `make demo` and `hearth run` deploy
+    robot = SafeRobot(Recording(sim), limits=limits, watchdog_timeout_s=30.0, on_event=events.append)
     try:
         robot.reset(4)
         expert = ScriptedExpert(robot, seed=4)  # finds the simulator inside the wrappers
@@ -206,6 +208,6 @@ def test_expert_still_succeeds_through_the_safety_layer(sim: SimKitchen) -> None
             if expert.done:
                 break
         assert robot.task_success() is True
-        assert events == []  # default limits never change what a smooth, in-range expert commands
+        assert events == []  # the deployed limits never change what a smooth, in-range expert commands
     finally:
         robot.close()

@@ -72,7 +72,7 @@ def drive_heading_labels(prepared: PreparedData) -> PreparedData:
     meta = {
         **absolute.meta,
         "source": f"{prepared.meta.get('source', '')}; drive heading targets relabelled to the goal heading",
-        "heading_labels": "goal heading while driving (robots/sim/relabel.py)",
+        "heading_labels": "goal heading while driving (agent/sim_relabel.py)",
     }
     arrays.actions = actions
     return PreparedData(arrays, fresh, absolute.tokenizer, absolute.fast, meta)

@@ -1,4 +1,4 @@
-"""Relabelling prepared sim-kitchen data with the current expert's drive headings (robots/sim/relabel.py)."""
+"""Relabelling prepared sim-kitchen data with the current expert's drive headings (agent/sim_relabel.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from agent.sim_relabel import drive_heading_labels, goal_heading_per_row
 from policy.normalize import NormStats
 from policy.tokenizers.text import household_tokenizer
 from policy.train import PreparedData, reframe_prepared
 from policy.training.data import TrainingArrays
 from robots.sim.kitchen import ACTION_NAMES, FACING, STATE_NAMES, YAW_STATE_LOW
-from robots.sim.relabel import drive_heading_labels, goal_heading_per_row
 
 HORIZON = 3
 YAW = ACTION_NAMES.index("base_yaw")

@@ -12,6 +12,7 @@ the expert's targets already are up to a whole turn.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -42,8 +43,9 @@ def drive_heading_labels(prepared: PreparedData) -> PreparedData:
     """`prepared` with absolute action chunks whose heading targets are what the current expert records.
 
     The chunk at row i holds the actions of rows i, i + 1, ... of the same episode (its last action repeated past
-    its end), so each chunk step takes the label of the frame it belongs to. Returns absolute actions (no action frame) with fresh
-    action stats; training re-expresses them in its configured frame.
+    its end), so each chunk step takes the label of the frame it belongs to. Returns absolute actions (no action
+    frame) with fresh action stats and leaves `prepared` as it was; training re-expresses them in its configured
+    frame. ``meta["go_to_frames"]`` counts the frames whose drive heading was rewritten.
     """
     absolute = reframe_prepared(prepared, None)
     arrays, stats = absolute.arrays, absolute.norm_stats
@@ -73,9 +75,10 @@ def drive_heading_labels(prepared: PreparedData) -> PreparedData:
         **absolute.meta,
         "source": f"{prepared.meta.get('source', '')}; drive heading targets relabelled to the goal heading",
         "heading_labels": "goal heading while driving (agent/sim_relabel.py)",
+        "go_to_frames": int(np.sum(~np.isnan(goal))),
     }
-    arrays.actions = actions
-    return PreparedData(arrays, fresh, absolute.tokenizer, absolute.fast, meta)
+    # a new arrays object: reframe_prepared returns `prepared` itself when it is already absolute
+    return PreparedData(replace(arrays, actions=actions), fresh, absolute.tokenizer, absolute.fast, meta)
 
 
 def chunk_layout_gap(raw: np.ndarray, episode: np.ndarray, is_pad: np.ndarray) -> float:

@@ -120,25 +120,26 @@ def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack
     started = time.monotonic()
     ticks = 0
     success = achieved(robot, move, subtask)
+    kind = subtask_kind(subtask)
     detail: dict[str, float] = {}
     while ticks < budget and not success:
         chunk = policy.act(robot.observe(), subtask)
         for action in np.asarray(chunk.actions)[:execute_steps]:
-            if subtask_kind(subtask) == "pick" and "lineup_error" not in detail and action[7] >= GRIP_CLOSE:
+            if kind == "pick" and "lineup_error" not in detail and action[7] >= GRIP_CLOSE:
                 detail["lineup_error"] = round(lineup_error(robot, move.obj), 4)
             robot.act(action)
             ticks += 1
             success = achieved(robot, move, subtask)
             if success or ticks >= budget:
                 break
-    if subtask_kind(subtask) == "go_to":
+    if kind == "go_to":
         detail.update(standoff_error(robot, subtask.removeprefix("go to the ").strip()))
     return SubtaskResult(
         task,
         seed,
         index,
         subtask,
-        subtask_kind(subtask),
+        kind,
         bool(success),
         ticks,
         expert_ticks,

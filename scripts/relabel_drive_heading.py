@@ -23,9 +23,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="where the relabelled prepared data goes")
     args = parser.parse_args()
 
-    import numpy as np
-
-    from agent.sim_relabel import drive_heading_labels, goal_heading_per_row
+    from agent.sim_relabel import drive_heading_labels
     from policy.train import PreparedData, is_prepared_data
 
     if not is_prepared_data(args.data):
@@ -34,14 +32,13 @@ def main() -> int:
         parser.error("--out must differ from --data (the original is kept)")
     start = time.time()
     prepared = PreparedData.load(args.data)
-    goals = goal_heading_per_row(prepared)
     relabelled = drive_heading_labels(prepared)
     relabelled.save(args.out, compress=False)
     summary = {
         "data": str(args.data),
         "out": str(args.out),
         "frames": len(relabelled.arrays),
-        "go_to_frames": int(np.sum(~np.isnan(goals))),
+        "go_to_frames": relabelled.meta["go_to_frames"],
         "seconds": round(time.time() - start, 1),
     }
     print(json.dumps(summary))

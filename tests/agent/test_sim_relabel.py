@@ -82,9 +82,13 @@ def test_each_chunk_step_gets_the_label_of_its_own_frame(stored_frame):
     """Drive steps ask for the goal heading; the pick's steps (even inside a drive row's chunk) keep their heading,
     moved into the state's range; nothing but the heading changes. Data stored in a relative frame works too."""
     prepared, chunks = prepared_episodes()
-    relabelled = drive_heading_labels(reframe_prepared(prepared, stored_frame))
+    stored = reframe_prepared(prepared, stored_frame)
+    before = stored.arrays.actions.copy()
+    relabelled = drive_heading_labels(stored)
     out = headings(relabelled)
     assert relabelled.meta.get("action_frame") is None
+    assert relabelled.meta["go_to_frames"] == 7  # three ticks of "go to the table", four of "go to the counter"
+    np.testing.assert_array_equal(stored.arrays.actions, before)  # the input is left as it was
     np.testing.assert_allclose(np.delete(out, YAW, axis=-1), np.delete(chunks, YAW, axis=-1), atol=1e-4)
     in_range = (chunks[..., YAW] - YAW_STATE_LOW) % (2 * math.pi) + YAW_STATE_LOW
     np.testing.assert_allclose(out[0, :, YAW], FACING["table"], atol=1e-4)

@@ -43,7 +43,7 @@ from policy.normalize import NormStats
 from policy.training.augment import augment_images, wrist_flags
 from policy.training.batching import TrainSample
 from policy.training.config import TrainConfig
-from policy.training.data import TrainingArrays, batch_indices
+from policy.training.data import TrainingArrays, batch_indices, subtask_repeats, weighted_order
 from policy.training.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, shutdown
 from policy.training.ema import ExponentialMovingAverage
 from policy.training.lora import apply_lora, merged_state_dict
@@ -446,6 +446,11 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
     n_s2 = round(per_rank * config.loss.subtask_fraction) if has_subtasks else 0
     n_s2 = min(n_s2, per_rank - 1) if config.loss.flow_weight > 0 or config.loss.fast_ce else n_s2
     horizon, action_width = arrays.actions.shape[1], arrays.actions.shape[2]
+    order = weighted_order(subtask_repeats(arrays.s1_tokens, prepared.tokenizer.decode, config.data.subtask_weights))
+    if config.data.subtask_weights and info.is_main:
+        logger.info(
+            "subtask weights", extra={"weights": config.data.subtask_weights, "frames": len(arrays), "pass": len(order)}
+        )
 
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
     bar = None
@@ -461,7 +466,7 @@ def _train(config, data, out, resume, init, progress, stop_after, on_step, info:
     model.train()
     for step in range(start_step, end_step):
         generator = torch.Generator().manual_seed(_step_seed(config.seed, step, info.rank))
-        indices = batch_indices(len(arrays), config.batch_size, step, config.seed, info.rank, info.world_size)
+        indices = order[batch_indices(len(order), config.batch_size, step, config.seed, info.rank, info.world_size)]
         kinds = torch.zeros(per_rank, dtype=torch.bool)
         kinds[:n_s2] = True
         noise = torch.randn((per_rank, horizon, action_width), generator=generator).to(device)

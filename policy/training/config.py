@@ -134,6 +134,18 @@ class DataSettings(_Strict):
         description="further prepared data folders (same robot, tokenizer and state stats) trained on together with "
         "the main data, e.g. recovery demonstrations collected for one skill",
     )
+    subtask_weights: dict[str, int] = Field(
+        default_factory=dict,
+        description="frames whose subtask starts with a key (e.g. 'pick up') are drawn that many times per pass "
+        "over the data, for a skill that needs more practice than its share of the frames gives it",
+    )
+
+    @model_validator(mode="after")
+    def _weights_are_repeats(self) -> DataSettings:
+        bad = {key: n for key, n in self.subtask_weights.items() if n < 1 or not key.strip()}
+        if bad:
+            raise ValueError(f"subtask_weights must map a subtask prefix to a whole number >= 1, got {bad}")
+        return self
 
 
 class TrainConfig(_Strict):

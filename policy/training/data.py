@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +226,42 @@ class TorchArrays:
             has_actions=~use_s2,
             state=self.states[indices] if self.states is not None else None,
         )
+
+
+def subtask_repeats(s1_tokens: np.ndarray, decode, weights: Mapping[str, int], head: int = 12) -> np.ndarray:
+    """How many times each frame is drawn per pass: ``weights[prefix]`` for a frame whose subtask (its System-1
+    prompt ``Task: {subtask}, State: ...``) starts with ``prefix``, else 1.
+
+    Why: a skill's share of the frames is set by how long the expert spends on it (the sim's drives are half the
+    frames), not by how hard it is to learn; repeating the frames of a hard skill gives it more of each batch
+    without collecting anything. `decode` turns token ids into text; only the first ``head`` tokens are read,
+    enough for "Task: " and the subtask's first words. A prefix no frame matches is an error (a typo would
+    otherwise train on the unweighted data in silence).
+    """
+    repeats = np.ones(len(s1_tokens), np.int64)
+    if not weights:
+        return repeats
+    heads, inverse = np.unique(s1_tokens[:, :head], axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    matched = dict.fromkeys(weights, 0)
+    for i, tokens in enumerate(heads):
+        subtask = decode([int(t) for t in tokens if t]).removeprefix("Task: ")
+        for prefix, times in weights.items():
+            if subtask.startswith(prefix):
+                rows = inverse == i
+                repeats[rows] = times
+                matched[prefix] += int(rows.sum())
+                break
+    missing = [prefix for prefix, rows in matched.items() if rows == 0]
+    if missing:
+        raise ValueError(f"subtask_weights: no frame's subtask starts with {missing}")
+    return repeats
+
+
+def weighted_order(repeats: np.ndarray) -> torch.Tensor:
+    """The frame index of each position in a pass where frame i appears ``repeats[i]`` times: `batch_indices`
+    walks positions of this (longer) pass, so weighted sampling stays a pure function of the step."""
+    return torch.from_numpy(np.repeat(np.arange(len(repeats), dtype=np.int64), repeats))
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

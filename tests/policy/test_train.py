@@ -231,6 +231,32 @@ def test_prepared_data_encodes_both_example_kinds(prepared_dir, tiny_config) -> 
     assert torch.equal(batch.state, torch.from_numpy(arrays.states[:4]))
 
 
+def test_subtask_weights_repeat_a_skills_frames_in_every_pass(prepared_dir) -> None:
+    """Frames of a weighted subtask are drawn that many times per pass over the data, the rest once, and the
+    draw stays a pure function of the step; a prefix no frame has, or a weight below 1, is refused."""
+    import numpy as np
+
+    from policy.train import PreparedData
+    from policy.training.data import batch_indices, subtask_repeats, weighted_order
+
+    prepared = PreparedData.load(prepared_dir)
+    tokens, decode = prepared.arrays.s1_tokens, prepared.tokenizer.decode
+    phase = np.array([i * len(SUBTASKS) // 24 for i in range(24)])
+    repeats = subtask_repeats(tokens, decode, {"pick up": 3})
+    assert repeats.tolist() == [3 if p == 1 else 1 for p in phase]
+    assert subtask_repeats(tokens, decode, {}).tolist() == [1] * 24
+    order = weighted_order(repeats)
+    assert len(order) == 8 * 3 + 16
+    one_pass = torch.cat([order[batch_indices(len(order), 8, step, seed=0)] for step in range(5)])
+    counts = np.bincount(one_pass.numpy(), minlength=24)
+    assert (counts[phase == 1] == 3).all() and (counts[phase != 1] == 1).all()
+    assert torch.equal(order[batch_indices(len(order), 8, 3, seed=0)], one_pass[24:32])
+    with pytest.raises(ValueError, match="pick the"):
+        subtask_repeats(tokens, decode, {"pick up": 2, "pick the": 2})
+    with pytest.raises(ValueError, match="whole number"):
+        TrainConfig.model_validate({"data": {"subtask_weights": {"pick up": 0}}})
+
+
 def test_data_prepared_without_states_is_refused_for_a_state_token_model(prepared_dir, tiny_config, tmp_path) -> None:
     from policy.train import PreparedData, TrainingError, train
 

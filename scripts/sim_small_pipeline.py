@@ -45,8 +45,12 @@ def use_mjb(path: str | None) -> None:
     mujoco.MjModel.from_xml_string = staticmethod(lambda xml, assets=None: mujoco.MjModel.from_binary_path(model_path))
 
 
+# line-up starts stay inside the work zone's 0.25 rad, so the expert picks without driving "go to" first
+LINEUP_HEADING_SPREAD = 0.2
+
+
 def collect_worker(args: tuple) -> list[dict]:
-    jobs, camera_size, image_size, max_steps, mjb, heading_spread = args
+    jobs, camera_size, image_size, max_steps, mjb, heading_spread, lineup = args
     use_mjb(mjb)
     import torch
 
@@ -67,12 +71,15 @@ def collect_worker(args: tuple) -> list[dict]:
                 start_near(robot, FURNITURE_OF[robot.spec.moves[0].source], rng, heading_spread)
                 obs = robot.observe()
             expert = ScriptedExpert(robot, noise=noise, seed=seed)
+            if lineup:  # the arm already hovers: the base lines up under it (ScriptedExpert.start_with_arm_at_hover)
+                expert.start_with_arm_at_hover()
+                obs = robot.observe()
             images = {c: [] for c in robot.cameras}
             states, actions, labels = [], [], []
             while len(actions) < max_steps:
                 executed, label = expert.act()
-                if expert.done:
-                    break
+                if expert.done or (lineup and labels and labels[-1].startswith("pick up") and label != labels[-1]):
+                    break  # a line-up episode ends with its first pick
                 for camera, frames in images.items():
                     frames.append(resize_uint8(obs.images[camera], image_size))
                 states.append(obs.state)
@@ -86,7 +93,8 @@ def collect_worker(args: tuple) -> list[dict]:
                     "task": task,
                     "noise": noise,
                     "mid_task": mid_task,
-                    "success": bool(robot.task_success()),
+                    # a line-up episode succeeds when it holds its first object
+                    "success": bool(robot.held_object == robot.spec.moves[0].obj if lineup else robot.task_success()),
                     "images": {c: np.stack(f) for c, f in images.items()},
                     "states": np.stack(states).astype(np.float32),
                     "actions": np.stack(actions),
@@ -160,7 +168,15 @@ def main() -> int:
         action="store_true",
         help="every episode starts at the first object's furniture with a heading error up to pi: go-to recovery data",
     )
+    parser.add_argument(
+        "--lineup",
+        action="store_true",
+        help="every episode starts beside its first object with the arm already hovering and ends with that pick: "
+        "line-up data where the hand must wait for the base",
+    )
     args = parser.parse_args()
+    if args.recovery and args.lineup:
+        parser.error("--recovery and --lineup are different starts; collect them as separate sets")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     if args.export_mjb:
@@ -203,7 +219,12 @@ def main() -> int:
         started = time.monotonic()
         # every other episode with expert noise (DART), every third one starting mid-task at the first object
         jobs = [
-            (args.seed_offset + j, TASKS[j % len(TASKS)], args.noise if j % 2 else 0.0, args.recovery or j % 3 == 2)
+            (
+                args.seed_offset + j,
+                TASKS[j % len(TASKS)],
+                args.noise if j % 2 else 0.0,
+                args.recovery or args.lineup or j % 3 == 2,
+            )
             for j in range(args.episodes)
         ]
         if any(seed >= 1000 for seed, *_ in jobs):
@@ -218,7 +239,8 @@ def main() -> int:
                         model_config.vision.image_size,
                         args.max_steps,
                         args.mjb,
-                        math.pi if args.recovery else 0.35,
+                        math.pi if args.recovery else LINEUP_HEADING_SPREAD if args.lineup else 0.35,
+                        args.lineup,
                     )
                     for part in split(jobs, args.workers)
                 ],
@@ -450,7 +472,12 @@ def prepare_from_episodes(episodes: list[dict], config, model_config, args):
         "subtasks": sorted({label for e in episodes for label in e["labels"]}),
         "source": f"scripted expert, seeds {min(e['seed'] for e in episodes)}..{max(e['seed'] for e in episodes)}, "
         f"noise {args.noise} on odd seeds, camera {args.camera_size} px"
-        + (", every episode a heading-recovery start" if args.recovery else ""),
+        + (", every episode a heading-recovery start" if args.recovery else "")
+        + (
+            ", every episode a line-up start (arm at hover, beside the object) ending with its first pick"
+            if args.lineup
+            else ""
+        ),
         "image_size": model_config.vision.image_size,
         "action_horizon": model_config.action_horizon,
     }

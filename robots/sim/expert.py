@@ -399,12 +399,34 @@ class ScriptedExpert:
             logger.info("place of %s on %s failed (attempt %d)", move.obj, move.target, attempt + 1)
         self.failed = True
 
+    def _grasp_height(self, obj: str) -> float:
+        """World z the hand closes at: a little below the object's top, never lower than just above its bottom."""
+        p = self.robot.object_position(obj)
+        bottom, top, _radius = self.robot.object_extent[obj]
+        return max(p[2] + top - 0.03, p[2] + bottom + 0.02)
+
+    def start_with_arm_at_hover(self) -> None:
+        """Before any action: put the arm at the posture the first pick lines up with (the hand ``HOVER`` above
+        the first object's grasp height, ``REACH`` straight ahead of the base).
+
+        Why: in demonstrations that begin away from the object the arm usually finishes unfolding after the base
+        has lined up, so "the arm is at hover" alone predicts "descend now", and a policy that learned that
+        shortcut closes its gripper wherever the base happens to be. Starting beside the object with the arm
+        already there shows the hand waiting while the base lines up, which only the cameras can tell.
+        """
+        r = self.robot
+        q = self._hover_joints(self._grasp_height(r.spec.moves[0].obj) + HOVER)
+        r.data.qpos[r._arm_qpos] = q
+        r._ctrl_hold()
+        r._mujoco.mj_forward(r.model, r.data)
+        self.q_cmd = q.copy()
+        self.last_clean_action = self._action()
+
     def _pick(self, obj: str, furniture: str, label: str) -> Iterator[Step]:
         r = self.robot
         for _ in range(3):
             p = r.object_position(obj)
-            bottom, top, _radius = r.object_extent[obj]
-            grasp_z = max(p[2] + top - 0.03, p[2] + bottom + 0.02)
+            grasp_z = self._grasp_height(obj)
             self.grip_cmd = 0.0
             q_hover = self._hover_joints(grasp_z + HOVER)
             yield from self._line_up(reach_pose(furniture, p[0], p[1]), q_hover, label)

@@ -192,6 +192,32 @@ def test_expert_solves_tasks_that_start_mid_task(blind: SimKitchen) -> None:
         assert labels[0] == blind.spec.subtasks[1]  # already at the furniture: the pick comes first
 
 
+def test_a_line_up_start_keeps_the_hand_hovering_until_the_base_has_lined_up(blind: SimKitchen) -> None:
+    """The line-up demonstrations: beside the object with the arm already at hover, the expert drives the base
+    under the hand first and only then descends and grasps (the hand never starts down while the base is off)."""
+    for task, seed in (("put the can in the sink", 705), ("put the milk on the shelf", 706)):
+        blind.set_task(task)
+        blind.reset(seed)
+        start_near(blind, FURNITURE_OF[blind.spec.moves[0].source], np.random.default_rng(seed), heading_spread=0.2)
+        expert = ScriptedExpert(blind, seed=seed)
+        expert.start_with_arm_at_hover()
+        obj = blind.spec.moves[0].obj
+        hand_z = blind.grip_pose()[0][2]
+        errors, labels = [], []
+        while blind.held_object != obj and len(labels) < 300:
+            action, label = expert.act()
+            labels.append(label)
+            p = blind.object_position(obj)
+            gx, gy, _ = reach_pose(FURNITURE_OF[blind.spec.moves[0].source], p[0], p[1])
+            x, y, _ = blind.base_pose()
+            errors.append(np.hypot(x - gx, y - gy))
+            if blind.grip_pose()[0][2] < hand_z - 0.04:  # the hand is on its way down (it hovers 12 cm up)
+                break
+            blind.act(action)
+        assert set(labels) == {blind.spec.subtasks[1]}
+        assert errors[0] > 0.05 and errors[-1] < 0.02, (errors[0], errors[-1])
+
+
 @pytest.mark.parametrize("spec", TASK_SPECS, ids=[s.text for s in TASK_SPECS])
 def test_expert_solves_each_task_with_paper_style_labels(blind: SimKitchen, spec) -> None:
     blind.set_task(spec.text)

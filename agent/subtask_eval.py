@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 GOTO_XY, GOTO_YAW = 0.10, 0.10  # m, rad from the stand-off: close enough that the line-up in pick can finish it
 ARM_READY = 0.15  # rad: largest joint error to the tucked posture after a pick
+# m above the object's top: 4 cm into a descent (a line-up hovers the hand 9 cm or more above the object's top)
+DESCENT_ABOVE = 0.05
 
 
 @dataclass
@@ -45,7 +47,9 @@ class SubtaskResult:
     wall_s: float
     # where it went wrong, in robot units: go to: final "xy_error" (m) and "yaw_error" (rad) to the stand-off;
     # pick: "lineup_error" (m), the base's distance from the object's reach pose when the gripper first closed
-    # (absent when it never closed); empty for place
+    # (absent when it never closed), and "descent_error" (m), the same distance when the hand first came down to
+    # DESCENT_ABOVE over the object's top (absent when it never did): a hand that starts down before the base
+    # has lined up closes beside the object; empty for place
     detail: dict[str, float] = field(default_factory=dict)
 
 
@@ -128,6 +132,8 @@ def run_subtask(policy, robot, task: str, seed: int, index: int, segments, slack
             if kind == "pick" and "lineup_error" not in detail and action[7] >= GRIP_CLOSE:
                 detail["lineup_error"] = round(lineup_error(robot, move.obj), 4)
             robot.act(action)
+            if kind == "pick" and "descent_error" not in detail and hand_height_over(robot, move.obj) < DESCENT_ABOVE:
+                detail["descent_error"] = round(lineup_error(robot, move.obj), 4)
             ticks += 1
             success = achieved(robot, move, subtask)
             if success or ticks >= budget:
@@ -155,6 +161,11 @@ def standoff_error(robot, furniture: str) -> dict[str, float]:
     x, y, yaw = robot.base_pose()
     sx, sy, syaw = standoff_pose(furniture)
     return {"xy_error": round(math.hypot(x - sx, y - sy), 4), "yaw_error": round(float(wrap_angle(yaw - syaw)), 4)}
+
+
+def hand_height_over(robot, obj: str) -> float:
+    """Height (m) of the point between the fingertips above ``obj``'s top."""
+    return float(robot.grip_pose()[0][2] - (robot.object_position(obj)[2] + robot.object_extent[obj][1]))
 
 
 def lineup_error(robot, obj: str) -> float:

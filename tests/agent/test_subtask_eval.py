@@ -90,7 +90,7 @@ def test_handing_each_subtask_to_the_expert_succeeds(monkeypatch) -> None:
     # the diagnostics say how close it got: the expert lines up to 6 mm before it closes the gripper
     go_to, pick = results[0], results[1]
     assert go_to.detail["xy_error"] < GOTO_XY and abs(go_to.detail["yaw_error"]) < GOTO_YAW
-    assert pick.detail["lineup_error"] < 0.01
+    assert pick.detail["lineup_error"] < 0.01 and pick.detail["descent_error"] < 0.01  # lined up before it went down
 
 
 def test_a_policy_that_holds_still_fails_every_subtask(monkeypatch) -> None:
@@ -100,3 +100,4 @@ def test_a_policy_that_holds_still_fails_every_subtask(monkeypatch) -> None:
         assert r.ticks >= 3 * r.expert_ticks  # it got the whole budget
     assert results[0].detail["xy_error"] > GOTO_XY  # still where the episode started
     assert "lineup_error" not in results[1].detail  # it never closed the gripper
+    assert "descent_error" not in results[1].detail  # nor brought the hand down

@@ -1,0 +1,149 @@
+"""Does System 1 drive toward the object it is asked to pick? Its base target against the object's reach pose.
+
+Why: a pick starts at a stand-off with the object somewhere along the furniture (its placement is randomized), so
+the first thing "pick up the Y" must do is move the base sideways until Y is straight ahead at reach. Only the
+cameras can say where Y is (nothing about it is in the state). `hearth eval --per-subtask` shows that picks fail
+with the base 0.1-0.8 m off; this says whether the network reads the object's position at all. The robot is put
+at the stand-off of the furniture Y stands on, shifted along it by a few offsets, arm tucked (as a "go to" leaves
+it), and System 1 is asked for "pick up the Y" with several noise draws. The expert's line-up asks for the reach
+pose itself, so an ideal policy's chunk-end base target is the reach pose. The needed move along the furniture is
+the object's offset (cameras) minus the base's shift (state); `summary` fits the commanded move on both. The same with every image black is the control:
+without the cameras the needed move cannot be known, so what remains is what the state and text alone explain.
+
+    .venv/bin/python benchmarks/lineup_response.py --checkpoint checkpoints/sim-small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+TASKS = (
+    "put the can in the sink",
+    "put the milk on the shelf",
+    "put the fruit in the bowl",
+    "bring the bread to the table",
+    "put the cup in the sink",
+)
+SHIFTS = (-0.3, 0.0, 0.3)  # m along the furniture from its stand-off
+
+
+def blank(obs):
+    return obs.model_copy(update={"images": {name: np.zeros_like(image) for name, image in obs.images.items()}})
+
+
+def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng) -> list[dict]:
+    """Needed and commanded base moves (along the furniture, toward it) for each shift, with and without images."""
+    from robots.sim.expert import HOME_ARM, TORSO_FOR
+    from robots.sim.kitchen import reach_pose, standoff_pose
+    from robots.sim.tasks import FURNITURE_OF
+
+    robot.set_task(task)
+    robot.reset(seed)
+    move = robot.spec.moves[0]
+    furniture = FURNITURE_OF[move.source]
+    sx, sy, syaw = standoff_pose(furniture)
+    along = np.array([-math.sin(syaw), math.cos(syaw)])
+    toward = np.array([math.cos(syaw), math.sin(syaw)])
+    horizon, width = policy.config.action_horizon, policy.config.max_action_dim
+    rows = []
+    for shift in SHIFTS:
+        x, y = sx + shift * along[0], sy + shift * along[1]
+        robot._set_base_pose(x, y, syaw)
+        robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
+        hold = np.concatenate([HOME_ARM, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]]).astype(np.float32)
+        for _ in range(5):  # let the controllers settle on the new pose
+            robot.act(hold)
+        obs = robot.observe()
+        pose = np.asarray(robot.base_pose()[:2])
+        p = robot.object_position(move.obj)
+        need = np.asarray(reach_pose(furniture, p[0], p[1])[:2]) - pose
+        for images, seen in (("cameras", obs), ("blank", blank(obs))):
+            commanded = []
+            for _ in range(draws):
+                actions = policy.act(seen, f"pick up the {move.obj}", noise=rng.normal(size=(horizon, width))).actions
+                commanded.append(np.asarray(actions[-1, 9:11], np.float64) - pose)
+            mean = np.mean(commanded, axis=0)
+            rows.append(
+                {
+                    "task": task,
+                    "seed": seed,
+                    "shift": shift,
+                    "images": images,
+                    "need_along": float(need @ along),
+                    "need_toward": float(need @ toward),
+                    "commanded_along": float(mean @ along),
+                    "commanded_toward": float(mean @ toward),
+                }
+            )
+    return rows
+
+
+def summary(rows: list[dict], images: str) -> dict:
+    """How the commanded move along the furniture depends on where the object is and where the base stands.
+
+    The needed move is ``object - shift`` (both along the furniture, from its stand-off): the object's offset only
+    the cameras can see, the shift the state measures. A least-squares fit ``commanded = a * object + b * shift + c``
+    separates the two: an ideal policy has a = 1 and b = -1; one that ignores its cameras has a = 0.
+    """
+    picked = [r for r in rows if r["images"] == images]
+    need = np.array([r["need_along"] for r in picked])
+    got = np.array([r["commanded_along"] for r in picked])
+    shift = np.array([r["shift"] for r in picked])
+    obj = need + shift
+    toward_err = np.array([abs(r["commanded_toward"] - r["need_toward"]) for r in picked])
+    design = np.stack([obj, shift, np.ones_like(obj)], axis=1)
+    (from_object, from_shift, _), *_ = np.linalg.lstsq(design, got, rcond=None)
+    correlation = float(np.corrcoef(need, got)[0, 1]) if np.std(got) > 1e-9 else 0.0
+    return {
+        "images": images,
+        "queries": len(picked),
+        "from_object": float(from_object),
+        "from_shift": float(from_shift),
+        "correlation": correlation,
+        "along_abs_error": float(np.mean(np.abs(got - need))),
+        "toward_abs_error": float(np.mean(toward_err)),
+        "need_along_abs": float(np.mean(np.abs(need))),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
+    parser.add_argument("--draws", type=int, default=3, help="noise draws per placement")
+    args = parser.parse_args()
+
+    from policy.inference import Pi05Policy
+    from robots.registry import make_robot
+
+    policy = Pi05Policy.from_checkpoint(args.checkpoint, device="cpu")
+    robot = make_robot("sim-kitchen", task=TASKS[0], seed=args.seeds[0], cameras=tuple(policy.metadata["camera_names"]))
+    rng = np.random.default_rng(0)
+    rows: list[dict] = []
+    try:
+        for task in TASKS:
+            for seed in args.seeds:
+                rows.extend(lineup_queries(policy, robot, task, seed, args.draws, rng))
+    finally:
+        robot.close()
+    results = [summary(rows, "cameras"), summary(rows, "blank")]
+    print(
+        "| images | placements | per m of object offset (ideal +1) | per m of base shift (ideal -1) | correlation "
+        "| along error (m) | toward error (m) | mean needed move (m) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(
+            f"| {r['images']} | {r['queries']} | {r['from_object']:+.2f} | {r['from_shift']:+.2f} | {r['correlation']:+.2f} | "
+            f"{r['along_abs_error']:.3f} | {r['toward_abs_error']:.3f} | {r['need_along_abs']:.3f} |"
+        )
+    print(json.dumps({"checkpoint": args.checkpoint, "summary": results, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -258,7 +258,8 @@ def _cameras(root: ET.Element, camera_size: int) -> None:
     support = root.find(".//body[@name='mobilebase0_support']")
     assert support is not None, "robosuite PandaOmron model changed: no mobilebase0_support body"
     # A mast camera high above the base's centre line, pitched 63 degrees down: it sees the whole edge of the
-    # furniture in front (both ends of the table) with the tucked arm a thin column in the middle, instead of the
+    # furniture in front (both ends of the table) with the tucked arm a column over its middle (about a fifth of the
+    # image; it can hide the object, benchmarks/object_visibility.py), instead of the
     # arm filling the view (the old camera sat beside the arm at shoulder height).
     ET.SubElement(
         support,

@@ -35,9 +35,12 @@ def blank(obs):
     return obs.model_copy(update={"images": {name: np.zeros_like(image) for name, image in obs.images.items()}})
 
 
-def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng) -> list[dict]:
-    """Needed and commanded base moves (along the furniture, toward it) for each shift, with and without images."""
-    from robots.sim.expert import HOME_ARM, TORSO_FOR
+def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng, arm: str = "tucked") -> list[dict]:
+    """Needed and commanded base moves (along the furniture, toward it) for each shift, with and without images.
+
+    ``arm`` "hover": the arm already at the line-up's hover posture (as the `--lineup` demonstrations start), where
+    the wrist camera looks straight down ahead of the base whatever the shift."""
+    from robots.sim.expert import HOME_ARM, TORSO_FOR, ScriptedExpert
     from robots.sim.kitchen import reach_pose, standoff_pose
     from robots.sim.tasks import FURNITURE_OF
 
@@ -55,6 +58,11 @@ def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng) -> list
         robot._set_base_pose(x, y, syaw)
         robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
         hold = np.concatenate([HOME_ARM, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]]).astype(np.float32)
+        if arm == "hover":
+            robot._mujoco.mj_forward(robot.model, robot.data)
+            expert = ScriptedExpert(robot, seed=seed)
+            expert.start_with_arm_at_hover()
+            hold[:7] = expert.q_cmd
         for _ in range(5):  # let the controllers settle on the new pose
             robot.act(hold)
         obs = robot.observe()
@@ -115,6 +123,9 @@ def main() -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 1001, 1002])
     parser.add_argument("--draws", type=int, default=3, help="noise draws per placement")
+    parser.add_argument(
+        "--arm", choices=("tucked", "hover"), default="tucked", help="arm posture: as a go-to leaves it, or hovering"
+    )
     args = parser.parse_args()
 
     from policy.inference import Pi05Policy
@@ -127,7 +138,7 @@ def main() -> int:
     try:
         for task in TASKS:
             for seed in args.seeds:
-                rows.extend(lineup_queries(policy, robot, task, seed, args.draws, rng))
+                rows.extend(lineup_queries(policy, robot, task, seed, args.draws, rng, args.arm))
     finally:
         robot.close()
     results = [summary(rows, "cameras"), summary(rows, "blank")]

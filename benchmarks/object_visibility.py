@@ -47,6 +47,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1000, 1010)))
     parser.add_argument("--camera-size", type=int, default=96)
+    parser.add_argument(
+        "--arm-aside",
+        action="store_true",
+        help="swing the tucked arm a quarter turn to the side (first joint +pi/2): how much is the arm's doing",
+    )
     args = parser.parse_args()
 
     from robots.registry import make_robot
@@ -66,7 +71,9 @@ def main() -> int:
                 x, y, yaw = standoff_pose(furniture)
                 robot._set_base_pose(x, y, yaw)
                 robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
-                hold = np.concatenate([HOME_ARM, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]])
+                arm = HOME_ARM + np.array([np.pi / 2, 0, 0, 0, 0, 0, 0]) if args.arm_aside else HOME_ARM
+                robot.data.qpos[robot._arm_qpos] = arm
+                hold = np.concatenate([arm, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]])
                 for _ in range(5):
                     robot.act(hold.astype(np.float32))
                 rows.append({"task": task, "seed": seed, "object": move.obj, **object_pixels(robot, move.obj)})

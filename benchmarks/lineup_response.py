@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASKS = (
     "put the can in the sink",
@@ -40,31 +43,26 @@ def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng, arm: st
 
     ``arm`` "hover": the arm already at the line-up's hover posture (as the `--lineup` demonstrations start), where
     the wrist camera looks straight down ahead of the base whatever the shift."""
-    from robots.sim.expert import HOME_ARM, TORSO_FOR, ScriptedExpert
-    from robots.sim.kitchen import reach_pose, standoff_pose
+    from standoff import place_at_standoff, settle
+
+    from robots.sim.expert import ScriptedExpert
+    from robots.sim.kitchen import reach_pose
     from robots.sim.tasks import FURNITURE_OF
 
     robot.set_task(task)
     robot.reset(seed)
     move = robot.spec.moves[0]
     furniture = FURNITURE_OF[move.source]
-    sx, sy, syaw = standoff_pose(furniture)
-    along = np.array([-math.sin(syaw), math.cos(syaw)])
-    toward = np.array([math.cos(syaw), math.sin(syaw)])
     horizon, width = policy.config.action_horizon, policy.config.max_action_dim
     rows = []
     for shift in SHIFTS:
-        x, y = sx + shift * along[0], sy + shift * along[1]
-        robot._set_base_pose(x, y, syaw)
-        robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
-        hold = np.concatenate([HOME_ARM, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]]).astype(np.float32)
+        along, toward = place_at_standoff(robot, furniture, shift)
+        hover = None
         if arm == "hover":
-            robot._mujoco.mj_forward(robot.model, robot.data)
             expert = ScriptedExpert(robot, seed=seed)
             expert.start_with_arm_at_hover()
-            hold[:7] = expert.q_cmd
-        for _ in range(5):  # let the controllers settle on the new pose
-            robot.act(hold)
+            hover = expert.q_cmd
+        settle(robot, hover)
         obs = robot.observe()
         pose = np.asarray(robot.base_pose()[:2])
         p = robot.object_position(move.obj)

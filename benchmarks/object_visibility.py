@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASKS = (
     "put the can in the sink",
@@ -54,9 +58,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from standoff import place_at_standoff, settle
+
     from robots.registry import make_robot
-    from robots.sim.expert import HOME_ARM, TORSO_FOR
-    from robots.sim.kitchen import standoff_pose
+    from robots.sim.expert import HOME_ARM
     from robots.sim.tasks import FURNITURE_OF
 
     robot = make_robot("sim-kitchen", task=TASKS[0], seed=args.seeds[0], camera_size=args.camera_size)
@@ -67,15 +72,11 @@ def main() -> int:
             for seed in args.seeds:
                 robot.reset(seed)
                 move = robot.spec.moves[0]
-                furniture = FURNITURE_OF[move.source]
-                x, y, yaw = standoff_pose(furniture)
-                robot._set_base_pose(x, y, yaw)
-                robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
-                arm = HOME_ARM + np.array([np.pi / 2, 0, 0, 0, 0, 0, 0]) if args.arm_aside else HOME_ARM
-                robot.data.qpos[robot._arm_qpos] = arm
-                hold = np.concatenate([arm, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]])
-                for _ in range(5):
-                    robot.act(hold.astype(np.float32))
+                place_at_standoff(robot, FURNITURE_OF[move.source])
+                aside = HOME_ARM + np.array([np.pi / 2, 0, 0, 0, 0, 0, 0])
+                if args.arm_aside:
+                    robot.data.qpos[robot._arm_qpos] = aside
+                settle(robot, aside if args.arm_aside else None)
                 rows.append({"task": task, "seed": seed, "object": move.obj, **object_pixels(robot, move.obj)})
     finally:
         robot.close()

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TASKS = (
     "put the can in the sink",
@@ -36,8 +39,9 @@ ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 def scenes(robot, seeds: range, per_scene: int, rng) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
     """Camera images, the needed move and the object's offset (both along the furniture), and each placement's
     seed. The needed move is the offset minus the base's shift; only the offset is the cameras' alone to tell."""
-    from robots.sim.expert import HOME_ARM, TORSO_FOR
-    from robots.sim.kitchen import reach_pose, standoff_pose
+    from standoff import place_at_standoff, settle
+
+    from robots.sim.kitchen import reach_pose
     from robots.sim.tasks import FURNITURE_OF
 
     images, needs, offsets, seed_of = [], [], [], []
@@ -47,16 +51,10 @@ def scenes(robot, seeds: range, per_scene: int, rng) -> tuple[list[dict], np.nda
             robot.reset(seed)
             move = robot.spec.moves[0]
             furniture = FURNITURE_OF[move.source]
-            sx, sy, syaw = standoff_pose(furniture)
-            along = np.array([-math.sin(syaw), math.cos(syaw)])
             for _ in range(per_scene):
                 shift = rng.uniform(-0.4, 0.4)
-                x, y = sx + shift * along[0], sy + shift * along[1]
-                robot._set_base_pose(x, y, syaw)
-                robot.data.qpos[robot._torso_qpos] = TORSO_FOR[furniture]
-                hold = np.concatenate([HOME_ARM, [0.0], [TORSO_FOR[furniture]], [x, y, robot.state()[11]]])
-                for _ in range(5):
-                    robot.act(hold.astype(np.float32))
+                along, _toward = place_at_standoff(robot, furniture, shift)
+                settle(robot)
                 obs = robot.observe()
                 p = robot.object_position(move.obj)
                 need = np.asarray(reach_pose(furniture, p[0], p[1])[:2]) - np.asarray(robot.base_pose()[:2])

@@ -19,6 +19,7 @@ import numpy as np
 from policy.action_frame import heading_in_range
 from policy.normalize import NormStats
 from policy.train import PreparedData, reframe_prepared
+from policy.training.data import decoded_prompt_heads
 from robots.sim.kitchen import FACING, YAW_STATE_LOW
 
 GO_TO = re.compile(r"^Task: go to the (\w+)")
@@ -27,16 +28,15 @@ PROMPT_HEAD_TOKENS = 12  # enough tokens to hold "Task: go to the <furniture>"
 
 def goal_heading_per_row(prepared: PreparedData) -> np.ndarray:
     """Per frame, the stand-off heading of the furniture its "go to the X" subtask names; NaN for other subtasks."""
-    heads = prepared.arrays.s1_tokens[:, :PROMPT_HEAD_TOKENS]
-    unique, inverse = np.unique(heads, axis=0, return_inverse=True)
-    per_unique = np.full(len(unique), np.nan)
-    for i, tokens in enumerate(unique):
-        match = GO_TO.match(prepared.tokenizer.decode([int(t) for t in tokens if t]))
+    texts, inverse = decoded_prompt_heads(prepared.arrays.s1_tokens, prepared.tokenizer.decode, PROMPT_HEAD_TOKENS)
+    per_unique = np.full(len(texts), np.nan)
+    for i, text in enumerate(texts):
+        match = GO_TO.match(text)
         if match:
             if match.group(1) not in FACING:
                 raise ValueError(f"a go-to subtask names {match.group(1)!r}, which has no stand-off heading")
             per_unique[i] = FACING[match.group(1)]
-    return per_unique[np.ravel(inverse)]
+    return per_unique[inverse]
 
 
 def drive_heading_labels(prepared: PreparedData) -> PreparedData:

@@ -228,6 +228,14 @@ class TorchArrays:
         )
 
 
+def decoded_prompt_heads(s1_tokens: np.ndarray, decode, head: int) -> tuple[list[str], np.ndarray]:
+    """The first ``head`` tokens of every System-1 prompt, each distinct opening decoded once, and for every row
+    the index of its opening. Why: a hundred thousand frames share a few thousand openings ("Task: {subtask},
+    State: " and the first state bins), so decoding each once takes a fraction of a second."""
+    heads, inverse = np.unique(s1_tokens[:, :head], axis=0, return_inverse=True)
+    return [decode([int(t) for t in tokens if t]) for tokens in heads], np.ravel(inverse)
+
+
 def subtask_repeats(s1_tokens: np.ndarray, decode, weights: Mapping[str, int], head: int = 12) -> np.ndarray:
     """How many times each frame is drawn per pass: ``weights[prefix]`` for a frame whose subtask (its System-1
     prompt ``Task: {subtask}, State: ...``) starts with ``prefix``, else 1.
@@ -241,11 +249,10 @@ def subtask_repeats(s1_tokens: np.ndarray, decode, weights: Mapping[str, int], h
     repeats = np.ones(len(s1_tokens), np.int64)
     if not weights:
         return repeats
-    heads, inverse = np.unique(s1_tokens[:, :head], axis=0, return_inverse=True)
-    inverse = np.ravel(inverse)
+    texts, inverse = decoded_prompt_heads(s1_tokens, decode, head)
     matched = dict.fromkeys(weights, 0)
-    for i, tokens in enumerate(heads):
-        subtask = decode([int(t) for t in tokens if t]).removeprefix("Task: ")
+    for i, text in enumerate(texts):
+        subtask = text.removeprefix("Task: ")
         for prefix, times in weights.items():
             if subtask.startswith(prefix):
                 rows = inverse == i

@@ -297,8 +297,9 @@ class BlindPolicy:
     def subtask(self, obs, task: str) -> str:
         return self.policy.subtask(self._blank(obs), task)
 
-    def act(self, obs, prompt: str):
-        return self.policy.act(self._blank(obs), prompt)
+    def act(self, obs, prompt: str, **options):
+        """The wrapped policy's chunk for black images; ``options`` (noise, RTC's prev_chunk/delay) pass through."""
+        return self.policy.act(self._blank(obs), prompt, **options)
 
 
 def plan_jobs(tasks: Sequence[str], episodes: int, seed_offset: int) -> list[tuple[str, int]]:

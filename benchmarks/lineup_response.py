@@ -24,18 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TASKS = (
-    "put the can in the sink",
-    "put the milk on the shelf",
-    "put the fruit in the bowl",
-    "bring the bread to the table",
-    "put the cup in the sink",
-)
 SHIFTS = (-0.3, 0.0, 0.3)  # m along the furniture from its stand-off
-
-
-def blank(obs):
-    return obs.model_copy(update={"images": {name: np.zeros_like(image) for name, image in obs.images.items()}})
 
 
 def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng, arm: str = "tucked") -> list[dict]:
@@ -45,6 +34,7 @@ def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng, arm: st
     the wrist camera looks straight down ahead of the base whatever the shift."""
     from standoff import place_at_standoff, settle
 
+    from agent.evaluation import BlindPolicy
     from robots.sim.expert import ScriptedExpert
     from robots.sim.kitchen import reach_pose
     from robots.sim.tasks import FURNITURE_OF
@@ -67,10 +57,10 @@ def lineup_queries(policy, robot, task: str, seed: int, draws: int, rng, arm: st
         pose = np.asarray(robot.base_pose()[:2])
         p = robot.object_position(move.obj)
         need = np.asarray(reach_pose(furniture, p[0], p[1])[:2]) - pose
-        for images, seen in (("cameras", obs), ("blank", blank(obs))):
+        for images, asked in (("cameras", policy), ("blank", BlindPolicy(policy))):
             commanded = []
             for _ in range(draws):
-                actions = policy.act(seen, f"pick up the {move.obj}", noise=rng.normal(size=(horizon, width))).actions
+                actions = asked.act(obs, f"pick up the {move.obj}", noise=rng.normal(size=(horizon, width))).actions
                 commanded.append(np.asarray(actions[-1, 9:11], np.float64) - pose)
             mean = np.mean(commanded, axis=0)
             rows.append(
@@ -126,15 +116,19 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from standoff import FIRST_PICK_TASKS
+
     from policy.inference import Pi05Policy
     from robots.registry import make_robot
 
     policy = Pi05Policy.from_checkpoint(args.checkpoint, device="cpu")
-    robot = make_robot("sim-kitchen", task=TASKS[0], seed=args.seeds[0], cameras=tuple(policy.metadata["camera_names"]))
+    robot = make_robot(
+        "sim-kitchen", task=FIRST_PICK_TASKS[0], seed=args.seeds[0], cameras=tuple(policy.metadata["camera_names"])
+    )
     rng = np.random.default_rng(0)
     rows: list[dict] = []
     try:
-        for task in TASKS:
+        for task in FIRST_PICK_TASKS:
             for seed in args.seeds:
                 rows.extend(lineup_queries(policy, robot, task, seed, args.draws, rng, args.arm))
     finally:

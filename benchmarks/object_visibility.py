@@ -21,15 +21,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TASKS = (
-    "put the can in the sink",
-    "put the milk on the shelf",
-    "put the fruit in the bowl",
-    "bring the bread to the table",
-    "put the cup in the sink",
-    "clear the table",
-)
-
 
 def object_pixels(robot, obj: str) -> dict[str, int]:
     """Pixels of each camera image that change when ``obj`` is taken out of the scene."""
@@ -62,8 +53,9 @@ def main() -> int:
 
     from robots.registry import make_robot
     from robots.sim.expert import HOME_ARM
-    from robots.sim.tasks import FURNITURE_OF
+    from robots.sim.tasks import FURNITURE_OF, TASKS
 
+    aside = HOME_ARM + np.array([np.pi / 2, 0, 0, 0, 0, 0, 0]) if args.arm_aside else None
     robot = make_robot("sim-kitchen", task=TASKS[0], seed=args.seeds[0], camera_size=args.camera_size)
     rows = []
     try:
@@ -73,10 +65,9 @@ def main() -> int:
                 robot.reset(seed)
                 move = robot.spec.moves[0]
                 place_at_standoff(robot, FURNITURE_OF[move.source])
-                aside = HOME_ARM + np.array([np.pi / 2, 0, 0, 0, 0, 0, 0])
-                if args.arm_aside:
+                if aside is not None:
                     robot.data.qpos[robot._arm_qpos] = aside
-                settle(robot, aside if args.arm_aside else None)
+                settle(robot, aside)
                 rows.append({"task": task, "seed": seed, "object": move.obj, **object_pixels(robot, move.obj)})
     finally:
         robot.close()

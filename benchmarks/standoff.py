@@ -6,6 +6,15 @@ import math
 
 import numpy as np
 
+# one task per object a task picks first ("clear the table" starts with the can, like "put the can in the sink")
+FIRST_PICK_TASKS = (
+    "put the can in the sink",
+    "put the milk on the shelf",
+    "put the fruit in the bowl",
+    "bring the bread to the table",
+    "put the cup in the sink",
+)
+
 
 def place_at_standoff(robot, furniture: str, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Base at ``furniture``'s stand-off moved ``shift`` m along it, facing it, torso at its height, arm tucked.

@@ -26,13 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TASKS = (
-    "put the can in the sink",
-    "put the milk on the shelf",
-    "put the fruit in the bowl",
-    "bring the bread to the table",
-    "put the cup in the sink",
-)
+from standoff import FIRST_PICK_TASKS as TASKS
+
 ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
